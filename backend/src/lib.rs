@@ -1,0 +1,166 @@
+//! Gridwatch backend: follows the node states ingest publishes on NATS,
+//! serves them over HTTP and streams them over WebSocket, with health and
+//! Prometheus metrics; serves the built frontend. Stateless: any number can
+//! run side by side.
+//!
+//! Modules:
+//! - [`config`]: layered configuration; [`error`]: `ApiError` and friends.
+//! - [`store`]: node states, delta history and per-node broadcast.
+//! - [`watch`]: follows the state bucket.
+//! - [`ws`]: the WebSocket protocol.
+//! - [`routes`]: one file per HTTP resource.
+
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod store;
+pub mod watch;
+pub mod ws;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{StatusCode, Uri};
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use tokio_util::sync::CancellationToken;
+use tower_http::services::{ServeDir, ServeFile};
+
+use gridwatch_model::Registry;
+
+pub use config::Config;
+pub use error::{ApiError, BackendError};
+
+/// Shared state of the handlers.
+pub struct AppState {
+    pub cfg: Config,
+    pub registry: Arc<Registry>,
+    pub store: store::Store,
+    pub hierarchy: Bytes,
+    pub nats: async_nats::Client,
+    pub prometheus: PrometheusHandle,
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The deployment clock's "now" as ingest last reported it, else the
+    /// wall clock (RFC 3339, +08:00).
+    pub fn clock_now(&self) -> String {
+        self.store
+            .meta()
+            .and_then(|m| {
+                m.get("clock_now")
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| gridwatch_model::time::to_local_rfc3339(chrono::Utc::now()))
+    }
+}
+
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Loads the registry named by `path` (or the committed Beilun registry).
+pub fn load_registry(path: Option<&std::path::Path>) -> Result<Registry, BackendError> {
+    let p = path
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(config::default_registry_path);
+    let text = std::fs::read_to_string(&p).map_err(|e| BackendError::Io {
+        path: p.display().to_string(),
+        source: e,
+    })?;
+    Ok(Registry::from_json(&text)?)
+}
+
+async fn api_not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no resource at {}", uri.path()))
+}
+
+/// The router.
+pub fn router(app: Arc<AppState>) -> Router {
+    let index = app.cfg.static_dir.join("index.html");
+    let spa = ServeDir::new(&app.cfg.static_dir).fallback(ServeFile::new(index));
+    let api = Router::new()
+        .route("/hierarchy", get(routes::hierarchy::get))
+        .route("/state", get(routes::state::get))
+        .fallback(api_not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/api", get(api_not_found))
+        .route("/ws", get(ws::handler))
+        .route("/healthz", get(routes::health::get))
+        .route("/metrics", get(routes::metrics::get))
+        .fallback_service(spa)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Runs the backend until `shutdown` is cancelled. Binds `cfg.listen` and
+/// reports the bound address through `bound` (for port 0).
+pub async fn run(
+    cfg: Config,
+    shutdown: CancellationToken,
+    bound: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> Result<(), BackendError> {
+    let registry = Arc::new(load_registry(cfg.registry.as_deref())?);
+    let hierarchy = Bytes::from(routes::hierarchy::build(&registry).to_string());
+    let nats = async_nats::ConnectOptions::new()
+        .name("gridwatch-backend")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(&cfg.nats)
+        .await
+        .map_err(|e| BackendError::Nats(e.to_string()))?;
+    let store = store::Store::new(
+        registry.nodes.iter().map(|n| n.id.as_str()),
+        cfg.resume_history,
+    );
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|e| BackendError::Io {
+            path: cfg.listen.clone(),
+            source: e,
+        })?;
+    let addr = listener.local_addr().map_err(|e| BackendError::Io {
+        path: cfg.listen.clone(),
+        source: e,
+    })?;
+    let app = Arc::new(AppState {
+        cfg,
+        registry,
+        store,
+        hierarchy,
+        nats: nats.clone(),
+        prometheus: prometheus(),
+        shutdown: shutdown.clone(),
+    });
+    metrics::gauge!("gridwatch_ws_clients").set(0.0);
+    let watcher = tokio::spawn(watch::run(nats, app.clone(), shutdown.child_token()));
+    tracing::info!(%addr, "listening");
+    if let Some(b) = bound {
+        let _ = b.send(addr);
+    }
+    let s = shutdown.clone();
+    let served = axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move { s.cancelled().await })
+        .await;
+    shutdown.cancel();
+    let _ = watcher.await;
+    served.map_err(|e| BackendError::Io {
+        path: addr.to_string(),
+        source: e,
+    })?;
+    let _ = StatusCode::OK;
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! `GET /healthz`: the NATS connection and the age of the newest applied
+//! event; 200 when connected and fed, 503 otherwise.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use crate::AppState;
+
+/// Answers the health.
+pub async fn get(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    let nats = format!("{:?}", app.nats.connection_state()).to_lowercase();
+    let connected = nats == "connected";
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let meta = app.store.meta();
+    let age = |key: &str| {
+        meta.as_ref()
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_i64)
+            .map(|t| (now_ms - t) as f64 / 1000.0)
+    };
+    let body = json!({
+        "status": if connected { "ok" } else { "degraded" },
+        "nats": nats,
+        "nodes_with_state": app.store.nodes_with_state(),
+        "newest_applied_event_age_s": age("last_applied_wall_ms"),
+        "ingest_report_age_s": age("wall_ms"),
+        "last_seq": meta.as_ref().and_then(|m| m.get("last_seq")).cloned(),
+        "newest_event": meta.as_ref().and_then(|m| m.get("newest_event")).cloned(),
+        "clock_now": meta.as_ref().and_then(|m| m.get("clock_now")).cloned(),
+    });
+    let code = if connected {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}

@@ -1,0 +1,6 @@
+//! HTTP resources, one file each.
+
+pub mod health;
+pub mod hierarchy;
+pub mod metrics;
+pub mod state;

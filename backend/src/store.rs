@@ -1,0 +1,265 @@
+//! The backend's copy of every node state, fed from the state bucket.
+//!
+//! For each node it keeps the current state and version (`seq`, set by
+//! ingest), the last deltas as ready-to-send frames (for clients resuming
+//! after a reconnect), and a broadcast channel to the clients following it.
+//! A state whose `seq` is exactly one more than the last becomes a delta
+//! (RFC 7386 merge patch); anything else (a gap, a restarted ingest) resets
+//! the node, and its clients get a fresh snapshot.
+
+use axum::extract::ws::Utf8Bytes;
+use gridwatch_model::merge_patch;
+use gridwatch_model::ws::ServerMsg;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use tokio::sync::broadcast;
+
+/// What a node's followers are told.
+#[derive(Clone, Debug)]
+pub enum Update {
+    /// A delta frame moving the node to `seq`.
+    Delta { seq: u64, frame: Utf8Bytes },
+    /// The node changed in a way deltas cannot express: send a snapshot.
+    Reset,
+}
+
+struct NodeEntry {
+    seq: u64,
+    state: Option<Arc<Value>>,
+    /// (seq, frame) of the last deltas, oldest first.
+    history: VecDeque<(u64, Utf8Bytes)>,
+    tx: broadcast::Sender<Update>,
+}
+
+/// A snapshot of one node, for a client that subscribes.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub state: Arc<Value>,
+}
+
+/// How a subscriber catches up.
+#[derive(Debug)]
+pub enum CatchUp {
+    /// Send these delta frames (may be empty: already current).
+    Deltas(Vec<Utf8Bytes>, u64),
+    /// Send a snapshot.
+    Snapshot(Snapshot),
+    /// No state yet: wait for the first.
+    Nothing,
+}
+
+/// All node states.
+pub struct Store {
+    nodes: RwLock<HashMap<String, NodeEntry>>,
+    meta: RwLock<Option<Arc<Value>>>,
+    history_len: usize,
+}
+
+fn frame(msg: &ServerMsg) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(msg).expect("server messages always serialize"))
+}
+
+impl Store {
+    /// A store for the given node ids.
+    pub fn new<'a>(ids: impl Iterator<Item = &'a str>, history_len: usize) -> Self {
+        let nodes = ids
+            .map(|id| {
+                let (tx, _) = broadcast::channel(64);
+                (
+                    id.to_string(),
+                    NodeEntry {
+                        seq: 0,
+                        state: None,
+                        history: VecDeque::new(),
+                        tx,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            nodes: RwLock::new(nodes),
+            meta: RwLock::new(None),
+            history_len,
+        }
+    }
+
+    /// Whether `node` is a known node.
+    pub fn knows(&self, node: &str) -> bool {
+        self.nodes
+            .read()
+            .map(|n| n.contains_key(node))
+            .unwrap_or(false)
+    }
+
+    /// Applies a state published by ingest. Returns whether it changed.
+    pub fn apply(&self, node: &str, state: Value) -> bool {
+        let Some(seq) = state.get("seq").and_then(Value::as_u64) else {
+            tracing::warn!(node, "state without seq ignored");
+            return false;
+        };
+        let Ok(mut nodes) = self.nodes.write() else {
+            return false;
+        };
+        let Some(e) = nodes.get_mut(node) else {
+            tracing::debug!(node, "state for a node not in the registry ignored");
+            return false;
+        };
+        match &e.state {
+            Some(old) if seq == e.seq + 1 => {
+                let patch = merge_patch::diff(old, &state)
+                    .unwrap_or_else(|| Value::Object(Default::default()));
+                let f = frame(&ServerMsg::Delta {
+                    node: node.to_string(),
+                    seq,
+                    patch,
+                });
+                e.history.push_back((seq, f.clone()));
+                while e.history.len() > self.history_len {
+                    e.history.pop_front();
+                }
+                e.seq = seq;
+                e.state = Some(Arc::new(state));
+                let _ = e.tx.send(Update::Delta { seq, frame: f });
+            }
+            Some(old) if seq <= e.seq && **old == state => return false,
+            _ => {
+                e.seq = seq;
+                e.state = Some(Arc::new(state));
+                e.history.clear();
+                let _ = e.tx.send(Update::Reset);
+            }
+        }
+        true
+    }
+
+    /// The current state of `node`, if any.
+    pub fn snapshot(&self, node: &str) -> Option<Snapshot> {
+        let nodes = self.nodes.read().ok()?;
+        let e = nodes.get(node)?;
+        e.state.as_ref().map(|s| Snapshot {
+            seq: e.seq,
+            state: s.clone(),
+        })
+    }
+
+    /// Subscribes to `node`'s updates and says how to catch up from
+    /// `resume_from` (or from nothing). Subscribing and reading happen under
+    /// one lock, so no update falls between them.
+    pub fn subscribe(
+        &self,
+        node: &str,
+        resume_from: Option<u64>,
+    ) -> Option<(broadcast::Receiver<Update>, CatchUp)> {
+        let nodes = self.nodes.read().ok()?;
+        let e = nodes.get(node)?;
+        let rx = e.tx.subscribe();
+        let Some(state) = &e.state else {
+            return Some((rx, CatchUp::Nothing));
+        };
+        let snapshot = || {
+            CatchUp::Snapshot(Snapshot {
+                seq: e.seq,
+                state: state.clone(),
+            })
+        };
+        let catch_up = match resume_from {
+            Some(r) if r == e.seq => CatchUp::Deltas(Vec::new(), e.seq),
+            Some(r) if r < e.seq && e.history.front().is_some_and(|(s, _)| *s <= r + 1) => {
+                let frames = e
+                    .history
+                    .iter()
+                    .filter(|(s, _)| *s > r)
+                    .map(|(_, f)| f.clone())
+                    .collect();
+                CatchUp::Deltas(frames, e.seq)
+            }
+            _ => snapshot(),
+        };
+        Some((rx, catch_up))
+    }
+
+    /// Stores ingest's statistics.
+    pub fn set_meta(&self, meta: Value) {
+        if let Ok(mut m) = self.meta.write() {
+            *m = Some(Arc::new(meta));
+        }
+    }
+
+    /// Ingest's latest statistics.
+    pub fn meta(&self) -> Option<Arc<Value>> {
+        self.meta.read().ok().and_then(|m| m.clone())
+    }
+
+    /// How many nodes have a state.
+    pub fn nodes_with_state(&self) -> usize {
+        self.nodes
+            .read()
+            .map(|n| n.values().filter(|e| e.state.is_some()).count())
+            .unwrap_or(0)
+    }
+}
+
+/// A snapshot frame for `node`.
+pub fn snapshot_frame(node: &str, s: &Snapshot) -> Utf8Bytes {
+    frame(&ServerMsg::Snapshot {
+        node: node.to_string(),
+        seq: s.seq,
+        state: (*s.state).clone(),
+    })
+}
+
+/// A heartbeat frame.
+pub fn heartbeat_frame(node: &str, seq: u64, as_of: &str) -> Utf8Bytes {
+    frame(&ServerMsg::Heartbeat {
+        node: node.to_string(),
+        seq,
+        as_of: as_of.to_string(),
+    })
+}
+
+/// An error frame.
+pub fn error_frame(code: &str, message: &str) -> Utf8Bytes {
+    frame(&ServerMsg::Error {
+        code: code.to_string(),
+        message: message.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn consecutive_versions_become_deltas_and_gaps_reset() {
+        let store = Store::new(["a"].into_iter(), 8);
+        let (mut rx, c) = store.subscribe("a", None).expect("known node");
+        assert!(matches!(c, CatchUp::Nothing));
+        assert!(store.apply("a", json!({"seq": 1, "x": 1})));
+        assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
+        assert!(store.apply("a", json!({"seq": 2, "x": 2})));
+        match rx.try_recv() {
+            Ok(Update::Delta { seq, frame }) => {
+                assert_eq!(seq, 2);
+                let v: Value = serde_json::from_str(frame.as_str()).expect("json");
+                assert_eq!(v["patch"], json!({"seq": 2, "x": 2}));
+            }
+            other => panic!("expected a delta, got {other:?}"),
+        }
+        // Resume from 1: one delta; from 0: not in history → snapshot.
+        match store.subscribe("a", Some(1)).map(|x| x.1) {
+            Some(CatchUp::Deltas(f, 2)) => assert_eq!(f.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.subscribe("a", Some(0)).map(|x| x.1),
+            Some(CatchUp::Snapshot(_))
+        ));
+        // Same state again: ignored. A gap: reset.
+        assert!(!store.apply("a", json!({"seq": 2, "x": 2})));
+        assert!(store.apply("a", json!({"seq": 9, "x": 3})));
+        assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
+    }
+}

@@ -1,0 +1,170 @@
+//! `GET /ws`: clients subscribe to nodes and get a snapshot, then deltas
+//! with an increasing `seq`, and heartbeats; on reconnect they resume from
+//! their last `seq` or get a fresh snapshot.
+//!
+//! Each socket is split: one task writes frames from a bounded queue, the
+//! receive loop reads requests, and one forwarder per subscription moves
+//! that node's updates into the queue. A client that cannot keep up fills
+//! its queue, its forwarder lags behind the node's broadcast, and on lag it
+//! gets one fresh snapshot instead of the missed deltas: a slow client is
+//! coalesced and never slows the others.
+
+use axum::extract::State;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use gridwatch_model::ws::ClientMsg;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::AppState;
+use crate::store::{CatchUp, Store, Update, error_frame, heartbeat_frame, snapshot_frame};
+
+/// Upgrades to a WebSocket.
+pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<AppState>>) -> Response {
+    ws.on_upgrade(move |socket| client(socket, app))
+}
+
+async fn client(socket: WebSocket, app: Arc<AppState>) {
+    metrics::gauge!("gridwatch_ws_clients").increment(1.0);
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(app.cfg.client_queue.max(1));
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if sink.send(Message::Text(f)).await.is_err() {
+                break;
+            }
+            metrics::counter!("gridwatch_ws_frames_sent_total").increment(1);
+        }
+        let _ = sink.close().await;
+    });
+    let mut subs: HashMap<String, AbortHandle> = HashMap::new();
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            // The writer ended: the client is gone.
+            _ = tasks.join_next() => break,
+            _ = app.shutdown.cancelled() => break,
+        };
+        let text = match msg {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => continue,
+        };
+        match serde_json::from_str::<ClientMsg>(text.as_str()) {
+            Ok(ClientMsg::Subscribe { node, resume_from }) => {
+                if let Some(h) = subs.remove(&node) {
+                    h.abort();
+                }
+                match app.store.subscribe(&node, resume_from) {
+                    Some((updates, catch_up)) => {
+                        let h = tasks.spawn(forward(
+                            app.clone(),
+                            node.clone(),
+                            updates,
+                            catch_up,
+                            tx.clone(),
+                        ));
+                        subs.insert(node, h);
+                    }
+                    None => {
+                        let _ = tx
+                            .send(error_frame("unknown_node", &format!("no node `{node}`")))
+                            .await;
+                    }
+                }
+            }
+            Ok(ClientMsg::Unsubscribe { node }) => {
+                if let Some(h) = subs.remove(&node) {
+                    h.abort();
+                }
+            }
+            Err(e) => {
+                let _ = tx
+                    .send(error_frame(
+                        "bad_request",
+                        &format!("not a client message: {e}"),
+                    ))
+                    .await;
+            }
+        }
+    }
+    tasks.shutdown().await;
+    metrics::gauge!("gridwatch_ws_clients").decrement(1.0);
+}
+
+/// Sends a snapshot of `node` (if it has a state) and returns its seq.
+async fn send_snapshot(store: &Store, node: &str, tx: &mpsc::Sender<Utf8Bytes>) -> Option<u64> {
+    let s = store.snapshot(node)?;
+    tx.send(snapshot_frame(node, &s)).await.ok()?;
+    Some(s.seq)
+}
+
+/// Moves one node's updates to a client, keeping its `seq` contiguous.
+async fn forward(
+    app: Arc<AppState>,
+    node: String,
+    mut updates: broadcast::Receiver<Update>,
+    catch_up: CatchUp,
+    tx: mpsc::Sender<Utf8Bytes>,
+) {
+    let mut seq: Option<u64> = match catch_up {
+        CatchUp::Deltas(frames, seq) => {
+            for f in frames {
+                if tx.send(f).await.is_err() {
+                    return;
+                }
+            }
+            Some(seq)
+        }
+        CatchUp::Snapshot(s) => {
+            if tx.send(snapshot_frame(&node, &s)).await.is_err() {
+                return;
+            }
+            Some(s.seq)
+        }
+        CatchUp::Nothing => None,
+    };
+    let mut beat = tokio::time::interval(Duration::from_secs(app.cfg.heartbeat_s.max(1)));
+    beat.tick().await;
+    loop {
+        let u = tokio::select! {
+            u = updates.recv() => u,
+            _ = beat.tick() => {
+                if let Some(s) = seq {
+                    let as_of = app.clock_now();
+                    if tx.send(heartbeat_frame(&node, s, &as_of)).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+        };
+        let next = match u {
+            Ok(Update::Delta { seq: s, frame }) => match seq {
+                Some(cur) if s == cur + 1 => {
+                    if tx.send(frame).await.is_err() {
+                        return;
+                    }
+                    Some(s)
+                }
+                // Already covered by the snapshot or catch-up.
+                Some(cur) if s <= cur => Some(cur),
+                _ => send_snapshot(&app.store, &node, &tx).await,
+            },
+            Ok(Update::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                metrics::counter!("gridwatch_ws_snapshots_resent_total").increment(1);
+                send_snapshot(&app.store, &node, &tx).await
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if next.is_none() && tx.is_closed() {
+            return;
+        }
+        seq = next.or(seq);
+    }
+}

@@ -1,0 +1,130 @@
+//! Typed, layered configuration: defaults → `--config` file (TOML) →
+//! `GRIDWATCH__…` environment variables → command-line flags. Unknown keys
+//! are rejected.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::clock::ClockMode;
+use crate::error::IngestError;
+
+/// Status thresholds (DESIGN §4).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// A sealed or control micro-grid unpatrolled this long is red.
+    pub unpatrolled_red_min: i64,
+    /// ... and amber from this long.
+    pub unpatrolled_amber_min: i64,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            unpatrolled_red_min: 120,
+            unpatrolled_amber_min: 60,
+        }
+    }
+}
+
+/// Ingest configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// NATS server URL.
+    pub nats: String,
+    /// Where checkpoints and Parquet history live.
+    pub data_dir: PathBuf,
+    /// Registry file; the committed Beilun registry when unset.
+    pub registry: Option<PathBuf>,
+    /// JetStream stream holding `gw.ev.>`.
+    pub stream: String,
+    /// Dead-letter stream holding `gw.dlq.>`.
+    pub dlq_stream: String,
+    /// Key-value bucket the node states are published to.
+    pub state_bucket: String,
+    /// Durable consumer name.
+    pub consumer: String,
+    /// Subject filter (a worker may own a subset of streets).
+    pub filter_subject: String,
+    /// Dedupe window of the event stream, seconds.
+    pub dedupe_window_s: u64,
+    /// A batch closes at this many events...
+    pub batch_max_events: usize,
+    /// ...or this many milliseconds after its first event.
+    pub batch_max_ms: u64,
+    /// Checkpoint (and ack) at most this often.
+    pub checkpoint_ms: u64,
+    /// Flush per-minute history to Parquet at most this often.
+    pub history_flush_s: u64,
+    /// Recompute time-dependent aggregates this often when idle.
+    pub tick_ms: u64,
+    /// Events older than this (relative to the clock) are `too_late`.
+    pub lateness_s: i64,
+    /// Events further ahead of the clock than this are `future`.
+    pub future_s: i64,
+    /// `wall` (default) or `replay` (now = newest applied event time).
+    pub clock: ClockMode,
+    pub status: StatusConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            nats: "nats://127.0.0.1:4222".into(),
+            data_dir: PathBuf::from("gridwatch-data"),
+            registry: None,
+            stream: "GW_EVENTS".into(),
+            dlq_stream: "GW_DLQ".into(),
+            state_bucket: "GW_STATE".into(),
+            consumer: "gridwatch-ingest".into(),
+            filter_subject: "gw.ev.>".into(),
+            dedupe_window_s: 120,
+            batch_max_events: 2000,
+            batch_max_ms: 20,
+            checkpoint_ms: 1000,
+            history_flush_s: 60,
+            tick_ms: 1000,
+            lateness_s: 24 * 3600,
+            future_s: 300,
+            clock: ClockMode::Wall,
+            status: StatusConfig::default(),
+        }
+    }
+}
+
+/// The committed Beilun registry, found relative to this crate so the
+/// binaries run from any directory of a checkout.
+pub fn default_registry_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/beilun-registry.json")
+}
+
+/// Loads configuration: defaults, then `file`, then `GRIDWATCH__…`
+/// variables, then `overrides` (flag name → value).
+///
+/// Fails when the file cannot be read or a key is unknown or mistyped.
+pub fn load<T: serde::de::DeserializeOwned>(
+    file: Option<&Path>,
+    overrides: &[(&str, Option<String>)],
+) -> Result<T, IngestError> {
+    let mut b = config::Config::builder();
+    if let Some(f) = file {
+        b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
+    }
+    b = b.add_source(
+        config::Environment::with_prefix("GRIDWATCH")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
+    );
+    for (k, v) in overrides {
+        if let Some(v) = v {
+            b = b
+                .set_override(*k, v.clone())
+                .map_err(|e| IngestError::Config(e.to_string()))?;
+        }
+    }
+    b.build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| IngestError::Config(e.to_string()))
+}

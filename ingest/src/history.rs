@@ -1,0 +1,140 @@
+//! Per-micro-grid per-minute history as Parquet, partitioned by local date:
+//! `<data-dir>/history/date=YYYY-MM-DD/part-<from_seq>-<to_seq>.parquet`.
+//!
+//! Each part holds the deltas of the events in its sequence range, so a late
+//! event adds a row rather than rewriting one; queries sum by (node,
+//! minute). Parts are written before the checkpoint that clears them from
+//! the pending state, and parts beyond the checkpoint are removed at start,
+//! so a crash between the two never counts a row twice.
+
+use chrono::DateTime;
+use gridwatch_model::Registry;
+use gridwatch_model::time::local_date;
+use polars::prelude::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::aggregate::{COUNT_COLS, bucket_values};
+use crate::error::IngestError;
+use crate::state::{Bucket, LiveState, Topology};
+
+/// The history directory under a data dir.
+pub fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("history")
+}
+
+fn io_err(p: &Path, e: std::io::Error) -> IngestError {
+    IngestError::Io {
+        path: p.display().to_string(),
+        source: e,
+    }
+}
+
+/// Removes parts that cover sequences after `last_seq` (written before a
+/// crash, never checkpointed).
+pub fn remove_uncommitted(data_dir: &Path, last_seq: u64) -> Result<usize, IngestError> {
+    let root = dir(data_dir);
+    let Ok(days) = fs::read_dir(&root) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for day in days.flatten() {
+        let Ok(parts) = fs::read_dir(day.path()) else {
+            continue;
+        };
+        for part in parts.flatten() {
+            let name = part.file_name().to_string_lossy().to_string();
+            let to_seq = name
+                .strip_suffix(".parquet")
+                .and_then(|s| s.rsplit('-').next())
+                .and_then(|s| s.parse::<u64>().ok());
+            if to_seq.is_some_and(|t| t > last_seq) {
+                fs::remove_file(part.path()).map_err(|e| io_err(&part.path(), e))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Writes the pending history (if any) as parts covering
+/// `pending_from_seq..=to_seq` and clears it.
+pub fn flush(
+    data_dir: &Path,
+    reg: &Registry,
+    topo: &Topology,
+    state: &mut LiveState,
+    to_seq: u64,
+) -> Result<usize, IngestError> {
+    if state.pending_history.is_empty() {
+        state.pending_from_seq = to_seq + 1;
+        return Ok(0);
+    }
+    let mut by_day: BTreeMap<String, Vec<(u32, i64, Bucket)>> = BTreeMap::new();
+    for (&(mg, minute), b) in &state.pending_history {
+        let day = DateTime::from_timestamp(minute * 60, 0)
+            .map(|t| local_date(t).to_string())
+            .unwrap_or_else(|| "invalid".into());
+        by_day.entry(day).or_default().push((mg, minute, *b));
+    }
+    let mut rows = 0;
+    for (day, entries) in by_day {
+        let d = dir(data_dir).join(format!("date={day}"));
+        fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
+        let mut cols: Vec<Column> = vec![
+            Column::new(
+                "node".into(),
+                entries
+                    .iter()
+                    .map(|(mg, _, _)| reg.node(topo.mg_node[*mg as usize]).id.as_str())
+                    .collect::<Vec<&str>>(),
+            ),
+            Column::new(
+                "minute".into(),
+                entries.iter().map(|(_, m, _)| *m).collect::<Vec<i64>>(),
+            ),
+        ];
+        let values: Vec<[u64; 13]> = entries.iter().map(|(_, _, b)| bucket_values(b)).collect();
+        for (i, name) in COUNT_COLS.iter().enumerate() {
+            cols.push(Column::new(
+                (*name).into(),
+                values.iter().map(|v| v[i]).collect::<Vec<u64>>(),
+            ));
+        }
+        let mut df = DataFrame::new(entries.len(), cols)?;
+        let name = format!("part-{:012}-{:012}.parquet", state.pending_from_seq, to_seq);
+        let tmp = d.join(format!("{name}.tmp"));
+        let file = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        ParquetWriter::new(&file).finish(&mut df)?;
+        file.sync_all().map_err(|e| io_err(&tmp, e))?;
+        fs::rename(&tmp, d.join(&name)).map_err(|e| io_err(&tmp, e))?;
+        rows += entries.len();
+    }
+    state.pending_history.clear();
+    state.pending_from_seq = to_seq + 1;
+    Ok(rows)
+}
+
+/// Reads every part of one local date and sums by (node, minute).
+pub fn read_day(data_dir: &Path, day: &str) -> Result<DataFrame, IngestError> {
+    let d = dir(data_dir).join(format!("date={day}"));
+    let mut frames = Vec::new();
+    if let Ok(parts) = fs::read_dir(&d) {
+        for part in parts.flatten() {
+            if part.path().extension().is_some_and(|e| e == "parquet") {
+                let f = fs::File::open(part.path()).map_err(|e| io_err(&part.path(), e))?;
+                frames.push(ParquetReader::new(f).finish()?.lazy());
+            }
+        }
+    }
+    if frames.is_empty() {
+        return Ok(DataFrame::empty());
+    }
+    let df = concat(frames, UnionArgs::default())?
+        .group_by([col("node"), col("minute")])
+        .agg(COUNT_COLS.map(|c| col(c).sum()))
+        .sort(["node", "minute"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(df)
+}

@@ -1,0 +1,130 @@
+//! Gridwatch ingest: consumes field events from NATS JetStream, validates
+//! them, aggregates them exactly with polars, checkpoints, writes Parquet
+//! history and publishes node states for the backends. Also home of the
+//! simulator (`gridwatch-sim`), which shares the model and NATS set-up.
+//!
+//! Modules:
+//! - [`config`]: layered configuration; [`clock`]: wall or replay clock.
+//! - [`validate`]: one message → a valid event or a DLQ reason.
+//! - [`state`]: the exact live state and how an event changes it.
+//! - [`aggregate`]: polars batch folding and roll-ups into node states.
+//! - [`checkpoint`], [`history`]: durability and Parquet history.
+//! - [`nats`], [`consumer`], [`processor`], [`publisher`]: the pipeline.
+//! - [`sim`]: the Beilun-day simulator.
+
+pub mod aggregate;
+pub mod checkpoint;
+pub mod clock;
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod history;
+pub mod nats;
+pub mod processor;
+pub mod publisher;
+pub mod sim;
+pub mod state;
+pub mod telemetry;
+pub mod validate;
+
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use gridwatch_model::Registry;
+
+pub use config::Config;
+pub use error::IngestError;
+
+/// Loads the registry named by `path` (or the committed Beilun registry).
+///
+/// Fails naming the file, or the place and field that are wrong.
+pub fn load_registry(path: Option<&std::path::Path>) -> Result<Registry, IngestError> {
+    let p = path
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(config::default_registry_path);
+    let text = std::fs::read_to_string(&p).map_err(|e| IngestError::Io {
+        path: p.display().to_string(),
+        source: e,
+    })?;
+    Ok(Registry::from_json(&text)?)
+}
+
+/// Runs ingest until `shutdown` is cancelled or a part fails.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestError> {
+    let registry = Arc::new(load_registry(cfg.registry.as_deref())?);
+    let topo = state::Topology::new(&registry);
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| IngestError::Io {
+        path: cfg.data_dir.display().to_string(),
+        source: e,
+    })?;
+    let live = match checkpoint::load(&cfg.data_dir, registry.microgrids.len())? {
+        Some(s) => {
+            tracing::info!(last_seq = s.last_seq, "resuming from checkpoint");
+            s
+        }
+        None => {
+            tracing::info!("no checkpoint: starting from the beginning of the stream");
+            state::LiveState::new(registry.microgrids.len())
+        }
+    };
+    let removed = history::remove_uncommitted(&cfg.data_dir, live.last_seq)?;
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "removed history parts written after the last checkpoint"
+        );
+    }
+    let client = nats::connect(&cfg.nats, "gridwatch-ingest").await?;
+    let js = async_nats::jetstream::new(client);
+    let store = nats::ensure_streams(&js, &cfg).await?;
+    let published = nats::published_seqs(&store).await?;
+    tracing::info!(
+        nodes = registry.nodes.len(),
+        known_states = published.len(),
+        "ready"
+    );
+
+    let gauges = Arc::new(consumer::ConsumerGauges::default());
+    let (in_tx, in_rx) = mpsc::channel(cfg.batch_max_events.max(1) * 4);
+    let (out_tx, out_rx) = mpsc::channel(1024);
+    let processor = processor::Processor {
+        cfg: cfg.clone(),
+        registry: registry.clone(),
+        topo,
+        clock: clock::Clock { mode: cfg.clock },
+        state: live,
+        published,
+        gauges: gauges.clone(),
+    };
+    let start_seq = processor.state.last_seq + 1;
+    let proc_thread = std::thread::Builder::new()
+        .name("gw-processor".into())
+        .spawn(move || processor.run(in_rx, out_tx))
+        .map_err(|e| IngestError::Config(format!("starting the processor: {e}")))?;
+    let publisher = tokio::spawn(publisher::run(js.clone(), cfg.state_bucket.clone(), out_rx));
+    let consumer_token = shutdown.child_token();
+    let consumer = consumer::run(
+        js,
+        cfg.clone(),
+        start_seq,
+        in_tx,
+        gauges,
+        consumer_token.clone(),
+    );
+    let consumer_result = consumer.await;
+    // The consumer is done (shutdown or failure): the processor drains,
+    // checkpoints and hangs up; then the publisher finishes.
+    let proc_result = tokio::task::spawn_blocking(move || proc_thread.join())
+        .await
+        .map_err(|e| IngestError::Config(format!("joining the processor: {e}")))?
+        .map_err(|_| IngestError::Config("the processor panicked".into()))?;
+    let pub_result = publisher
+        .await
+        .map_err(|e| IngestError::Config(format!("joining the publisher: {e}")))?;
+    consumer_result?;
+    proc_result?;
+    pub_result?;
+    tracing::info!("ingest stopped");
+    Ok(())
+}

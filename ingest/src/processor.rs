@@ -1,0 +1,396 @@
+//! The processor: owns the live state on a dedicated thread (polars work
+//! stays off the async workers). It forms micro-batches (N events or T ms),
+//! validates and applies each event in stream order, folds the batch with
+//! polars, recomputes node states, hands changed states and dead letters to
+//! the publisher, and checkpoints — after which, and only after which, the
+//! covered messages are acked.
+
+use async_nats::jetstream::Message;
+use bytes::Bytes;
+use gridwatch_model::{NodeState, Registry};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+use crate::aggregate::{compute_states, fold_batch};
+use crate::checkpoint;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::consumer::ConsumerGauges;
+use crate::error::IngestError;
+use crate::history;
+use crate::nats::state_key;
+use crate::state::{LiveState, Outcome, Topology};
+use crate::validate::{TimeRules, validate};
+
+/// A dead letter: the original payload, where it came from and why.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub seq: u64,
+    pub subject: String,
+    pub payload: Bytes,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+/// What the processor asks the publisher to do, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    Dead(DeadLetter),
+    /// Changed node states: (key, JSON).
+    States(Vec<(String, Bytes)>),
+    /// Everything up to this message is checkpointed: ack it (AckPolicy::All).
+    Ack(Box<Message>),
+    /// Ingest statistics (JSON).
+    Meta(Bytes),
+}
+
+/// Time spent per stage, summed since start (for metrics and benches).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StageTimes {
+    pub decode_validate_apply_us: u64,
+    pub polars_batch_us: u64,
+    pub rollup_us: u64,
+    pub diff_serialize_us: u64,
+    pub checkpoint_us: u64,
+    pub history_us: u64,
+}
+
+/// Ingest statistics, published as `meta.ingest`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Meta {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub redelivered: u64,
+    pub dlq: BTreeMap<String, u64>,
+    pub last_seq: u64,
+    pub checkpoint_seq: u64,
+    pub consumer_lag: u64,
+    pub consumer_restarts: u64,
+    pub batches: u64,
+    pub batch_latency_ms_p50: f64,
+    pub batch_latency_ms_p99: f64,
+    /// The clock's now (RFC 3339, +08:00).
+    pub clock_now: Option<String>,
+    /// Newest applied event time (RFC 3339, +08:00).
+    pub newest_event: Option<String>,
+    /// Wall time the newest event was applied (Unix ms).
+    pub last_applied_wall_ms: Option<i64>,
+    /// Wall time of this record (Unix ms).
+    pub wall_ms: i64,
+    pub stages: StageTimes,
+}
+
+/// The processor's fixed inputs.
+pub struct Processor {
+    pub cfg: Config,
+    pub registry: Arc<Registry>,
+    pub topo: Topology,
+    pub clock: Clock,
+    pub state: LiveState,
+    /// Seq of each node state already published (from the bucket).
+    pub published: HashMap<String, u64>,
+    pub gauges: Arc<ConsumerGauges>,
+}
+
+struct Run {
+    prev: Vec<Option<NodeState>>,
+    pending_ack: Option<Message>,
+    last_checkpoint: Instant,
+    last_history: Instant,
+    last_meta: Instant,
+    latencies: VecDeque<f64>,
+    batches: u64,
+    stages: StageTimes,
+    checkpoint_seq: u64,
+    last_applied_wall_ms: Option<i64>,
+}
+
+fn us(since: Instant) -> u64 {
+    since.elapsed().as_micros() as u64
+}
+
+impl Processor {
+    /// Runs on the current (dedicated) thread until `rx` closes, then writes
+    /// a final checkpoint and acks.
+    pub fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Message>,
+        out: mpsc::Sender<Outbound>,
+    ) -> Result<(), IngestError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| IngestError::Config(format!("processor runtime: {e}")))?;
+        let mut run = Run {
+            prev: vec![None; self.registry.nodes.len()],
+            pending_ack: None,
+            last_checkpoint: Instant::now(),
+            last_history: Instant::now(),
+            last_meta: Instant::now() - Duration::from_secs(10),
+            latencies: VecDeque::new(),
+            batches: 0,
+            stages: StageTimes::default(),
+            checkpoint_seq: self.state.last_seq,
+            last_applied_wall_ms: None,
+        };
+        // Publish every state once at start so the bucket matches this state.
+        self.recompute(&mut run, &out)?;
+        let tick = Duration::from_millis(self.cfg.tick_ms.max(10));
+        let batch_wait = Duration::from_millis(self.cfg.batch_max_ms);
+        loop {
+            let first = rt.block_on(async { tokio::time::timeout(tick, rx.recv()).await });
+            let mut batch = Vec::new();
+            match first {
+                Ok(Some(m)) => batch.push(m),
+                Ok(None) => break,
+                Err(_) => {}
+            }
+            if !batch.is_empty() {
+                let deadline = tokio::time::Instant::now() + batch_wait;
+                while batch.len() < self.cfg.batch_max_events {
+                    match rt.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await })
+                    {
+                        Ok(Some(m)) => batch.push(m),
+                        _ => break,
+                    }
+                }
+            }
+            let started = Instant::now();
+            let got = !batch.is_empty();
+            if got {
+                self.apply_batch(batch, &mut run, &out)?;
+            }
+            self.recompute(&mut run, &out)?;
+            if got {
+                run.batches += 1;
+                run.latencies
+                    .push_back(started.elapsed().as_secs_f64() * 1000.0);
+                if run.latencies.len() > 1024 {
+                    run.latencies.pop_front();
+                }
+            }
+            if run.last_checkpoint.elapsed() >= Duration::from_millis(self.cfg.checkpoint_ms) {
+                self.checkpoint(&mut run, &out, false)?;
+            }
+            if run.last_meta.elapsed() >= Duration::from_secs(1) {
+                self.send_meta(&mut run, &out)?;
+            }
+        }
+        self.checkpoint(&mut run, &out, true)?;
+        self.send_meta(&mut run, &out)?;
+        Ok(())
+    }
+
+    fn send(out: &mpsc::Sender<Outbound>, o: Outbound) -> Result<(), IngestError> {
+        out.blocking_send(o)
+            .map_err(|_| IngestError::Nats("the publisher stopped".into()))
+    }
+
+    fn apply_batch(
+        &mut self,
+        batch: Vec<Message>,
+        run: &mut Run,
+        out: &mpsc::Sender<Outbound>,
+    ) -> Result<(), IngestError> {
+        let t = Instant::now();
+        let rules = TimeRules {
+            lateness_s: self.cfg.lateness_s,
+            future_s: self.cfg.future_s,
+        };
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut applied_any = false;
+        for msg in batch {
+            let Ok(info) = msg.info() else { continue };
+            let seq = info.stream_sequence;
+            if seq <= self.state.last_seq {
+                self.state.counters.redelivered += 1;
+                continue;
+            }
+            let now = self.clock.now(self.state.watermark);
+            let outcome = match validate(
+                msg.subject.as_str(),
+                &msg.payload,
+                &self.registry,
+                now,
+                rules,
+            ) {
+                Ok(v) => self.state.apply(&v, &self.topo),
+                Err(e) => Outcome::DeadLetter(e),
+            };
+            match outcome {
+                Outcome::Applied(row) => {
+                    rows.extend(row);
+                    applied_any = true;
+                }
+                Outcome::Duplicate => {}
+                Outcome::DeadLetter(e) => {
+                    self.state.count_dlq(e.reason);
+                    tracing::debug!(seq, reason = %e.reason, detail = %e.detail, "dead letter");
+                    Self::send(
+                        out,
+                        Outbound::Dead(DeadLetter {
+                            seq,
+                            subject: msg.subject.to_string(),
+                            payload: msg.payload.clone(),
+                            reason: e.reason.as_str(),
+                            detail: e.detail,
+                        }),
+                    )?;
+                }
+            }
+            self.state.last_seq = seq;
+            run.pending_ack = Some(msg);
+        }
+        if applied_any {
+            run.last_applied_wall_ms = Some(chrono::Utc::now().timestamp_millis());
+        }
+        run.stages.decode_validate_apply_us += us(t);
+        let t = Instant::now();
+        fold_batch(&mut self.state, &rows)?;
+        run.stages.polars_batch_us += us(t);
+        Ok(())
+    }
+
+    /// Recomputes every node state at the clock's now and publishes those
+    /// that changed, each with its version moved up by one.
+    fn recompute(
+        &mut self,
+        run: &mut Run,
+        out: &mpsc::Sender<Outbound>,
+    ) -> Result<(), IngestError> {
+        let Some(now) = self.clock.now(self.state.watermark) else {
+            if run.prev.iter().all(Option::is_none) {
+                // Replay clock before any event: publish the registry's
+                // totals at time zero so clients see the structure.
+                return self.recompute_at(0, run, out);
+            }
+            return Ok(());
+        };
+        self.recompute_at(now, run, out)
+    }
+
+    fn recompute_at(
+        &mut self,
+        now: i64,
+        run: &mut Run,
+        out: &mpsc::Sender<Outbound>,
+    ) -> Result<(), IngestError> {
+        let t = Instant::now();
+        let states = compute_states(
+            &self.registry,
+            &self.topo,
+            &self.state,
+            now,
+            &self.cfg.status,
+        )?;
+        run.stages.rollup_us += us(t);
+        let t = Instant::now();
+        let mut changed = Vec::new();
+        for (i, mut s) in states.into_iter().enumerate() {
+            let prev = &mut run.prev[i];
+            if let Some(p) = prev.as_ref() {
+                let as_of = std::mem::replace(&mut s.as_of, p.as_of.clone());
+                s.seq = p.seq;
+                if &s == p {
+                    continue;
+                }
+                s.as_of = as_of;
+                s.seq = p.seq + 1;
+            } else {
+                s.seq = self.published.get(&s.node).copied().unwrap_or(0) + 1;
+            }
+            let bytes = serde_json::to_vec(&s)
+                .map_err(|e| IngestError::Config(format!("serializing a state: {e}")))?;
+            changed.push((state_key(&s.node), Bytes::from(bytes)));
+            *prev = Some(s);
+        }
+        run.stages.diff_serialize_us += us(t);
+        if !changed.is_empty() {
+            Self::send(out, Outbound::States(changed))?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(
+        &mut self,
+        run: &mut Run,
+        out: &mpsc::Sender<Outbound>,
+        force: bool,
+    ) -> Result<(), IngestError> {
+        if self.state.last_seq == run.checkpoint_seq && !force {
+            run.last_checkpoint = Instant::now();
+            return Ok(());
+        }
+        let last_seq = self.state.last_seq;
+        let t = Instant::now();
+        if force || run.last_history.elapsed() >= Duration::from_secs(self.cfg.history_flush_s) {
+            history::flush(
+                &self.cfg.data_dir,
+                &self.registry,
+                &self.topo,
+                &mut self.state,
+                last_seq,
+            )?;
+            run.last_history = Instant::now();
+        }
+        run.stages.history_us += us(t);
+        let t = Instant::now();
+        if let Some(now) = self.clock.now(self.state.watermark) {
+            self.state.prune(now, self.cfg.lateness_s);
+        }
+        checkpoint::save(&self.cfg.data_dir, &self.state)?;
+        run.stages.checkpoint_us += us(t);
+        run.checkpoint_seq = last_seq;
+        run.last_checkpoint = Instant::now();
+        if let Some(msg) = run.pending_ack.take() {
+            Self::send(out, Outbound::Ack(Box::new(msg)))?;
+        }
+        Ok(())
+    }
+
+    fn send_meta(
+        &mut self,
+        run: &mut Run,
+        out: &mpsc::Sender<Outbound>,
+    ) -> Result<(), IngestError> {
+        let mut l: Vec<f64> = run.latencies.iter().copied().collect();
+        l.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            if l.is_empty() {
+                0.0
+            } else {
+                l[((l.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        let fmt = |ts: i64| {
+            chrono::DateTime::from_timestamp(ts, 0).map(gridwatch_model::time::to_local_rfc3339)
+        };
+        let c = &self.state.counters;
+        let meta = Meta {
+            applied: c.applied,
+            duplicates: c.duplicates,
+            redelivered: c.redelivered,
+            dlq: c.dlq.clone(),
+            last_seq: self.state.last_seq,
+            checkpoint_seq: run.checkpoint_seq,
+            consumer_lag: self.gauges.lag.load(Ordering::Relaxed),
+            consumer_restarts: self.gauges.restarts.load(Ordering::Relaxed),
+            batches: run.batches,
+            batch_latency_ms_p50: q(0.5),
+            batch_latency_ms_p99: q(0.99),
+            clock_now: self.clock.now(self.state.watermark).and_then(fmt),
+            newest_event: self.state.watermark.and_then(fmt),
+            last_applied_wall_ms: run.last_applied_wall_ms,
+            wall_ms: chrono::Utc::now().timestamp_millis(),
+            stages: run.stages.clone(),
+        };
+        let bytes = serde_json::to_vec(&meta)
+            .map_err(|e| IngestError::Config(format!("serializing meta: {e}")))?;
+        run.last_meta = Instant::now();
+        Self::send(out, Outbound::Meta(Bytes::from(bytes)))
+    }
+}

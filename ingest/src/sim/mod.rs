@@ -1,0 +1,141 @@
+//! The simulator: publishes a realistic Beilun day into JetStream.
+//!
+//! [`day::generate`] builds the day's events for a seed and date
+//! (deterministic: the same seed and date give the same events and ids);
+//! [`bad::inject`] mixes in a chosen share of bad events; [`run`] publishes
+//! them with `Nats-Msg-Id` = event id, either in real time (the default:
+//! today, the day so far at once, then as the wall clock reaches each
+//! event), sped up by a factor, or at a fixed rate.
+
+pub mod bad;
+pub mod day;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use bytes::Bytes;
+use chrono::{NaiveDate, NaiveTime, Timelike, Utc};
+use gridwatch_model::Registry;
+use gridwatch_model::time::{local_date, start_of_local_day};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::IngestError;
+
+/// One message to publish.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// Event time (Unix seconds) that decides when it is sent.
+    pub at: i64,
+    pub subject: String,
+    pub msg_id: String,
+    pub payload: Bytes,
+}
+
+/// How fast to play the day.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pace {
+    /// Each event when the wall clock reaches its time (today only).
+    RealTime,
+    /// Simulated time runs this many times faster than the wall clock.
+    Speed(f64),
+    /// A fixed number of events per second, as fast as time allows.
+    Rate(f64),
+}
+
+/// Simulator settings.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Local date to play; today when `None`.
+    pub date: Option<NaiveDate>,
+    /// Local time of day to start from (replays only); events before it are
+    /// published at once.
+    pub from: Option<NaiveTime>,
+    pub pace: Pace,
+    /// Share of extra bad events (0.0–1.0).
+    pub bad_share: f64,
+    /// Stop after this many messages.
+    pub limit: Option<usize>,
+    /// Days to play (the next days follow the first).
+    pub days: u32,
+}
+
+async fn flush(pending: &mut Vec<PublishAckFuture>) -> Result<(), IngestError> {
+    for f in pending.drain(..) {
+        f.await.map_err(IngestError::nats)?;
+    }
+    Ok(())
+}
+
+/// Publishes the simulated day(s). Returns the number of messages sent.
+pub async fn run(
+    js: jetstream::Context,
+    reg: &Registry,
+    cfg: SimConfig,
+    shutdown: CancellationToken,
+) -> Result<u64, IngestError> {
+    let today = local_date(Utc::now());
+    let first_day = cfg.date.unwrap_or(today);
+    let mut sent: u64 = 0;
+    let wall_start = std::time::Instant::now();
+    let sim_origin = start_of_local_day(first_day).timestamp()
+        + cfg
+            .from
+            .map(|t| i64::from(t.num_seconds_from_midnight()))
+            .unwrap_or(0);
+    for d in 0..cfg.days.max(1) {
+        let date = first_day + chrono::Days::new(u64::from(d));
+        let mut msgs = day::generate(reg, cfg.seed, date);
+        bad::inject(&mut msgs, cfg.seed, cfg.bad_share);
+        tracing::info!(%date, messages = msgs.len(), "playing a day");
+        let mut pending: Vec<PublishAckFuture> = Vec::new();
+        for m in msgs {
+            if cfg.limit.is_some_and(|l| sent >= l as u64) {
+                flush(&mut pending).await?;
+                return Ok(sent);
+            }
+            // When is this message due, on the wall clock?
+            let due = match cfg.pace {
+                Pace::RealTime => {
+                    let wait = m.at - Utc::now().timestamp();
+                    (wait > 0).then(|| Duration::from_secs(wait as u64))
+                }
+                Pace::Speed(x) => {
+                    let sim_secs = (m.at - sim_origin).max(0) as f64 / x.max(1e-6);
+                    let target = Duration::from_secs_f64(sim_secs);
+                    target.checked_sub(wall_start.elapsed())
+                }
+                Pace::Rate(r) => {
+                    let target = Duration::from_secs_f64(sent as f64 / r.max(1e-6));
+                    target.checked_sub(wall_start.elapsed())
+                }
+            };
+            if let Some(wait) = due.filter(|w| *w > Duration::from_millis(1)) {
+                flush(&mut pending).await?;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(sent),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let mut h = HeaderMap::new();
+            h.insert("Nats-Msg-Id", m.msg_id.as_str());
+            let f = js
+                .publish_with_headers(m.subject, h, m.payload)
+                .await
+                .map_err(IngestError::nats)?;
+            pending.push(f);
+            sent += 1;
+            if pending.len() >= 2048 {
+                flush(&mut pending).await?;
+            }
+        }
+        flush(&mut pending).await?;
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+    Ok(sent)
+}

@@ -1,0 +1,369 @@
+//! The exact live state: what every applied event changed, per micro-grid,
+//! plus the ids seen (dedupe), open flags, incidents and zone designations.
+//! It is the unit of checkpointing: the state and the stream sequence it
+//! covers are saved together.
+//!
+//! Counting parts of events (patrols, samples, flags raised …) are not added
+//! here but returned as [`Row`]s; the batch aggregates them with polars into
+//! per-minute buckets ([`crate::aggregate::fold_batch`]).
+
+use gridwatch_model::event::{
+    EventBody, Findings, FlagKind, IncidentAction, ParseError, Reason, VideoAction,
+};
+use gridwatch_model::{Registry, Zone};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::validate::Valid;
+
+/// Per-minute counts of one micro-grid; also one row of Parquet history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub patrols: u32,
+    pub persons: u32,
+    pub findings: Findings,
+    pub samples: u32,
+    pub reports: u32,
+    pub raised: u32,
+    pub rectified: u32,
+    pub reported: u32,
+    pub resolved: u32,
+}
+
+impl Bucket {
+    /// Field-wise sum.
+    pub fn add(&mut self, o: &Bucket) {
+        self.patrols += o.patrols;
+        self.persons += o.persons;
+        self.findings.add(&o.findings);
+        self.samples += o.samples;
+        self.reports += o.reports;
+        self.raised += o.raised;
+        self.rectified += o.rectified;
+        self.reported += o.reported;
+        self.resolved += o.resolved;
+    }
+}
+
+/// The counting part of one applied event.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    /// Micro-grid ordinal.
+    pub mg: u32,
+    /// Epoch minute of the event time.
+    pub minute: i64,
+    pub counts: Bucket,
+}
+
+/// State of one micro-grid.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Mg {
+    /// Epoch minute → counts; pruned to the last two local days.
+    pub buckets: BTreeMap<i64, Bucket>,
+    /// (event time, persons) of patrols in the last 2 h, for exact windows.
+    pub recent_patrols: Vec<(i64, u32)>,
+    /// (event time, samples) of testing reports in the last 10 min.
+    pub recent_samples: Vec<(i64, u32)>,
+    /// Newest patrol event time.
+    pub last_patrol: Option<i64>,
+    /// Newest testing report: (event time, queue).
+    pub queue: Option<(i64, u32)>,
+    /// (rectified at, minutes open) of flags rectified recently.
+    pub rectified: Vec<(i64, f64)>,
+}
+
+/// An open video flag.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OpenFlag {
+    pub mg: u32,
+    pub kind: FlagKind,
+    pub raised: i64,
+    pub severity: u8,
+}
+
+/// An incident and where it stands.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IncidentRec {
+    pub mg: u32,
+    pub level: u8,
+    pub category: String,
+    pub reported: i64,
+    pub last_action: IncidentAction,
+    pub resolved: Option<i64>,
+}
+
+/// A zone designation on a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Designation {
+    pub ts: i64,
+    pub zone: Zone,
+    pub event_id: String,
+    pub reason: String,
+}
+
+/// Counters exported as metrics.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub redelivered: u64,
+    pub dlq: BTreeMap<String, u64>,
+}
+
+/// What became of one message.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Applied; its counting part, if any.
+    Applied(Option<Row>),
+    /// Its id was seen before: counted once.
+    Duplicate,
+    /// Rejected: goes to the DLQ.
+    DeadLetter(ParseError),
+}
+
+/// Maps registry nodes to micro-grid ordinals and back.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    /// Registry index of each micro-grid ordinal.
+    pub mg_node: Vec<u32>,
+    /// Micro-grid ordinal of each registry index (`u32::MAX` for others).
+    pub ordinal: Vec<u32>,
+}
+
+impl Topology {
+    /// Builds the maps for a registry.
+    pub fn new(reg: &Registry) -> Self {
+        let mut ordinal = vec![u32::MAX; reg.nodes.len()];
+        for (o, &n) in reg.microgrids.iter().enumerate() {
+            ordinal[n as usize] = o as u32;
+        }
+        Self {
+            mg_node: reg.microgrids.clone(),
+            ordinal,
+        }
+    }
+}
+
+/// The live state.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LiveState {
+    /// The last stream sequence applied (or dead-lettered).
+    pub last_seq: u64,
+    /// Newest applied event time (the replay clock).
+    pub watermark: Option<i64>,
+    /// Event id → event time, for dedupe within the allowed lateness.
+    pub seen: HashMap<String, i64>,
+    pub mgs: Vec<Mg>,
+    pub flags: HashMap<String, OpenFlag>,
+    pub incidents: HashMap<String, IncidentRec>,
+    /// Registry index → the designation in force on that node.
+    pub zones: HashMap<u32, Designation>,
+    /// Every zone event applied, in stream order.
+    pub zone_log: Vec<(u32, Designation)>,
+    pub counters: Counters,
+    /// Per-minute deltas not yet written to Parquet: (ordinal, minute).
+    pub pending_history: BTreeMap<(u32, i64), Bucket>,
+    /// First stream sequence the pending history covers.
+    pub pending_from_seq: u64,
+}
+
+fn conflict(detail: String) -> Outcome {
+    Outcome::DeadLetter(ParseError::new(Reason::Conflict, detail))
+}
+
+impl LiveState {
+    /// An empty state for a registry with `microgrids` micro-grids.
+    pub fn new(microgrids: usize) -> Self {
+        Self {
+            mgs: vec![Mg::default(); microgrids],
+            ..Default::default()
+        }
+    }
+
+    /// Counts a dead-lettered message.
+    pub fn count_dlq(&mut self, reason: Reason) {
+        *self
+            .counters
+            .dlq
+            .entry(reason.as_str().to_string())
+            .or_default() += 1;
+    }
+
+    /// Applies one validated event in stream order.
+    pub fn apply(&mut self, v: &Valid, topo: &Topology) -> Outcome {
+        if self.seen.contains_key(&v.event.id) {
+            self.counters.duplicates += 1;
+            return Outcome::Duplicate;
+        }
+        let ts = v.ts;
+        let mg = topo.ordinal[v.node as usize];
+        let mut counts = Bucket::default();
+        match &v.event.body {
+            EventBody::Patrol(p) => {
+                counts.patrols = 1;
+                counts.persons = p.persons;
+                counts.findings = p.findings;
+                let m = &mut self.mgs[mg as usize];
+                m.recent_patrols.push((ts, p.persons));
+                m.last_patrol = Some(m.last_patrol.map_or(ts, |l| l.max(ts)));
+            }
+            EventBody::Testing(t) => {
+                counts.samples = t.samples;
+                counts.reports = 1;
+                let m = &mut self.mgs[mg as usize];
+                m.recent_samples.push((ts, t.samples));
+                if m.queue.is_none_or(|(qts, _)| ts >= qts) {
+                    m.queue = Some((ts, t.queue));
+                }
+            }
+            EventBody::Video(vid) => match vid.action {
+                VideoAction::Raised => {
+                    if self.flags.contains_key(&vid.flag_id) {
+                        return conflict(format!("flag `{}` is already open", vid.flag_id));
+                    }
+                    self.flags.insert(
+                        vid.flag_id.clone(),
+                        OpenFlag {
+                            mg,
+                            kind: vid.flag,
+                            raised: ts,
+                            severity: vid.severity,
+                        },
+                    );
+                    counts.raised = 1;
+                }
+                VideoAction::Rectified => {
+                    let Some(open) = self.flags.get(&vid.flag_id) else {
+                        return conflict(format!(
+                            "flag `{}` is not open: it was never raised or is already rectified",
+                            vid.flag_id
+                        ));
+                    };
+                    if open.mg != mg {
+                        return conflict(format!(
+                            "flag `{}` was raised on another micro-grid",
+                            vid.flag_id
+                        ));
+                    }
+                    if ts < open.raised {
+                        return conflict(format!(
+                            "flag `{}` rectified before it was raised",
+                            vid.flag_id
+                        ));
+                    }
+                    let minutes = (ts - open.raised) as f64 / 60.0;
+                    self.flags.remove(&vid.flag_id);
+                    self.mgs[mg as usize].rectified.push((ts, minutes));
+                    counts.rectified = 1;
+                }
+            },
+            EventBody::Incident(inc) => match inc.action {
+                IncidentAction::Reported => {
+                    if self.incidents.contains_key(&inc.incident_id) {
+                        return conflict(format!(
+                            "incident `{}` was already reported",
+                            inc.incident_id
+                        ));
+                    }
+                    self.incidents.insert(
+                        inc.incident_id.clone(),
+                        IncidentRec {
+                            mg,
+                            level: inc.level,
+                            category: inc.category.clone(),
+                            reported: ts,
+                            last_action: IncidentAction::Reported,
+                            resolved: None,
+                        },
+                    );
+                    counts.reported = 1;
+                }
+                action => {
+                    let Some(rec) = self.incidents.get_mut(&inc.incident_id) else {
+                        return conflict(format!(
+                            "incident `{}` was never reported",
+                            inc.incident_id
+                        ));
+                    };
+                    if rec.resolved.is_some() {
+                        return conflict(format!(
+                            "incident `{}` is already resolved",
+                            inc.incident_id
+                        ));
+                    }
+                    rec.last_action = action;
+                    if action == IncidentAction::Resolved {
+                        rec.resolved = Some(ts);
+                        counts.resolved = 1;
+                    }
+                }
+            },
+            EventBody::Zone(z) => {
+                let d = Designation {
+                    ts,
+                    zone: z.zone,
+                    event_id: v.event.id.clone(),
+                    reason: z.reason.clone(),
+                };
+                let newer = self
+                    .zones
+                    .get(&v.node)
+                    .is_none_or(|cur| (d.ts, &d.event_id) > (cur.ts, &cur.event_id));
+                if newer {
+                    self.zones.insert(v.node, d.clone());
+                }
+                self.zone_log.push((v.node, d));
+            }
+        }
+        self.seen.insert(v.event.id.clone(), ts);
+        self.watermark = Some(self.watermark.map_or(ts, |w| w.max(ts)));
+        self.counters.applied += 1;
+        let row = (v.event.kind() != gridwatch_model::event::EventKind::Zone).then_some(Row {
+            mg,
+            minute: ts.div_euclid(60),
+            counts,
+        });
+        Outcome::Applied(row)
+    }
+
+    /// The zone in force on a micro-grid and since when: the newest
+    /// designation (by event time) on it or an ancestor, else the registry's.
+    pub fn zone_of(&self, reg: &Registry, node: u32) -> (Zone, Option<i64>) {
+        let info = reg.node(node);
+        let Some(mg) = &info.mg else {
+            return (Zone::Normal, None);
+        };
+        let mut best: Option<&Designation> = None;
+        for a in mg.path {
+            if let Some(d) = self.zones.get(&a)
+                && best.is_none_or(|b| (d.ts, &d.event_id) > (b.ts, &b.event_id))
+            {
+                best = Some(d);
+            }
+        }
+        match best {
+            Some(d) => (d.zone, Some(d.ts)),
+            None => (mg.zone, None),
+        }
+    }
+
+    /// Drops what no window or "today" can need any more: ids and buckets
+    /// older than the allowed lateness plus two local days.
+    pub fn prune(&mut self, now: i64, lateness_s: i64) {
+        let keep_from = now - lateness_s.max(2 * 86400) - 3600;
+        self.seen.retain(|_, ts| *ts >= keep_from);
+        let min_from = keep_from.div_euclid(60);
+        for m in &mut self.mgs {
+            while m
+                .buckets
+                .first_key_value()
+                .is_some_and(|(k, _)| *k < min_from)
+            {
+                m.buckets.pop_first();
+            }
+            m.recent_patrols.retain(|(t, _)| *t > now - 2 * 3600);
+            m.recent_samples.retain(|(t, _)| *t > now - 600);
+            m.rectified.retain(|(t, _)| *t >= keep_from);
+        }
+    }
+}

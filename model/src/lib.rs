@@ -1,0 +1,28 @@
+//! Gridwatch's shared vocabulary: the wire format (v1) of field events, the
+//! registry of the Beilun grid, the state API's shape and the WebSocket
+//! messages. Serde only, no I/O: it builds for `wasm32-unknown-unknown` so the
+//! frontend shares these types with the services.
+//!
+//! Modules:
+//! - [`ids`]: node ids, levels and zone classes.
+//! - [`event`]: the v1 event envelope and its kind-specific bodies, parsed once
+//!   at the edge into typed values.
+//! - [`registry`]: the reference data (streets → communities → grids →
+//!   micro-grids) and its flattened, indexed form.
+//! - [`state`]: the aggregate state of one node, as the state API returns it.
+//! - [`ws`]: WebSocket messages between backend and clients.
+//! - [`merge_patch`]: RFC 7386 JSON Merge Patch, to diff and apply states.
+//! - [`time`]: local (Asia/Shanghai, UTC+8) calendar helpers.
+
+pub mod event;
+pub mod ids;
+pub mod merge_patch;
+pub mod registry;
+pub mod state;
+pub mod time;
+pub mod ws;
+
+pub use event::{Event, EventBody, ParseError};
+pub use ids::{Level, NodeId, Zone};
+pub use registry::Registry;
+pub use state::NodeState;

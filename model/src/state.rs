@@ -1,0 +1,185 @@
+//! The aggregate state of one node, as `GET /api/v1/state?node=<id>` returns
+//! it and as WebSocket snapshots carry it (DESIGN §4, §5).
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Findings;
+use crate::ids::{Level, Zone};
+
+/// Traffic-light status of a node.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Green,
+    Amber,
+    Red,
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Green => "green",
+            Status::Amber => "amber",
+            Status::Red => "red",
+        }
+    }
+}
+
+/// Aggregates of the micro-grids of one zone class under a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneAgg {
+    pub microgrids: u32,
+    pub population: u64,
+    pub households: u64,
+    pub staff: u64,
+    /// Micro-grids of this class patrolled in the last 2 h.
+    pub patrolled_2h: u32,
+    /// `patrolled_2h / microgrids` (0 when empty).
+    pub coverage_2h: f64,
+    pub samples_today: u64,
+    pub completion_today: f64,
+    pub flags_open: u64,
+    pub red: u32,
+    pub amber: u32,
+}
+
+/// One [`ZoneAgg`] per zone class.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Zones {
+    pub sealed: ZoneAgg,
+    pub control: ZoneAgg,
+    pub prevention: ZoneAgg,
+    pub normal: ZoneAgg,
+}
+
+impl Zones {
+    /// The aggregate of one class.
+    pub fn get(&self, z: Zone) -> &ZoneAgg {
+        match z {
+            Zone::Sealed => &self.sealed,
+            Zone::Control => &self.control,
+            Zone::Prevention => &self.prevention,
+            Zone::Normal => &self.normal,
+        }
+    }
+    /// The aggregate of one class, mutably.
+    pub fn get_mut(&mut self, z: Zone) -> &mut ZoneAgg {
+        match z {
+            Zone::Sealed => &mut self.sealed,
+            Zone::Control => &mut self.control,
+            Zone::Prevention => &mut self.prevention,
+            Zone::Normal => &mut self.normal,
+        }
+    }
+}
+
+/// Patrol aggregates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatrolAgg {
+    /// Patrol events with event time in the hour before `as_of`.
+    pub patrols_1h: u64,
+    pub persons_1h: u64,
+    pub patrols_today: u64,
+    /// Share of sealed and control micro-grids patrolled in the last 2 h.
+    pub coverage_2h: f64,
+    /// Minutes since the oldest last patrol among sealed and control
+    /// micro-grids (absent when there are none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_last_patrol_min: Option<i64>,
+    pub findings_today: Findings,
+}
+
+/// Testing aggregates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestingAgg {
+    pub samples_today: u64,
+    /// `samples_today / population`.
+    pub completion_today: f64,
+    /// Samples with event time in the 10 minutes before `as_of`.
+    pub samples_10min: u64,
+    /// Sum of the latest reported queue of each micro-grid today.
+    pub queue: u64,
+    /// Minutes to sample the rest of the population at the last 10 minutes'
+    /// pace (absent when nothing was sampled in them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_min: Option<u64>,
+}
+
+/// Video-patrol aggregates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VideoAgg {
+    pub flags_open: u64,
+    pub raised_today: u64,
+    pub rectified_today: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_rectify_min: Option<f64>,
+}
+
+/// Incident aggregates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncidentAgg {
+    pub open: u64,
+    /// Open incidents by level 1..=4.
+    pub open_by_level: [u64; 4],
+    pub reported_today: u64,
+    pub resolved_today: u64,
+}
+
+/// Summary of a child node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildSummary {
+    pub node: String,
+    pub name: String,
+    pub status: Status,
+    pub population: u64,
+    pub microgrids: u32,
+    pub red: u32,
+}
+
+/// A red micro-grid and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RedNode {
+    pub node: String,
+    pub name: String,
+    pub zone: Zone,
+    pub reasons: Vec<String>,
+}
+
+/// The state of one node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeState {
+    pub node: String,
+    pub name: String,
+    pub level: Level,
+    /// The clock time this state was computed for (RFC 3339, +08:00).
+    pub as_of: String,
+    /// Version of this node's state; moves up by one at each change.
+    pub seq: u64,
+    pub microgrids: u32,
+    pub population: u64,
+    pub households: u64,
+    pub staff: u64,
+    /// The node's effective zone (micro-grids only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<Zone>,
+    pub zones: Zones,
+    pub patrol: PatrolAgg,
+    pub testing: TestingAgg,
+    pub video: VideoAgg,
+    pub incidents: IncidentAgg,
+    pub status: Status,
+    pub reasons: Vec<String>,
+    /// Red micro-grids below (or at) this node.
+    pub red_microgrids: u32,
+    pub amber_microgrids: u32,
+    /// Up to [`RED_LIST_LIMIT`] red micro-grids with their reasons.
+    pub red_nodes: Vec<RedNode>,
+    pub children: Vec<ChildSummary>,
+}
+
+/// How many red micro-grids a state lists by name.
+pub const RED_LIST_LIMIT: usize = 50;

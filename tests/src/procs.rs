@@ -1,0 +1,251 @@
+//! Child processes: nats-server, ingest, backend, chromedriver. Each is
+//! killed when dropped; logs go to files named in failures.
+
+use anyhow::{Context, Result, bail};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on loopback.
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The directory holding the built binaries (target/debug).
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("GRIDWATCH_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/e2e-<hash> → target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn binary(name: &str) -> Result<PathBuf> {
+    let p = bin_dir().join(name);
+    if !p.exists() {
+        bail!(
+            "{} not found: build the binaries first (cargo build --bins), or set GRIDWATCH_BIN_DIR",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn nats_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let local = crate::root().join(".tools/venv/bin/nats-server");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("nats-server")
+}
+
+fn wait_port(port: u16, timeout: Duration, what: &str) -> Result<()> {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > timeout {
+            bail!("{what} did not listen on port {port} within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+/// A child process with its log file.
+pub struct Proc {
+    pub name: String,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, logs: &Path) -> Result<Proc> {
+        std::fs::create_dir_all(logs)?;
+        let log = logs.join(format!("{name}.log"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = cmd
+            .stdout(Stdio::from(f.try_clone()?))
+            .stderr(Stdio::from(f))
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        })
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 10 s).
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The end of its log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
+
+/// A nats-server with JetStream in a temporary store, `sync_interval:
+/// always` as DESIGN's durability section asks.
+pub struct Nats {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    proc: Option<Proc>,
+}
+
+impl Nats {
+    /// Starts a server on a free port.
+    pub fn start() -> Result<Nats> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let mut n = Nats {
+            port,
+            dir,
+            proc: None,
+        };
+        n.launch()?;
+        Ok(n)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let store = self.dir.path().join("js");
+        let conf = self.dir.path().join("nats.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                self.port,
+                store.display()
+            ),
+        )?;
+        let mut cmd = Command::new(nats_server_bin());
+        cmd.arg("-c").arg(&conf);
+        self.proc = Some(Proc::spawn(
+            "nats-server",
+            cmd,
+            &self.dir.path().join("logs"),
+        )?);
+        wait_port(self.port, Duration::from_secs(20), "nats-server")
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and starts it again on the same port and store.
+    pub fn restart(&mut self) -> Result<()> {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate();
+        }
+        self.launch()
+    }
+}
+
+/// The working directory of one test: logs and data.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    /// A fresh directory.
+    pub fn new() -> Result<Workdir> {
+        Ok(Workdir {
+            dir: tempfile::tempdir()?,
+        })
+    }
+    /// Its logs directory.
+    pub fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+}
+
+/// Starts `gridwatch-ingest` on the replay clock with a fast checkpoint.
+pub fn ingest(nats: &str, data_dir: &Path, logs: &Path, extra: &[&str]) -> Result<Proc> {
+    let mut cmd = Command::new(binary("gridwatch-ingest")?);
+    cmd.arg("--nats")
+        .arg(nats)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "info,gridwatch_ingest=debug")
+        .env("GRIDWATCH__CHECKPOINT_MS", "200")
+        .env("GRIDWATCH__TICK_MS", "200");
+    Proc::spawn("ingest", cmd, logs)
+}
+
+/// Starts `gridwatch-backend` on `port`, and waits until it listens.
+pub fn backend(nats: &str, port: u16, logs: &Path) -> Result<Proc> {
+    let mut cmd = Command::new(binary("gridwatch-backend")?);
+    cmd.arg("--nats")
+        .arg(nats)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info");
+    let p = Proc::spawn(&format!("backend-{port}"), cmd, logs)?;
+    wait_port(port, Duration::from_secs(30), "gridwatch-backend")?;
+    Ok(p)
+}
+
+/// Starts chromedriver on a free port; returns it and its URL.
+pub fn chromedriver(logs: &Path) -> Result<(Proc, String)> {
+    let port = free_port()?;
+    let bin = std::env::var_os("CHROMEDRIVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("chromedriver"));
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--port={port}"));
+    let p = Proc::spawn("chromedriver", cmd, logs)?;
+    wait_port(port, Duration::from_secs(20), "chromedriver")?;
+    Ok((p, format!("http://127.0.0.1:{port}")))
+}
