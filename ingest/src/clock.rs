@@ -1,7 +1,7 @@
-//! The clock that decides "now": the wall clock, or on a replay the event
-//! time of the newest applied event, so a sped-up or past-day replay never
-//! trips the too-late or future rules and its results do not depend on how
-//! fast it ran.
+//! The clock that decides "now": the wall clock, or on a replay the time the
+//! simulator announces with ticks on `gw.clock` (in stream order, so the
+//! result does not depend on how fast the replay ran), so a sped-up or
+//! past-day replay never trips the too-late or future rules.
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -15,19 +15,19 @@ pub enum ClockMode {
     Replay,
 }
 
-/// The clock. In replay mode its time is the watermark (newest applied event
-/// time, whole seconds), which is part of the checkpointed state.
+/// The clock. In replay mode its time is the newest tick (whole seconds),
+/// which is part of the checkpointed state.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     pub mode: ClockMode,
 }
 
 impl Clock {
-    /// "Now" in Unix seconds; `None` in replay mode before any event.
-    pub fn now(&self, watermark: Option<i64>) -> Option<i64> {
+    /// "Now" in Unix seconds; `None` in replay mode before the first tick.
+    pub fn now(&self, replay_now: Option<i64>) -> Option<i64> {
         match self.mode {
             ClockMode::Wall => Some(Utc::now().timestamp()),
-            ClockMode::Replay => watermark,
+            ClockMode::Replay => replay_now,
         }
     }
 }

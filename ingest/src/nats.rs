@@ -6,6 +6,8 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use gridwatch_model::event::CLOCK_SUBJECT;
+
 use crate::config::Config;
 use crate::error::IngestError;
 
@@ -24,7 +26,7 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Ingest
 pub fn events_stream(cfg: &Config) -> stream::Config {
     stream::Config {
         name: cfg.stream.clone(),
-        subjects: vec!["gw.ev.>".into()],
+        subjects: vec!["gw.ev.>".into(), CLOCK_SUBJECT.into()],
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(cfg.dedupe_window_s),
         ..Default::default()
@@ -84,7 +86,7 @@ pub async fn consumer_from(
             ack_policy: consumer::AckPolicy::All,
             ack_wait: Duration::from_secs(120),
             max_ack_pending: 1_000_000,
-            filter_subject: cfg.filter_subject.clone(),
+            filter_subjects: vec![cfg.filter_subject.clone(), CLOCK_SUBJECT.into()],
             ..Default::default()
         })
         .await

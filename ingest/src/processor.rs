@@ -7,6 +7,7 @@
 
 use async_nats::jetstream::Message;
 use bytes::Bytes;
+use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick, Reason};
 use gridwatch_model::{NodeState, Registry};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -210,7 +211,31 @@ impl Processor {
                 self.state.counters.redelivered += 1;
                 continue;
             }
-            let now = self.clock.now(self.state.watermark);
+            if msg.subject.as_str() == CLOCK_SUBJECT {
+                match serde_json::from_slice::<ClockTick>(&msg.payload) {
+                    Ok(t) => {
+                        let t = t.now.timestamp();
+                        self.state.replay_now = Some(self.state.replay_now.map_or(t, |n| n.max(t)));
+                    }
+                    Err(e) => {
+                        self.state.count_dlq(Reason::Malformed);
+                        Self::send(
+                            out,
+                            Outbound::Dead(DeadLetter {
+                                seq,
+                                subject: msg.subject.to_string(),
+                                payload: msg.payload.clone(),
+                                reason: Reason::Malformed.as_str(),
+                                detail: format!("not a clock tick: {e}"),
+                            }),
+                        )?;
+                    }
+                }
+                self.state.last_seq = seq;
+                run.pending_ack = Some(msg);
+                continue;
+            }
+            let now = self.clock.now(self.state.replay_now);
             let outcome = match validate(
                 msg.subject.as_str(),
                 &msg.payload,
@@ -262,15 +287,15 @@ impl Processor {
         run: &mut Run,
         out: &mpsc::Sender<Outbound>,
     ) -> Result<(), IngestError> {
-        let Some(now) = self.clock.now(self.state.watermark) else {
-            if run.prev.iter().all(Option::is_none) {
-                // Replay clock before any event: publish the registry's
-                // totals at time zero so clients see the structure.
-                return self.recompute_at(0, run, out);
+        match self.clock.now(self.state.replay_now) {
+            Some(now) => self.recompute_at(now, run, out),
+            // Replay clock before any event: publish the registry's totals
+            // once, as of the wall clock, so clients see the structure.
+            None if run.prev.iter().all(Option::is_none) => {
+                self.recompute_at(chrono::Utc::now().timestamp(), run, out)
             }
-            return Ok(());
-        };
-        self.recompute_at(now, run, out)
+            None => Ok(()),
+        }
     }
 
     fn recompute_at(
@@ -339,7 +364,7 @@ impl Processor {
         }
         run.stages.history_us += us(t);
         let t = Instant::now();
-        if let Some(now) = self.clock.now(self.state.watermark) {
+        if let Some(now) = self.clock.now(self.state.replay_now) {
             self.state.prune(now, self.cfg.lateness_s);
         }
         checkpoint::save(&self.cfg.data_dir, &self.state)?;
@@ -382,7 +407,7 @@ impl Processor {
             batches: run.batches,
             batch_latency_ms_p50: q(0.5),
             batch_latency_ms_p99: q(0.99),
-            clock_now: self.clock.now(self.state.watermark).and_then(fmt),
+            clock_now: self.clock.now(self.state.replay_now).and_then(fmt),
             newest_event: self.state.watermark.and_then(fmt),
             last_applied_wall_ms: run.last_applied_wall_ms,
             wall_ms: chrono::Utc::now().timestamp_millis(),

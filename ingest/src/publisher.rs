@@ -14,6 +14,10 @@ use crate::error::IngestError;
 use crate::nats::META_KEY;
 use crate::processor::Outbound;
 
+/// Publishes awaiting their ack before we wait for them; well under the
+/// client's in-flight limit (5,000 by default), which would otherwise block.
+const MAX_PENDING: usize = 1024;
+
 /// Header names on dead letters.
 pub mod headers {
     pub const REASON: &str = "Gw-Reason";
@@ -131,6 +135,9 @@ pub async fn run(
                     payload: d.payload,
                 };
                 publish(&js, &mut dead_pending, it).await?;
+                if dead_pending.len() >= MAX_PENDING {
+                    settle(&js, &mut dead_pending).await?;
+                }
             }
             Outbound::States(states) => {
                 for (key, value) in states {
@@ -140,9 +147,9 @@ pub async fn run(
                         payload: value,
                     };
                     publish(&js, &mut state_pending, it).await?;
-                }
-                if state_pending.len() > 4096 {
-                    settle(&js, &mut state_pending).await?;
+                    if state_pending.len() >= MAX_PENDING {
+                        settle(&js, &mut state_pending).await?;
+                    }
                 }
             }
             Outbound::Meta(bytes) => {

@@ -149,8 +149,10 @@ impl Topology {
 pub struct LiveState {
     /// The last stream sequence applied (or dead-lettered).
     pub last_seq: u64,
-    /// Newest applied event time (the replay clock).
+    /// Newest applied event time.
     pub watermark: Option<i64>,
+    /// The replay clock: the newest tick seen on `gw.clock`.
+    pub replay_now: Option<i64>,
     /// Event id → event time, for dedupe within the allowed lateness.
     pub seen: HashMap<String, i64>,
     pub mgs: Vec<Mg>,

@@ -10,6 +10,16 @@ use std::fmt;
 
 use crate::ids::Zone;
 
+/// Subject of replay-clock ticks (in the event stream, beside `gw.ev.>`).
+pub const CLOCK_SUBJECT: &str = "gw.clock";
+
+/// A replay-clock tick: on a replay, the simulator says what time it is, so
+/// "now" follows simulated time and stays in stream order (deterministic).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockTick {
+    pub now: DateTime<FixedOffset>,
+}
+
 /// The only wire version this build understands.
 pub const WIRE_VERSION: u64 = 1;
 /// The longest event id accepted.

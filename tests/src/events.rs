@@ -121,11 +121,28 @@ pub fn zone(id: &str, ts: DateTime<FixedOffset>, node: &str, zone: &str) -> Valu
     )
 }
 
+/// A replay-clock tick announcing `now`.
+pub fn tick(now: DateTime<FixedOffset>) -> Msg {
+    Msg {
+        subject: "gw.clock".into(),
+        payload: Bytes::from(json!({"now": now.to_rfc3339()}).to_string()),
+        msg_id: Some(format!("tick-{}", now.timestamp())),
+    }
+}
+
 /// Publishes messages in order and waits for every ack; returns the
 /// stream sequence of the last one.
 pub async fn publish_all(js: &jetstream::Context, msgs: &[Msg]) -> Result<u64> {
-    let mut acks = Vec::with_capacity(msgs.len());
+    let mut acks: Vec<jetstream::context::PublishAckFuture> = Vec::with_capacity(msgs.len());
+    let mut last = 0;
     for m in msgs {
+        // Stay under the client's in-flight ack limit.
+        if acks.len() >= 1000 {
+            for a in acks.drain(..) {
+                let ack = a.await.context("waiting for a publish ack")?;
+                last = last.max(ack.sequence);
+            }
+        }
         let f = match &m.msg_id {
             Some(id) => {
                 let mut h = HeaderMap::new();
@@ -138,7 +155,6 @@ pub async fn publish_all(js: &jetstream::Context, msgs: &[Msg]) -> Result<u64> {
         .with_context(|| format!("publishing to {}", m.subject))?;
         acks.push(f);
     }
-    let mut last = 0;
     for a in acks {
         let ack = a.await.context("waiting for a publish ack")?;
         last = last.max(ack.sequence);
@@ -150,7 +166,7 @@ pub async fn publish_all(js: &jetstream::Context, msgs: &[Msg]) -> Result<u64> {
 pub async fn ensure_stream(js: &jetstream::Context) -> Result<()> {
     js.get_or_create_stream(jetstream::stream::Config {
         name: "GW_EVENTS".into(),
-        subjects: vec!["gw.ev.>".into()],
+        subjects: vec!["gw.ev.>".into(), "gw.clock".into()],
         storage: jetstream::stream::StorageType::File,
         duplicate_window: std::time::Duration::from_secs(120),
         ..Default::default()

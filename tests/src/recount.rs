@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 /// The events that count, in stream order.
 pub struct Recount<'a> {
     reg: &'a Registry,
+    as_of: DateTime<FixedOffset>,
     seen: HashSet<String>,
     events: Vec<Value>,
     open_flags: HashMap<String, String>,
@@ -35,10 +36,12 @@ fn under(node: &str, prefix: &str) -> bool {
 }
 
 impl<'a> Recount<'a> {
-    /// An empty recount over a registry.
-    pub fn new(reg: &'a Registry) -> Self {
+    /// An empty recount over a registry, for the clock time `as_of` (the
+    /// replay clock's last tick).
+    pub fn new(reg: &'a Registry, as_of: DateTime<FixedOffset>) -> Self {
         Self {
             reg,
+            as_of,
             seen: HashSet::new(),
             events: Vec::new(),
             open_flags: HashMap::new(),
@@ -138,7 +141,7 @@ impl<'a> Recount<'a> {
     /// The numbers the state API must show for `node`, as JSON shaped like
     /// the state (a subset of its fields).
     pub fn expected(&self, node: &str) -> Value {
-        let as_of = self.as_of();
+        let as_of = self.as_of;
         let today = local_day(as_of);
         let here: Vec<&Value> = self
             .events

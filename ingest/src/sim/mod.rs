@@ -13,9 +13,10 @@ pub mod day;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use bytes::Bytes;
-use chrono::{NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use gridwatch_model::Registry;
-use gridwatch_model::time::{local_date, start_of_local_day};
+use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick};
+use gridwatch_model::time::{local_date, local_offset, start_of_local_day};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -83,6 +84,7 @@ pub async fn run(
             .from
             .map(|t| i64::from(t.num_seconds_from_midnight()))
             .unwrap_or(0);
+    let mut last_tick = i64::MIN;
     for d in 0..cfg.days.max(1) {
         let date = first_day + chrono::Days::new(u64::from(d));
         let mut msgs = day::generate(reg, cfg.seed, date);
@@ -119,6 +121,23 @@ pub async fn run(
             }
             if shutdown.is_cancelled() {
                 break;
+            }
+            // Tell a replay-clock ingest what time it is, ahead of the event.
+            if m.at > last_tick {
+                last_tick = m.at;
+                let tick = ClockTick {
+                    now: DateTime::from_timestamp(m.at, 0)
+                        .unwrap_or_default()
+                        .with_timezone(&local_offset()),
+                };
+                let mut h = HeaderMap::new();
+                h.insert("Nats-Msg-Id", format!("tick-{}", m.at).as_str());
+                let payload = serde_json::to_vec(&tick).unwrap_or_default();
+                let f = js
+                    .publish_with_headers(CLOCK_SUBJECT, h, payload.into())
+                    .await
+                    .map_err(IngestError::nats)?;
+                pending.push(f);
             }
             let mut h = HeaderMap::new();
             h.insert("Nats-Msg-Id", m.msg_id.as_str());
