@@ -1,7 +1,9 @@
 //! Pulls events from the durable consumer and hands them to the processor.
-//! When the stream breaks (a NATS restart, say) it recreates the consumer
-//! from the message after the last one it forwarded: the processor skips
-//! anything it has already applied, so nothing is lost or doubled.
+//! When the stream breaks or the connection comes back after a loss (a NATS
+//! restart, say: messages delivered into the void would otherwise wait for
+//! the ack timeout) it recreates the consumer from the message after the
+//! last one it forwarded: the processor skips anything it has already
+//! applied, so nothing is lost or doubled.
 
 use async_nats::jetstream::{self, Message};
 use futures::StreamExt;
@@ -26,6 +28,7 @@ pub struct ConsumerGauges {
 
 /// Runs until cancelled or the processor hangs up.
 pub async fn run(
+    disconnects: Arc<AtomicU64>,
     js: jetstream::Context,
     cfg: Config,
     start_seq: u64,
@@ -65,10 +68,20 @@ pub async fn run(
             }
         };
         tracing::info!(from_seq = next_seq, "consuming");
+        let mut check = tokio::time::interval(Duration::from_millis(100));
+        let seen_disconnects = disconnects.load(Ordering::SeqCst);
         loop {
             let item = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 m = messages.next() => m,
+                _ = check.tick() => {
+                    if disconnects.load(Ordering::SeqCst) != seen_disconnects {
+                        tracing::warn!(from_seq = next_seq, "connection was lost; recreating the consumer");
+                        gauges.restarts.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    continue;
+                }
             };
             match item {
                 Some(Ok(msg)) => {

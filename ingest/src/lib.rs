@@ -75,7 +75,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
             "removed history parts written after the last checkpoint"
         );
     }
-    let client = nats::connect(&cfg.nats, "gridwatch-ingest").await?;
+    let (client, disconnects) = nats::connect_counting(&cfg.nats, "gridwatch-ingest").await?;
     let js = async_nats::jetstream::new(client);
     let store = nats::ensure_streams(&js, &cfg).await?;
     let published = nats::published_seqs(&store).await?;
@@ -105,6 +105,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
     let publisher = tokio::spawn(publisher::run(js.clone(), cfg.state_bucket.clone(), out_rx));
     let consumer_token = shutdown.child_token();
     let consumer = consumer::run(
+        disconnects,
         js,
         cfg.clone(),
         start_seq,

@@ -4,6 +4,8 @@
 use async_nats::jetstream::{self, consumer, kv, stream};
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gridwatch_model::event::CLOCK_SUBJECT;
@@ -13,13 +15,33 @@ use crate::error::IngestError;
 
 /// Connects, retrying until the server is reachable; reconnects forever.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, IngestError> {
-    async_nats::ConnectOptions::new()
+    Ok(connect_counting(url, name).await?.0)
+}
+
+/// Like [`connect`], and counts reconnections (a consumer must recreate its
+/// pull requests after one: messages in flight during the outage are lost).
+pub async fn connect_counting(
+    url: &str,
+    name: &str,
+) -> Result<(async_nats::Client, Arc<AtomicU64>), IngestError> {
+    let reconnects = Arc::new(AtomicU64::new(0));
+    let counter = reconnects.clone();
+    let client = async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .max_reconnects(None)
+        .event_callback(move |event| {
+            let counter = counter.clone();
+            async move {
+                if matches!(event, async_nats::Event::Disconnected) {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
         .connect(url)
         .await
-        .map_err(IngestError::nats)
+        .map_err(IngestError::nats)?;
+    Ok((client, reconnects))
 }
 
 /// The event stream's configuration (file storage, dedupe window).
@@ -84,7 +106,7 @@ pub async fn consumer_from(
                 start_sequence: start_seq.max(1),
             },
             ack_policy: consumer::AckPolicy::All,
-            ack_wait: Duration::from_secs(120),
+            ack_wait: Duration::from_secs(30),
             max_ack_pending: 1_000_000,
             filter_subjects: vec![cfg.filter_subject.clone(), CLOCK_SUBJECT.into()],
             ..Default::default()

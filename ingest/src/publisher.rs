@@ -60,16 +60,18 @@ async fn settle(
     js: &jetstream::Context,
     pending: &mut Vec<(PublishAckFuture, Item)>,
 ) -> Result<(), IngestError> {
-    let mut failed = false;
-    let mut items = Vec::with_capacity(pending.len());
-    for (f, it) in pending.drain(..) {
-        if let Err(e) = f.await {
-            if !failed {
-                tracing::warn!(error = %e, "publish failed; sending the group again");
-            }
-            failed = true;
-        }
-        items.push(it);
+    // Wait for all at once: each ack times out on its own clock, so waiting
+    // in turn after an outage would take the timeout times the group.
+    let (futures, items): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
+    let results = futures::future::join_all(
+        futures
+            .into_iter()
+            .map(std::future::IntoFuture::into_future),
+    )
+    .await;
+    let failed = results.iter().any(Result::is_err);
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        tracing::warn!(error = %e, "publish failed; sending the group again");
     }
     if !failed {
         return Ok(());
@@ -101,10 +103,13 @@ async fn publish(
 async fn retry_one(js: &jetstream::Context, it: &Item) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        if let Ok(f) = send(js, it).await
-            && f.await.is_ok()
-        {
-            return;
+        let r = match send(js, it).await {
+            Ok(f) => f.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match r {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, subject = %it.subject, "publish failed; retrying"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));

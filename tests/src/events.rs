@@ -138,9 +138,11 @@ pub async fn publish_all(js: &jetstream::Context, msgs: &[Msg]) -> Result<u64> {
     for m in msgs {
         // Stay under the client's in-flight ack limit.
         if acks.len() >= 1000 {
-            for a in acks.drain(..) {
-                let ack = a.await.context("waiting for a publish ack")?;
-                last = last.max(ack.sequence);
+            for ack in
+                futures::future::join_all(acks.drain(..).map(std::future::IntoFuture::into_future))
+                    .await
+            {
+                last = last.max(ack.context("waiting for a publish ack")?.sequence);
             }
         }
         let f = match &m.msg_id {
@@ -155,9 +157,10 @@ pub async fn publish_all(js: &jetstream::Context, msgs: &[Msg]) -> Result<u64> {
         .with_context(|| format!("publishing to {}", m.subject))?;
         acks.push(f);
     }
-    for a in acks {
-        let ack = a.await.context("waiting for a publish ack")?;
-        last = last.max(ack.sequence);
+    for ack in
+        futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await
+    {
+        last = last.max(ack.context("waiting for a publish ack")?.sequence);
     }
     Ok(last)
 }

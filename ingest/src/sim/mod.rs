@@ -61,11 +61,72 @@ pub struct SimConfig {
     pub days: u32,
 }
 
-async fn flush(pending: &mut Vec<PublishAckFuture>) -> Result<(), IngestError> {
-    for f in pending.drain(..) {
-        f.await.map_err(IngestError::nats)?;
+/// A publish awaiting its ack, kept so it can be sent again.
+type Pending = Vec<(PublishAckFuture, String, HeaderMap, Bytes)>;
+
+/// Waits for the pending acks; if any failed (NATS restarting, say), sends
+/// the group again in order until each is stored. Repeats are harmless:
+/// they carry the same `Nats-Msg-Id`.
+async fn flush(js: &jetstream::Context, pending: &mut Pending, shutdown: &CancellationToken) {
+    // All at once: each ack times out on its own clock.
+    let (futures, group): (Vec<_>, Vec<_>) =
+        pending.drain(..).map(|(f, s, h, p)| (f, (s, h, p))).unzip();
+    let failed = futures::future::join_all(
+        futures
+            .into_iter()
+            .map(std::future::IntoFuture::into_future),
+    )
+    .await
+    .iter()
+    .any(Result::is_err);
+    if !failed {
+        return;
     }
-    Ok(())
+    tracing::warn!(messages = group.len(), "publishing failed; sending again");
+    for (s, h, p) in group {
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Ok(f) = js
+                .publish_with_headers(s.clone(), h.clone(), p.clone())
+                .await
+                && f.await.is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn send(
+    js: &jetstream::Context,
+    pending: &mut Pending,
+    subject: String,
+    headers: HeaderMap,
+    payload: Bytes,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        match js
+            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+            .await
+        {
+            Ok(f) => {
+                pending.push((f, subject, headers, payload));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "publish could not be sent; retrying");
+                flush(js, pending, shutdown).await;
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 /// Publishes the simulated day(s). Returns the number of messages sent.
@@ -90,10 +151,10 @@ pub async fn run(
         let mut msgs = day::generate(reg, cfg.seed, date);
         bad::inject(&mut msgs, cfg.seed, cfg.bad_share);
         tracing::info!(%date, messages = msgs.len(), "playing a day");
-        let mut pending: Vec<PublishAckFuture> = Vec::new();
+        let mut pending: Pending = Vec::new();
         for m in msgs {
             if cfg.limit.is_some_and(|l| sent >= l as u64) {
-                flush(&mut pending).await?;
+                flush(&js, &mut pending, &shutdown).await;
                 return Ok(sent);
             }
             // When is this message due, on the wall clock?
@@ -113,7 +174,7 @@ pub async fn run(
                 }
             };
             if let Some(wait) = due.filter(|w| *w > Duration::from_millis(1)) {
-                flush(&mut pending).await?;
+                flush(&js, &mut pending, &shutdown).await;
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(sent),
                     _ = tokio::time::sleep(wait) => {}
@@ -133,25 +194,25 @@ pub async fn run(
                 let mut h = HeaderMap::new();
                 h.insert("Nats-Msg-Id", format!("tick-{}", m.at).as_str());
                 let payload = serde_json::to_vec(&tick).unwrap_or_default();
-                let f = js
-                    .publish_with_headers(CLOCK_SUBJECT, h, payload.into())
-                    .await
-                    .map_err(IngestError::nats)?;
-                pending.push(f);
+                send(
+                    &js,
+                    &mut pending,
+                    CLOCK_SUBJECT.into(),
+                    h,
+                    payload.into(),
+                    &shutdown,
+                )
+                .await;
             }
             let mut h = HeaderMap::new();
             h.insert("Nats-Msg-Id", m.msg_id.as_str());
-            let f = js
-                .publish_with_headers(m.subject, h, m.payload)
-                .await
-                .map_err(IngestError::nats)?;
-            pending.push(f);
+            send(&js, &mut pending, m.subject, h, m.payload, &shutdown).await;
             sent += 1;
             if pending.len() >= 2048 {
-                flush(&mut pending).await?;
+                flush(&js, &mut pending, &shutdown).await;
             }
         }
-        flush(&mut pending).await?;
+        flush(&js, &mut pending, &shutdown).await;
         if shutdown.is_cancelled() {
             break;
         }
