@@ -17,7 +17,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm frontend)"
 cargo clippy -p gridwatch-frontend --target wasm32-unknown-unknown -- -D warnings
 step "frontend build"
-bash scripts/build-frontend.sh release
+bash scripts/build-frontend.sh
 step "binaries"
 cargo build --bins
 step "tests"
