@@ -47,6 +47,8 @@ pub struct Config {
     pub consumer: String,
     /// Subject filter (a worker may own a subset of streets).
     pub filter_subject: String,
+    /// Replicas of the streams and the state bucket (3 on a cluster).
+    pub replicas: usize,
     /// Dedupe window of the event stream, seconds.
     pub dedupe_window_s: u64,
     /// A batch closes at this many events...
@@ -79,6 +81,7 @@ impl Default for Config {
             state_bucket: "GW_STATE".into(),
             consumer: "gridwatch-ingest".into(),
             filter_subject: "gw.ev.>".into(),
+            replicas: 1,
             dedupe_window_s: 120,
             batch_max_events: 2000,
             batch_max_ms: 20,

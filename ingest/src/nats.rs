@@ -51,6 +51,7 @@ pub fn events_stream(cfg: &Config) -> stream::Config {
         subjects: vec!["gw.ev.>".into(), CLOCK_SUBJECT.into()],
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(cfg.dedupe_window_s),
+        num_replicas: cfg.replicas,
         ..Default::default()
     }
 }
@@ -68,6 +69,7 @@ pub async fn ensure_streams(
         subjects: vec!["gw.dlq.>".into()],
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(600),
+        num_replicas: cfg.replicas,
         ..Default::default()
     })
     .await
@@ -79,6 +81,7 @@ pub async fn ensure_streams(
                 bucket: cfg.state_bucket.clone(),
                 history: 1,
                 storage: stream::StorageType::File,
+                num_replicas: cfg.replicas,
                 ..Default::default()
             })
             .await
