@@ -27,6 +27,11 @@ fn status_class(s: Status) -> &'static str {
     }
 }
 
+/// `2022-10-15T07:48:33+08:00` → `2022-10-15 07:48:33` (already local).
+fn clock_text(as_of: &str) -> String {
+    as_of.get(..19).unwrap_or(as_of).replace('T', " ")
+}
+
 /// One labelled figure.
 #[component]
 fn Figure(
@@ -112,7 +117,7 @@ pub fn DistrictPage(live: Live) -> impl IntoView {
                     <span class="en">"Beilun District · Gridwatch command center"</span>
                 </div>
                 <div class="meta">
-                    <span data-testid="as-of">{move || live.as_of.get()}</span>
+                    <span data-testid="as-of">{move || clock_text(&live.as_of.get())}</span>
                     <span class=move || format!("conn conn-{:?}", live.conn.get()).to_lowercase() data-testid="conn">{conn_text}</span>
                     <span data-testid="data-age">"数据 data: "{data_age}</span>
                     <Show when=stale>

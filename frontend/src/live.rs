@@ -109,10 +109,11 @@ pub fn follow(node: &str) -> Live {
             live.now_ms.set(t);
             let w = watched.borrow();
             let heard = live.last_frame_ms.get_untracked().max(w.opened_ms);
-            if live.conn.get_untracked() == Conn::Open && t - heard > SILENT_REOPEN_MS {
-                if let Some(ws) = &w.ws {
-                    let _ = ws.close();
-                }
+            if live.conn.get_untracked() == Conn::Open
+                && t - heard > SILENT_REOPEN_MS
+                && let Some(ws) = &w.ws
+            {
+                let _ = ws.close();
             }
         },
         Duration::from_secs(1),

@@ -138,3 +138,49 @@ pub fn read_day(data_dir: &Path, day: &str) -> Result<DataFrame, IngestError> {
         .collect()?;
     Ok(df)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::fold_batch;
+    use crate::state::Row;
+
+    #[test]
+    fn parts_sum_to_the_buckets_and_uncommitted_parts_are_removed() {
+        let reg = crate::load_registry(None).expect("the committed registry");
+        let topo = Topology::new(&reg);
+        let mut state = LiveState::new(reg.microgrids.len());
+        let dir = tempfile::tempdir().expect("temp dir");
+        // 2022-10-15 09:00 local = 01:00 UTC.
+        let minute = 1_665_795_600 / 60;
+        let row = |mg, samples| Row {
+            mg,
+            minute,
+            counts: Bucket {
+                samples,
+                reports: 1,
+                ..Default::default()
+            },
+        };
+        fold_batch(&mut state, &[row(0, 5), row(0, 7), row(1, 1)]).expect("fold");
+        state.pending_from_seq = 1;
+        flush(dir.path(), &reg, &topo, &mut state, 3).expect("flush");
+        fold_batch(&mut state, &[row(0, 10)]).expect("fold");
+        flush(dir.path(), &reg, &topo, &mut state, 4).expect("flush");
+        let df = read_day(dir.path(), "2022-10-15").expect("read");
+        let samples = df
+            .column("samples")
+            .and_then(|c| c.u64().cloned())
+            .expect("u64");
+        assert_eq!(df.height(), 2);
+        assert_eq!(samples.sum(), Some(23));
+        // A part beyond the checkpointed sequence goes away.
+        assert_eq!(remove_uncommitted(dir.path(), 3).expect("remove"), 1);
+        let df = read_day(dir.path(), "2022-10-15").expect("read");
+        let samples = df
+            .column("samples")
+            .and_then(|c| c.u64().cloned())
+            .expect("u64");
+        assert_eq!(samples.sum(), Some(13));
+    }
+}

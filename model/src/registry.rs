@@ -375,3 +375,45 @@ impl Registry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(population: &str) -> String {
+        format!(
+            r#"{{"format":1,"generated_by":"t","sources":[],
+            "district":{{"id":"beilun","name":"北仑区","name_en":"Beilun","code":"330206"}},
+            "streets":[{{"id":"daqi","name":"大碶街道","name_en":"Daqi","code":"330206004","center":[0,0],"polygon":[],
+              "communities":[{{"id":"c1","name":"c","name_en":"C","code":"1","kind":"village",
+                "grids":[{{"id":"g01","microgrids":[{{"id":"m01","population":{population},"households":10,
+                  "zone":"sealed","pos":[0,0],"team":{{"leader":"a","members":["b","c","d"],"volunteers":["e","f"]}}}}]}}]}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn loads_and_rolls_up() {
+        let r = Registry::from_json(&tiny("230")).expect("valid registry");
+        assert_eq!(r.nodes.len(), 5);
+        let m = r.lookup("beilun/daqi/c1/g01/m01").expect("micro-grid");
+        assert_eq!(r.node(m).level, Level::Microgrid);
+        assert_eq!(r.node(r.root()).population, 230);
+        assert_eq!(r.microgrids_under(r.root()).count(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_place_and_the_field() {
+        let e = Registry::from_json(&tiny("\"many\"")).expect_err("a string population");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("streets[0].communities[0].grids[0].microgrids[0].population"),
+            "{msg}"
+        );
+        let e = Registry::from_json(&tiny("0")).expect_err("zero population");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("beilun/daqi/c1/g01/m01") && msg.contains("population"),
+            "{msg}"
+        );
+    }
+}

@@ -445,7 +445,7 @@ async fn nats_restart_while_events_flow_loses_and_doubles_nothing() -> Result<()
                 }
             }
             sent += 1;
-            if sent % 200 == 0 {
+            if sent.is_multiple_of(200) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
