@@ -8,7 +8,8 @@ cargo build -p gridwatch-frontend --target wasm32-unknown-unknown --profile "$PR
 TARGET="${CARGO_TARGET_DIR:-target}"
 DIR="$PROFILE"; [ "$PROFILE" = "dev" ] && DIR=debug
 mkdir -p "$OUT"
-wasm-bindgen --target web --no-typescript --out-dir "$OUT" \
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+  --out-dir "$OUT" \
   "$TARGET/wasm32-unknown-unknown/$DIR/gridwatch_frontend.wasm"
 # No wasm-opt: Debian's binaryen (108) breaks wasm-bindgen's externref
 # table; the wasm-release profile (opt-level z, LTO) does the shrinking.

@@ -18,7 +18,7 @@ step "clippy (wasm frontend)"
 cargo clippy -p gridwatch-frontend --target wasm32-unknown-unknown -- -D warnings
 step "frontend build"
 bash scripts/build-frontend.sh
-step "binaries"
-cargo build --bins
+step "build (binaries and tests, one feature set)"
+cargo build --workspace --all-targets
 step "tests"
 cargo test --workspace -- --test-threads=2
