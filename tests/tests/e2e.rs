@@ -405,10 +405,16 @@ async fn ingest_killed_mid_stream_resumes_exactly() -> Result<()> {
         &["beilun", "beilun/daqi", "beilun/xinqi", "beilun/guoju"],
     )
     .await?;
-    // A clean restart changes nothing either.
+    // A clean restart changes nothing either. The restarted ingest
+    // republishes every state one version up: wait for that.
+    let before = sys.http.state("beilun").await?["seq"].as_u64().unwrap_or(0);
     sys.ingest.terminate();
     sys.restart_ingest()?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for("the restarted ingest to republish", WAIT, || async {
+        let seq = sys.http.state("beilun").await.ok()?["seq"].as_u64()?;
+        (seq > before).then_some(())
+    })
+    .await?;
     sys.wait_all_processed().await?;
     sys.assert_exact(&rc, &["beilun", "beilun/daqi"]).await?;
     Ok(())
