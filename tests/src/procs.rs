@@ -13,8 +13,18 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+static BIN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Overrides where the binaries are (the bench runs from target/release).
+pub fn set_bin_dir(dir: PathBuf) {
+    let _ = BIN_DIR.set(dir);
+}
+
 /// The directory holding the built binaries (target/debug).
 pub fn bin_dir() -> PathBuf {
+    if let Some(d) = BIN_DIR.get() {
+        return d.clone();
+    }
     if let Some(d) = std::env::var_os("GRIDWATCH_BIN_DIR") {
         return PathBuf::from(d);
     }
@@ -140,17 +150,25 @@ impl Drop for Proc {
 pub struct Nats {
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// `sync_interval: always` (else nats-server's default flush).
+    pub sync_always: bool,
     proc: Option<Proc>,
 }
 
 impl Nats {
-    /// Starts a server on a free port.
+    /// Starts a server on a free port, flushing every write.
     pub fn start() -> Result<Nats> {
+        Self::start_with(true)
+    }
+
+    /// Starts a server on a free port; `sync_always` chooses the flush.
+    pub fn start_with(sync_always: bool) -> Result<Nats> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let mut n = Nats {
             port,
             dir,
+            sync_always,
             proc: None,
         };
         n.launch()?;
@@ -163,9 +181,14 @@ impl Nats {
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n{}}}\n",
                 self.port,
-                store.display()
+                store.display(),
+                if self.sync_always {
+                    "  sync_interval: always\n"
+                } else {
+                    ""
+                }
             ),
         )?;
         let mut cmd = Command::new(nats_server_bin());
@@ -210,17 +233,38 @@ impl Workdir {
     }
 }
 
-/// Starts `gridwatch-ingest` on the replay clock with a fast checkpoint.
+/// Starts `gridwatch-ingest` with a fast checkpoint.
 pub fn ingest(nats: &str, data_dir: &Path, logs: &Path, extra: &[&str]) -> Result<Proc> {
+    ingest_with_env(
+        nats,
+        data_dir,
+        logs,
+        extra,
+        &[
+            ("RUST_LOG", "info,gridwatch_ingest=debug"),
+            ("GRIDWATCH__CHECKPOINT_MS", "200"),
+            ("GRIDWATCH__TICK_MS", "200"),
+        ],
+    )
+}
+
+/// Starts `gridwatch-ingest` with the given environment.
+pub fn ingest_with_env(
+    nats: &str,
+    data_dir: &Path,
+    logs: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Proc> {
     let mut cmd = Command::new(binary("gridwatch-ingest")?);
     cmd.arg("--nats")
         .arg(nats)
         .arg("--data-dir")
         .arg(data_dir)
-        .args(extra)
-        .env("RUST_LOG", "info,gridwatch_ingest=debug")
-        .env("GRIDWATCH__CHECKPOINT_MS", "200")
-        .env("GRIDWATCH__TICK_MS", "200");
+        .args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     Proc::spawn("ingest", cmd, logs)
 }
 
