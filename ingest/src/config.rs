@@ -83,7 +83,7 @@ impl Default for Config {
             filter_subject: "gw.ev.>".into(),
             replicas: 1,
             dedupe_window_s: 120,
-            batch_max_events: 2000,
+            batch_max_events: 20_000,
             batch_max_ms: 20,
             checkpoint_ms: 1000,
             history_flush_s: 60,
