@@ -7,7 +7,7 @@
 
 use async_nats::jetstream::Message;
 use bytes::Bytes;
-use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick, Reason};
+use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick, ParseError, Reason};
 use gridwatch_model::{NodeState, Registry};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -211,45 +211,26 @@ impl Processor {
                 self.state.counters.redelivered += 1;
                 continue;
             }
-            if msg.subject.as_str() == CLOCK_SUBJECT {
-                match serde_json::from_slice::<ClockTick>(&msg.payload) {
-                    Ok(t) => {
-                        let t = t.now.timestamp();
-                        self.state.replay_now = Some(self.state.replay_now.map_or(t, |n| n.max(t)));
-                    }
-                    Err(e) => {
-                        self.state.count_dlq(Reason::Malformed);
-                        Self::send(
-                            out,
-                            Outbound::Dead(DeadLetter {
-                                seq,
-                                subject: msg.subject.to_string(),
-                                payload: msg.payload.clone(),
-                                reason: Reason::Malformed.as_str(),
-                                detail: format!("not a clock tick: {e}"),
-                            }),
-                        )?;
-                    }
+            let is_tick = msg.subject.as_str() == CLOCK_SUBJECT;
+            let outcome = if is_tick {
+                self.tick(&msg.payload)
+            } else {
+                let now = self.clock.now(self.state.replay_now);
+                match validate(
+                    msg.subject.as_str(),
+                    &msg.payload,
+                    &self.registry,
+                    now,
+                    rules,
+                ) {
+                    Ok(v) => self.state.apply(&v, &self.topo),
+                    Err(e) => Outcome::DeadLetter(e),
                 }
-                self.state.last_seq = seq;
-                run.pending_ack = Some(msg);
-                continue;
-            }
-            let now = self.clock.now(self.state.replay_now);
-            let outcome = match validate(
-                msg.subject.as_str(),
-                &msg.payload,
-                &self.registry,
-                now,
-                rules,
-            ) {
-                Ok(v) => self.state.apply(&v, &self.topo),
-                Err(e) => Outcome::DeadLetter(e),
             };
             match outcome {
                 Outcome::Applied(row) => {
                     rows.extend(row);
-                    applied_any = true;
+                    applied_any |= !is_tick;
                 }
                 Outcome::Duplicate => {}
                 Outcome::DeadLetter(e) => {
@@ -278,6 +259,21 @@ impl Processor {
         fold_batch(&mut self.state, &rows)?;
         run.stages.polars_batch_us += us(t);
         Ok(())
+    }
+
+    /// A replay-clock tick moves the replay clock forward (never back).
+    fn tick(&mut self, payload: &[u8]) -> Outcome {
+        match serde_json::from_slice::<ClockTick>(payload) {
+            Ok(t) => {
+                let t = t.now.timestamp();
+                self.state.replay_now = Some(self.state.replay_now.map_or(t, |n| n.max(t)));
+                Outcome::Applied(None)
+            }
+            Err(e) => Outcome::DeadLetter(ParseError::new(
+                Reason::Malformed,
+                format!("not a clock tick: {e}"),
+            )),
+        }
     }
 
     /// Recomputes every node state at the clock's now and publishes those
