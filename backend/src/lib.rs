@@ -19,7 +19,7 @@ pub mod ws;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
@@ -161,6 +161,5 @@ pub async fn run(
         path: addr.to_string(),
         source: e,
     })?;
-    let _ = StatusCode::OK;
     Ok(())
 }

@@ -643,21 +643,25 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
             .context("starting headless Chromium through chromedriver")?;
     let result = async {
         c.goto(&format!("http://127.0.0.1:{}/", sys.port)).await?;
-        let text = |id: &'static str| {
+        // Waits until the page's samples-today figure reads `expected`.
+        let shows = |expected: &'static str| {
             let c = c.clone();
             async move {
-                c.find(fantoccini::Locator::Css(&format!("[data-testid='{id}']")))
-                    .await
-                    .ok()?
-                    .text()
-                    .await
-                    .ok()
+                wait_for(
+                    &format!("the page to show {expected} samples"),
+                    WAIT,
+                    || async {
+                        let el = c
+                            .find(fantoccini::Locator::Css("[data-testid='samples-today']"))
+                            .await
+                            .ok()?;
+                        (el.text().await.ok()? == expected).then_some(())
+                    },
+                )
+                .await
             }
         };
-        wait_for("the page to show 1,234 samples", WAIT, || async {
-            (text("samples-today").await? == "1,234").then_some(())
-        })
-        .await?;
+        shows("1,234").await?;
         // Publish one event; the number changes without a reload.
         let t0 = Instant::now();
         publish_all(
@@ -665,10 +669,7 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
             &[msg(&events::testing("b2", at(6, 20, 0), &daqi[1], 1000, 5))],
         )
         .await?;
-        wait_for("the page to show 2,234 samples", WAIT, || async {
-            (text("samples-today").await? == "2,234").then_some(())
-        })
-        .await?;
+        shows("2,234").await?;
         eprintln!("publish → page: {} ms", t0.elapsed().as_millis());
         let png = c.screenshot().await?;
         std::fs::write(gridwatch_tests::artifacts_dir().join("district.png"), png)?;
@@ -693,10 +694,7 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
             &[msg(&events::testing("b3", at(6, 30, 0), &daqi[2], 1, 5))],
         )
         .await?;
-        wait_for("the page to recover and show 2,235", WAIT, || async {
-            (text("samples-today").await? == "2,235").then_some(())
-        })
-        .await?;
+        shows("2,235").await?;
         ensure!(
             c.find(fantoccini::Locator::Css("[data-testid='stale']"))
                 .await
