@@ -59,7 +59,7 @@ else
   SIM_ARGS=(--days 365)
 fi
 "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
-"$BIN/gridwatch-backend" --nats "$NATS" --listen "127.0.0.1:$PORT" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
+"$BIN/gridwatch-backend" --nats "$NATS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
 "$BIN/gridwatch-sim" --nats "$NATS" --bad-share "$BAD" "${SIM_ARGS[@]}" >"$RUN/logs/sim.log" 2>&1 & pids+=($!)
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done

@@ -30,23 +30,17 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         Self {
             nats: "nats://127.0.0.1:4222".into(),
             listen: "127.0.0.1:8080".into(),
             registry: None,
-            static_dir: root.join("frontend/dist"),
+            static_dir: PathBuf::from("frontend/dist"),
             state_bucket: "GW_STATE".into(),
             heartbeat_s: 5,
             resume_history: 512,
             client_queue: 256,
         }
     }
-}
-
-/// The committed Beilun registry.
-pub fn default_registry_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/beilun-registry.json")
 }
 
 /// Loads configuration: defaults, `file`, `GRIDWATCH__…`, then `overrides`.

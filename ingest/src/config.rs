@@ -55,10 +55,12 @@ pub struct Config {
     pub batch_max_events: usize,
     /// ...or this many milliseconds after its first event.
     pub batch_max_ms: u64,
-    /// Checkpoint (and ack) at most this often.
+    /// Checkpoint (journal append + fsync, then ack) at most this often.
     pub checkpoint_ms: u64,
-    /// Flush per-minute history to Parquet at most this often.
-    pub history_flush_s: u64,
+    /// Take a full snapshot (and write a Parquet history part) this often...
+    pub snapshot_s: u64,
+    /// ...or as soon as the journal since the last one exceeds this size.
+    pub snapshot_journal_mb: u64,
     /// Recompute time-dependent aggregates this often when idle.
     pub tick_ms: u64,
     /// Events older than this (relative to the clock) are `too_late`.
@@ -86,7 +88,8 @@ impl Default for Config {
             batch_max_events: 20_000,
             batch_max_ms: 20,
             checkpoint_ms: 1000,
-            history_flush_s: 60,
+            snapshot_s: 60,
+            snapshot_journal_mb: 256,
             tick_ms: 1000,
             lateness_s: 24 * 3600,
             future_s: 300,
@@ -94,12 +97,6 @@ impl Default for Config {
             status: StatusConfig::default(),
         }
     }
-}
-
-/// The committed Beilun registry, found relative to this crate so the
-/// binaries run from any directory of a checkout.
-pub fn default_registry_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/beilun-registry.json")
 }
 
 /// Loads configuration: defaults, then `file`, then `GRIDWATCH__…`

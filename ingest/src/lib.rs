@@ -8,7 +8,8 @@
 //! - [`validate`]: one message → a valid event or a DLQ reason.
 //! - [`state`]: the exact live state and how an event changes it.
 //! - [`aggregate`]: polars batch folding and roll-ups into node states.
-//! - [`checkpoint`], [`history`]: durability and Parquet history.
+//! - [`checkpoint`], [`journal`], [`history`]: durability (snapshots and
+//!   the journal between them) and Parquet history.
 //! - [`nats`], [`consumer`], [`processor`], [`publisher`]: the pipeline.
 //! - [`sim`]: the Beilun-day simulator.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod history;
+pub mod journal;
 pub mod nats;
 pub mod processor;
 pub mod publisher;
@@ -36,14 +38,16 @@ use gridwatch_model::Registry;
 pub use config::Config;
 pub use error::IngestError;
 
-/// Loads the registry named by `path` (or the committed Beilun registry).
+/// Loads the registry named by `path`, or the Beilun registry built in.
 ///
 /// Fails naming the file, or the place and field that are wrong.
 pub fn load_registry(path: Option<&std::path::Path>) -> Result<Registry, IngestError> {
-    let p = path
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(config::default_registry_path);
-    let text = std::fs::read_to_string(&p).map_err(|e| IngestError::Io {
+    let Some(p) = path else {
+        return Ok(Registry::from_json(
+            gridwatch_model::registry::BEILUN_REGISTRY_JSON,
+        )?);
+    };
+    let text = std::fs::read_to_string(p).map_err(|e| IngestError::Io {
         path: p.display().to_string(),
         source: e,
     })?;
@@ -88,7 +92,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
     let gauges = Arc::new(consumer::ConsumerGauges::default());
     let (in_tx, in_rx) = mpsc::channel(cfg.batch_max_events.max(1) * 4);
     let (out_tx, out_rx) = mpsc::channel(1024);
-    let processor = processor::Processor {
+    let (journal, records) = journal::Journal::open(&cfg.data_dir)?;
+    let mut processor = processor::Processor {
         cfg: cfg.clone(),
         registry: registry.clone(),
         topo,
@@ -96,13 +101,31 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
         state: live,
         published,
         gauges: gauges.clone(),
+        journal,
     };
+    let publisher = tokio::spawn(publisher::run(js.clone(), cfg.state_bucket.clone(), out_rx));
+    // Replay the journal past the snapshot (blocking work, and the
+    // processor's sends block): the state is then the last checkpointed one.
+    let replay_out = out_tx.clone();
+    let (processor, replayed) = tokio::task::spawn_blocking(move || {
+        let r = processor.replay(records, &replay_out);
+        (processor, r)
+    })
+    .await
+    .map_err(|e| IngestError::Config(format!("replaying the journal: {e}")))?;
+    let replayed = replayed?;
+    if replayed > 0 {
+        tracing::info!(
+            replayed,
+            last_seq = processor.state.last_seq,
+            "replayed the journal"
+        );
+    }
     let start_seq = processor.state.last_seq + 1;
     let proc_thread = std::thread::Builder::new()
         .name("gw-processor".into())
         .spawn(move || processor.run(in_rx, out_tx))
         .map_err(|e| IngestError::Config(format!("starting the processor: {e}")))?;
-    let publisher = tokio::spawn(publisher::run(js.clone(), cfg.state_bucket.clone(), out_rx));
     let consumer_token = shutdown.child_token();
     let consumer = consumer::run(
         disconnects,

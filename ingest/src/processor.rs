@@ -23,8 +23,9 @@ use crate::config::Config;
 use crate::consumer::ConsumerGauges;
 use crate::error::IngestError;
 use crate::history;
+use crate::journal::{self, Journal, Kind};
 use crate::nats::state_key;
-use crate::state::{LiveState, Outcome, Topology};
+use crate::state::{LiveState, Outcome, Row, Topology};
 use crate::validate::{TimeRules, validate};
 
 /// A dead letter: the original payload, where it came from and why.
@@ -56,7 +57,10 @@ pub struct StageTimes {
     pub polars_batch_us: u64,
     pub rollup_us: u64,
     pub diff_serialize_us: u64,
+    /// Journal appends and fsyncs.
     pub checkpoint_us: u64,
+    /// Full snapshots (with pruning).
+    pub snapshot_us: u64,
     pub history_us: u64,
 }
 
@@ -95,13 +99,15 @@ pub struct Processor {
     /// Seq of each node state already published (from the bucket).
     pub published: HashMap<String, u64>,
     pub gauges: Arc<ConsumerGauges>,
+    /// Where checkpoints between snapshots go.
+    pub journal: Journal,
 }
 
 struct Run {
     prev: Vec<Option<NodeState>>,
     pending_ack: Option<Message>,
     last_checkpoint: Instant,
-    last_history: Instant,
+    last_snapshot: Instant,
     last_meta: Instant,
     latencies: VecDeque<f64>,
     batches: u64,
@@ -130,7 +136,7 @@ impl Processor {
             prev: vec![None; self.registry.nodes.len()],
             pending_ack: None,
             last_checkpoint: Instant::now(),
-            last_history: Instant::now(),
+            last_snapshot: Instant::now(),
             last_meta: Instant::now() - Duration::from_secs(10),
             latencies: VecDeque::new(),
             batches: 0,
@@ -198,10 +204,7 @@ impl Processor {
         out: &mpsc::Sender<Outbound>,
     ) -> Result<(), IngestError> {
         let t = Instant::now();
-        let rules = TimeRules {
-            lateness_s: self.cfg.lateness_s,
-            future_s: self.cfg.future_s,
-        };
+        let rules = self.rules();
         let mut rows = Vec::with_capacity(batch.len());
         let mut applied_any = false;
         for msg in batch {
@@ -211,43 +214,26 @@ impl Processor {
                 self.state.counters.redelivered += 1;
                 continue;
             }
-            let is_tick = msg.subject.as_str() == CLOCK_SUBJECT;
-            let outcome = if is_tick {
-                self.tick(&msg.payload)
+            let subject = msg.subject.as_str();
+            let (outcome, kind) = if subject == CLOCK_SUBJECT {
+                (self.tick(&msg.payload), Kind::Tick)
             } else {
                 let now = self.clock.now(self.state.replay_now);
-                match validate(
-                    msg.subject.as_str(),
-                    &msg.payload,
-                    &self.registry,
-                    now,
-                    rules,
-                ) {
-                    Ok(v) => self.state.apply(&v, &self.topo),
-                    Err(e) => Outcome::DeadLetter(e),
+                match validate(subject, &msg.payload, &self.registry, now, rules) {
+                    Ok(v) => (self.state.apply(&v, &self.topo), Kind::Event),
+                    Err(e) => {
+                        let kind = Kind::Dead(e.reason);
+                        (Outcome::DeadLetter(e), kind)
+                    }
                 }
             };
-            match outcome {
-                Outcome::Applied(row) => {
-                    rows.extend(row);
-                    applied_any |= !is_tick;
-                }
-                Outcome::Duplicate => {}
-                Outcome::DeadLetter(e) => {
-                    self.state.count_dlq(e.reason);
-                    tracing::debug!(seq, reason = %e.reason, detail = %e.detail, "dead letter");
-                    Self::send(
-                        out,
-                        Outbound::Dead(DeadLetter {
-                            seq,
-                            subject: msg.subject.to_string(),
-                            payload: msg.payload.clone(),
-                            reason: e.reason.as_str(),
-                            detail: e.detail,
-                        }),
-                    )?;
-                }
-            }
+            let detail = match &outcome {
+                Outcome::DeadLetter(e) if kind != Kind::Event => e.detail.as_str(),
+                _ => "",
+            };
+            self.journal.push(kind, seq, subject, detail, &msg.payload);
+            applied_any |= matches!(outcome, Outcome::Applied(Some(_)));
+            self.settle(outcome, seq, subject, &msg.payload, &mut rows, out)?;
             self.state.last_seq = seq;
             run.pending_ack = Some(msg);
         }
@@ -259,6 +245,79 @@ impl Processor {
         fold_batch(&mut self.state, &rows)?;
         run.stages.polars_batch_us += us(t);
         Ok(())
+    }
+
+    /// Books one message's outcome: its counting row, or a dead letter.
+    fn settle(
+        &mut self,
+        outcome: Outcome,
+        seq: u64,
+        subject: &str,
+        payload: &[u8],
+        rows: &mut Vec<Row>,
+        out: &mpsc::Sender<Outbound>,
+    ) -> Result<(), IngestError> {
+        match outcome {
+            Outcome::Applied(row) => rows.extend(row),
+            Outcome::Duplicate => {}
+            Outcome::DeadLetter(e) => {
+                self.state.count_dlq(e.reason);
+                tracing::debug!(seq, reason = %e.reason, detail = %e.detail, "dead letter");
+                Self::send(
+                    out,
+                    Outbound::Dead(DeadLetter {
+                        seq,
+                        subject: subject.to_string(),
+                        payload: Bytes::copy_from_slice(payload),
+                        reason: e.reason.as_str(),
+                        detail: e.detail,
+                    }),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays the journal's records past the snapshot: the state becomes
+    /// exactly the one last checkpointed. Dead letters are sent again (their
+    /// `Nats-Msg-Id` lets JetStream drop the copies it already has).
+    /// Returns how many records were replayed.
+    pub fn replay(
+        &mut self,
+        records: Vec<journal::Record>,
+        out: &mpsc::Sender<Outbound>,
+    ) -> Result<usize, IngestError> {
+        let mut rows = Vec::new();
+        let mut n = 0;
+        for r in records {
+            if r.seq <= self.state.last_seq {
+                continue;
+            }
+            let outcome = match r.kind {
+                Kind::Tick => self.tick(&r.payload),
+                Kind::Dead(reason) => Outcome::DeadLetter(ParseError::new(reason, r.detail)),
+                // It passed validation when it came; the time rules depended
+                // on the clock then, so they are not applied again.
+                Kind::Event => {
+                    match validate(&r.subject, &r.payload, &self.registry, None, self.rules()) {
+                        Ok(v) => self.state.apply(&v, &self.topo),
+                        Err(e) => Outcome::DeadLetter(e),
+                    }
+                }
+            };
+            self.settle(outcome, r.seq, &r.subject, &r.payload, &mut rows, out)?;
+            self.state.last_seq = r.seq;
+            n += 1;
+        }
+        fold_batch(&mut self.state, &rows)?;
+        Ok(n)
+    }
+
+    fn rules(&self) -> TimeRules {
+        TimeRules {
+            lateness_s: self.cfg.lateness_s,
+            future_s: self.cfg.future_s,
+        }
     }
 
     /// A replay-clock tick moves the replay clock forward (never back).
@@ -336,6 +395,10 @@ impl Processor {
         Ok(())
     }
 
+    /// Makes everything handled so far durable, then acks it: a journal
+    /// append when cheap, a full snapshot (with a Parquet history part) when
+    /// `snapshot_s` has passed, the journal has grown past
+    /// `snapshot_journal_mb`, or on shutdown (`force`).
     fn checkpoint(
         &mut self,
         run: &mut Run,
@@ -347,8 +410,12 @@ impl Processor {
             return Ok(());
         }
         let last_seq = self.state.last_seq;
-        let t = Instant::now();
-        if force || run.last_history.elapsed() >= Duration::from_secs(self.cfg.history_flush_s) {
+        let snapshot = force
+            || run.last_snapshot.elapsed() >= Duration::from_secs(self.cfg.snapshot_s)
+            || self.journal.len() + self.journal.pending() as u64
+                > self.cfg.snapshot_journal_mb << 20;
+        if snapshot {
+            let t = Instant::now();
             history::flush(
                 &self.cfg.data_dir,
                 &self.registry,
@@ -356,15 +423,21 @@ impl Processor {
                 &mut self.state,
                 last_seq,
             )?;
-            run.last_history = Instant::now();
+            run.stages.history_us += us(t);
+            let t = Instant::now();
+            if let Some(now) = self.clock.now(self.state.replay_now) {
+                self.state.prune(now, self.cfg.lateness_s);
+            }
+            checkpoint::save(&self.cfg.data_dir, &self.state)?;
+            // The snapshot covers every journal record, committed or not.
+            self.journal.reset()?;
+            run.stages.snapshot_us += us(t);
+            run.last_snapshot = Instant::now();
+        } else {
+            let t = Instant::now();
+            self.journal.commit()?;
+            run.stages.checkpoint_us += us(t);
         }
-        run.stages.history_us += us(t);
-        let t = Instant::now();
-        if let Some(now) = self.clock.now(self.state.replay_now) {
-            self.state.prune(now, self.cfg.lateness_s);
-        }
-        checkpoint::save(&self.cfg.data_dir, &self.state)?;
-        run.stages.checkpoint_us += us(t);
         run.checkpoint_seq = last_seq;
         run.last_checkpoint = Instant::now();
         if let Some(msg) = run.pending_ack.take() {

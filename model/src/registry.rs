@@ -5,6 +5,10 @@
 //! micro-grids, see [`RegistryFile`]); [`Registry`] flattens it into an
 //! indexed arena where every node knows its parent, children and totals.
 
+/// The committed Beilun registry (`data/beilun-registry.json`), built into
+/// the binaries so they run from any directory without the checkout.
+pub const BEILUN_REGISTRY_JSON: &str = include_str!("../../data/beilun-registry.json");
+
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 

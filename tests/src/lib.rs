@@ -17,9 +17,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The workspace root.
+/// The workspace root: from the `CARGO_MANIFEST_DIR` cargo sets when it
+/// runs a test or bench (a build in a shared target dir may come from
+/// another checkout), else the one this crate was built in.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("..")
 }
 
 /// Where tests save screenshots and other artifacts.

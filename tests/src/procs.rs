@@ -233,7 +233,9 @@ impl Workdir {
     }
 }
 
-/// Starts `gridwatch-ingest` with a fast checkpoint.
+/// Starts `gridwatch-ingest` with fast checkpoints and snapshots, so a test
+/// that kills it lands between them: the restart loads a snapshot and
+/// replays the journal.
 pub fn ingest(nats: &str, data_dir: &Path, logs: &Path, extra: &[&str]) -> Result<Proc> {
     ingest_with_env(
         nats,
@@ -243,6 +245,7 @@ pub fn ingest(nats: &str, data_dir: &Path, logs: &Path, extra: &[&str]) -> Resul
         &[
             ("RUST_LOG", "info,gridwatch_ingest=debug"),
             ("GRIDWATCH__CHECKPOINT_MS", "200"),
+            ("GRIDWATCH__SNAPSHOT_S", "1"),
             ("GRIDWATCH__TICK_MS", "200"),
         ],
     )
@@ -275,6 +278,8 @@ pub fn backend(nats: &str, port: u16, logs: &Path) -> Result<Proc> {
         .arg(nats)
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--static-dir")
+        .arg(crate::root().join("frontend/dist"))
         .env("RUST_LOG", "info");
     let p = Proc::spawn(&format!("backend-{port}"), cmd, logs)?;
     wait_port(port, Duration::from_secs(30), "gridwatch-backend")?;

@@ -395,6 +395,10 @@ async fn ingest_killed_mid_stream_resumes_exactly() -> Result<()> {
     // The rest arrives while ingest is down.
     publish_all(&sys.js, &raw_msgs(second)).await?;
     sys.restart_ingest()?;
+    // And once more, from a snapshot plus journal of the restarted run.
+    sys.http.wait_processed(30_000, WAIT).await?;
+    sys.ingest.kill_hard();
+    sys.restart_ingest()?;
     sys.wait_all_processed().await?;
     let mut rc = Recount::new(&reg, at(11, 0, 0));
     for e in &evs {
