@@ -1,17 +1,21 @@
 //! `gridwatch-bench`: measures Gridwatch beside its baselines in one run on
 //! one machine, and writes `bench/RESULTS.md`.
 //!
-//! Measured so far:
-//! - raw limit: a bare async-nats JetStream pull consumer that only
-//!   deserializes the events (into the `model` types), reading a pre-filled
-//!   stream of simulated Beilun events;
-//! - ingest: the real `gridwatch-ingest` consuming the same stream to its end
-//!   (validated, applied, folded with polars, rolled up, checkpointed,
-//!   history written, states published), with its time per stage.
+//! - Throughput: a bare async-nats JetStream pull consumer that only
+//!   deserializes the events (into the `model` types) against the real
+//!   `gridwatch-ingest` consuming the same pre-filled stream to its end, with
+//!   its time per stage and its memory at the end.
+//! - Latency: publish → a WebSocket client of the backend, at several
+//!   offered rates ([`live`], [`runs`]).
+//! - Fan-out: thousands of WebSocket clients on the backend against a bare
+//!   tokio-tungstenite broadcast server sending frames of the same size and
+//!   rate; one client in each run never reads.
 //!
-//! Each figure is the median of `--reps` runs after a warm-up, with the
-//! spread (min–max). The stream is pre-filled with nats-server's default
-//! flush; consuming does not depend on it.
+//! Each figure is the median of `--reps` runs (after a warm-up for the
+//! throughput runs), with the spread (min–max).
+
+mod live;
+mod runs;
 
 use anyhow::{Context, Result, bail};
 use async_nats::jetstream::{self, consumer};
@@ -29,15 +33,46 @@ use std::time::{Duration, Instant};
 #[derive(Parser)]
 #[command(about = "Gridwatch benchmarks, each beside its baseline")]
 struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
     /// Events in the pre-filled stream.
     #[arg(long, default_value_t = 2_000_000)]
     events: usize,
     /// Measured repetitions (after one warm-up).
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Offered rates of the latency runs, events/s.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    latency_rates: Vec<f64>,
+    /// Client counts of the fan-out runs.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    clients: Vec<usize>,
+    /// Events/s offered during the fan-out runs.
+    #[arg(long, default_value_t = 1000.0)]
+    fanout_rate: f64,
+    /// Seconds per repetition of the latency and fan-out windows.
+    #[arg(long, default_value_t = 8)]
+    secs: u64,
+    /// Which parts to run (the others are left out of the results).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,latency,fanout"
+    )]
+    only: Vec<String>,
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// The bare tokio-tungstenite broadcast server (the fan-out baseline).
+    #[command(hide = true)]
+    BaselineServer {
+        #[arg(long)]
+        port: u16,
+    },
 }
 
 /// Median and spread of a sample.
@@ -128,7 +163,32 @@ async fn raw_consume(nats: &Nats, last: u64, rep: usize) -> Result<f64> {
 }
 
 /// The product: gridwatch-ingest from start to the stream's end.
-async fn ingest_consume(nats: &Nats, last: u64, rep: usize) -> Result<(f64, Value)> {
+/// What one ingest run measured.
+struct IngestRun {
+    msgs_per_s: f64,
+    meta: Value,
+    /// RSS when ready (registry loaded, states published), KiB.
+    rss_ready_kib: u64,
+    /// RSS and peak RSS at the end of the stream, KiB.
+    rss_end_kib: (u64, u64),
+    /// Bytes under the data dir (snapshot, journal, Parquet history).
+    data_bytes: u64,
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+async fn ingest_consume(nats: &Nats, last: u64, rep: usize) -> Result<IngestRun> {
     let tmp = tempfile::tempdir()?;
     let work = tmp.path().to_path_buf();
     let client = async_nats::connect(nats.url()).await?;
@@ -163,6 +223,8 @@ async fn ingest_consume(nats: &Nats, last: u64, rep: usize) -> Result<(f64, Valu
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let seq0 = first["last_seq"].as_u64().unwrap_or(0);
+    let pid = p.pid().context("ingest pid")?;
+    let rss_ready_kib = live::rss_kib(pid).0;
     let done = loop {
         if let Some(m) = meta(js.clone(), bucket.clone()).await
             && m["last_seq"].as_u64().unwrap_or(0) >= last
@@ -175,8 +237,15 @@ async fn ingest_consume(nats: &Nats, last: u64, rep: usize) -> Result<(f64, Valu
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let secs = ready.elapsed().as_secs_f64();
+    let rss_end_kib = live::rss_kib(pid);
     p.terminate();
-    Ok(((last - seq0) as f64 / secs, done))
+    Ok(IngestRun {
+        msgs_per_s: (last - seq0) as f64 / secs,
+        meta: done,
+        rss_ready_kib,
+        rss_end_kib,
+        data_bytes: dir_bytes(&work.join("data")),
+    })
 }
 
 fn machine() -> String {
@@ -205,60 +274,36 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem}")
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
-    // The binaries beside this one (target/release), unless told otherwise.
-    if std::env::var_os("GRIDWATCH_BIN_DIR").is_none()
-        && let Some(dir) = std::env::current_exe()?.parent()
-    {
-        procs::set_bin_dir(dir.to_path_buf());
-    }
+/// Raw consumer against ingest on one pre-filled stream; ingest memory.
+async fn throughput(args: &Args, md: &mut String) -> Result<()> {
     let nats = Nats::start_with(false).context("starting nats-server")?;
     let last = prefill(&nats, args.events).await?;
-
     let mut raw = Vec::new();
     let mut ing = Vec::new();
-    let mut stages = Value::Null;
+    let mut lastrun = None;
     for rep in 0..=args.reps {
         let r = raw_consume(&nats, last, rep).await?;
-        let (i, meta) = ingest_consume(&nats, last, rep).await?;
+        let run = ingest_consume(&nats, last, rep).await?;
         eprintln!(
-            "rep {rep}{}: raw {r:.0} msg/s, ingest {i:.0} msg/s",
-            if rep == 0 { " (warm-up)" } else { "" }
+            "rep {rep}{}: raw {r:.0} msg/s, ingest {:.0} msg/s",
+            if rep == 0 { " (warm-up)" } else { "" },
+            run.msgs_per_s
         );
         if rep > 0 {
             raw.push(r);
-            ing.push(i);
-            stages = meta["stages"].clone();
+            ing.push(run.msgs_per_s);
+            lastrun = Some(run);
         }
     }
+    let run = lastrun.context("no measured repetition (--reps 0)")?;
     let raw_s = stat(&raw);
     let ing_s = stat(&ing);
-    let mut md = String::new();
-    writeln!(md, "# Gridwatch benchmark results\n")?;
-    writeln!(md, "- machine: {}", machine())?;
-    writeln!(
-        md,
-        "- date: {}",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
-    )?;
-    writeln!(
-        md,
-        "- command: `scripts/bench.sh --events {} --reps {}`",
-        args.events, args.reps
-    )?;
-    writeln!(
-        md,
-        "- stream: {last} messages of simulated Beilun days from 2022-10-15 (events and replay-clock ticks), pre-filled with nats-server's default flush (consuming does not depend on it)"
-    )?;
-    writeln!(
-        md,
-        "- each figure: median of {} runs after one warm-up, spread min–max\n",
-        args.reps
-    )?;
     writeln!(md, "## Consuming a pre-filled stream\n")?;
-    writeln!(md, "| what | messages/s (median) | spread | ratio to raw |")?;
+    writeln!(
+        md,
+        "{last} messages of simulated Beilun days from 2022-10-15 (events and replay-clock ticks), pre-filled with nats-server's default flush (consuming does not depend on it). Both consumers read the same stream; one warm-up run each first.\n"
+    )?;
+    writeln!(md, "| what | messages/s | spread | ratio to raw |")?;
     writeln!(md, "|---|---|---|---|")?;
     writeln!(
         md,
@@ -267,7 +312,7 @@ async fn main() -> Result<()> {
     )?;
     writeln!(
         md,
-        "| gridwatch-ingest (validate, apply, polars, roll-up, checkpoint, history, publish) | {:.0} | {:.0}–{:.0} | {:.3} |",
+        "| gridwatch-ingest (validate, apply, polars, roll-up, journal + snapshots, history, publish) | {:.0} | {:.0}–{:.0} | {:.3} |",
         ing_s.median,
         ing_s.min,
         ing_s.max,
@@ -277,7 +322,7 @@ async fn main() -> Result<()> {
     writeln!(md, "### Ingest time per stage (last run)\n")?;
     writeln!(md, "| stage | seconds | share |")?;
     writeln!(md, "|---|---|---|")?;
-    if let Some(obj) = stages.as_object() {
+    if let Some(obj) = run.meta["stages"].as_object() {
         let total: f64 = obj.values().filter_map(Value::as_f64).sum();
         for (k, v) in obj {
             let us = v.as_f64().unwrap_or(0.0);
@@ -290,11 +335,152 @@ async fn main() -> Result<()> {
             )?;
         }
     }
-    writeln!(md, "\n## Not measured yet\n")?;
+    writeln!(md, "\n### Ingest memory (last run)\n")?;
+    writeln!(md, "| when | RSS |")?;
+    writeln!(md, "|---|---|")?;
     writeln!(
         md,
-        "Publish → WebSocket latency at 1k/10k/50k events/s, WebSocket fan-out (1k/5k/10k clients) against a bare tokio-tungstenite broadcast server, and ingest memory with a day of history are still to be added to this harness."
+        "| ready: the registry (5,396 nodes) loaded, every state published | {:.0} MiB |",
+        run.rss_ready_kib as f64 / 1024.0
     )?;
+    writeln!(
+        md,
+        "| after the stream ({} applied events; the state keeps two local days plus the allowed lateness) | {:.0} MiB (peak {:.0} MiB) |",
+        run.meta["applied"].as_u64().unwrap_or(0),
+        run.rss_end_kib.0 as f64 / 1024.0,
+        run.rss_end_kib.1 as f64 / 1024.0
+    )?;
+    writeln!(
+        md,
+        "\nData dir after the run (snapshot, journal, Parquet history): {:.0} MiB.\n",
+        run.data_bytes as f64 / 1048576.0
+    )?;
+    Ok(())
+}
+
+fn q_cells(reps: &[runs::Quantiles]) -> String {
+    let f = |g: fn(&runs::Quantiles) -> f64| {
+        let v: Vec<f64> = reps.iter().map(g).filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return "–".to_string();
+        }
+        let st = stat(&v);
+        format!("{:.1} ({:.1}–{:.1})", st.median, st.min, st.max)
+    };
+    format!("{} | {} | {}", f(|q| q.p50), f(|q| q.p95), f(|q| q.p99))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(Cmd::BaselineServer { port }) = args.cmd {
+        return live::baseline_server(port).await;
+    }
+    // The binaries beside this one (target/release), unless told otherwise.
+    if std::env::var_os("GRIDWATCH_BIN_DIR").is_none()
+        && let Some(dir) = std::env::current_exe()?.parent()
+    {
+        procs::set_bin_dir(dir.to_path_buf());
+    }
+    let on = |part: &str| args.only.iter().any(|o| o == part);
+    let reg = gridwatch_ingest::load_registry(None)?;
+    let mut md = String::new();
+    writeln!(md, "# Gridwatch benchmark results\n")?;
+    writeln!(md, "- machine: {}", machine())?;
+    writeln!(
+        md,
+        "- date: {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    )?;
+    writeln!(
+        md,
+        "- command: `scripts/bench.sh {}`",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    )?;
+    writeln!(
+        md,
+        "- each figure: median of {} repetitions, spread min–max in brackets; release builds; nats-server 2.15.1\n",
+        args.reps
+    )?;
+
+    if on("throughput") {
+        throughput(&args, &mut md).await?;
+    }
+    if on("latency") {
+        writeln!(md, "## Publish → WebSocket latency\n")?;
+        writeln!(
+            md,
+            "Testing reports at the offered rate spread over all 4,477 micro-grids, plus a probe every {} ms (one patrol in each of the 11 streets at one instant); one client subscribed to the district measures from a probe's publish to the first frame whose patrol count shows it. Fresh nats-server (default flush: the publisher cannot offer 10k events/s with `sync_interval: always` here, see DESIGN), ingest (wall clock, default config) and backend per rate; {} windows of {} s after a 3 s warm-up.\n",
+            100, args.reps, args.secs
+        )?;
+        writeln!(
+            md,
+            "| offered events/s | achieved | p50 ms | p95 ms | p99 ms | probes seen / published |"
+        )?;
+        writeln!(md, "|---|---|---|---|---|---|")?;
+        for &rate in &args.latency_rates {
+            let row = runs::latency(&reg, rate, args.reps, args.secs).await?;
+            let seen: usize = row.reps.iter().map(|q| q.samples).sum();
+            eprintln!(
+                "latency at {rate}: achieved {:.0}/s, {}",
+                row.achieved,
+                q_cells(&row.reps)
+            );
+            writeln!(
+                md,
+                "| {:.0} | {:.0} | {} | {} / {} |",
+                rate,
+                row.achieved,
+                q_cells(&row.reps),
+                seen,
+                seen + row.missing
+            )?;
+        }
+        writeln!(md, "\nGoal: p99 ≤ 100 ms at 10,000 events/s.\n")?;
+    }
+    if on("fanout") {
+        writeln!(md, "## WebSocket fan-out\n")?;
+        writeln!(
+            md,
+            "{} events/s flow (testing reports + a probe every 100 ms); half the clients subscribe to the district, half to the 11 streets; one more client subscribes to the district and never reads. Delivery = probe publish → the client's frame showing it (product), or hand-off to the server → client (baseline: a bare tokio-tungstenite server broadcasting frames of the product's mean size at the product's frames/s per client, its own process). RSS per client = (RSS with the clients − RSS before) / clients. CPU = the server process over the window (100 % = one core). The clients run in this process on the same 2 cores.\n",
+            args.fanout_rate
+        )?;
+        writeln!(
+            md,
+            "| server | clients | p50 ms | p95 ms | p99 ms | delivered / expected | RSS per client | RSS | CPU | frames/client/s | mean frame | connect time |"
+        )?;
+        writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+        for &n in &args.clients {
+            let p = runs::fanout(&reg, n, args.fanout_rate, args.reps, args.secs).await?;
+            let b = runs::fanout_baseline(n, &p, args.reps, args.secs).await?;
+            for (name, r) in [("gridwatch-backend", &p), ("bare broadcast", &b)] {
+                eprintln!(
+                    "fan-out {name} {n}: {} | {:.1} KiB/client | cpu {:.0} %",
+                    q_cells(&r.reps),
+                    r.rss_per_client_kib,
+                    r.cpu_pct
+                );
+                writeln!(
+                    md,
+                    "| {name} | {} | {} | {} / {} | {:.1} KiB | {:.0} MiB | {:.0} % | {:.1} | {:.0} B | {:.1} s |",
+                    r.clients,
+                    q_cells(&r.reps),
+                    r.delivered,
+                    r.expected,
+                    r.rss_per_client_kib,
+                    r.rss_kib as f64 / 1024.0,
+                    r.cpu_pct,
+                    r.frames_per_client_s,
+                    r.mean_frame_bytes,
+                    r.connect_s
+                )?;
+            }
+        }
+        writeln!(
+            md,
+            "\nGoal: 10,000 clients at ≤ 20 KB of backend memory each, p99 delivery ≤ 500 ms; the client that never reads does not delay the others.\n"
+        )?;
+    }
     std::fs::write(&args.out, md)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

@@ -58,7 +58,8 @@ fn nats_server_bin() -> PathBuf {
     PathBuf::from("nats-server")
 }
 
-fn wait_port(port: u16, timeout: Duration, what: &str) -> Result<()> {
+/// Waits until something listens on `port`.
+pub fn wait_port(port: u16, timeout: Duration, what: &str) -> Result<()> {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if start.elapsed() > timeout {
@@ -95,6 +96,11 @@ impl Proc {
             child: Some(child),
             log,
         })
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL, no goodbye.
@@ -231,6 +237,11 @@ impl Workdir {
     pub fn logs(&self) -> PathBuf {
         self.dir.path().join("logs")
     }
+}
+
+/// Starts any command as a [`Proc`] logging to `logs/<name>.log`.
+pub fn spawn_cmd(name: &str, cmd: Command, logs: &Path) -> Result<Proc> {
+    Proc::spawn(name, cmd, logs)
 }
 
 /// Starts `gridwatch-ingest` with fast checkpoints and snapshots, so a test
