@@ -121,19 +121,43 @@ fn now_local() -> String {
     gridwatch_model::time::to_local_rfc3339(chrono::Utc::now())
 }
 
+/// What to offer.
+pub struct Offer {
+    /// Testing reports per second.
+    pub rate: f64,
+    /// A probe this often.
+    pub probe_ms: u64,
+    /// Prefix of the event ids (unique per run).
+    pub run_id: String,
+}
+
+/// The switches of a running load and the probes it published.
+#[derive(Clone, Default)]
+pub struct LoadCtl {
+    pub probes: Probes,
+    pub probing: Arc<AtomicBool>,
+    pub stop: Arc<AtomicBool>,
+}
+
 /// Offers `rate` testing reports per second plus a probe every `probe_ms`
 /// until `stop`; probes are only sent while `probing` is set. Returns the
 /// events published.
 pub async fn offer_load(
     js: jetstream::Context,
     targets: Arc<Targets>,
-    rate: f64,
-    probe_ms: u64,
-    probes: Probes,
-    probing: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    run_id: String,
+    offer: Offer,
+    ctl: LoadCtl,
 ) -> Result<u64> {
+    let Offer {
+        rate,
+        probe_ms,
+        run_id,
+    } = offer;
+    let LoadCtl {
+        probes,
+        probing,
+        stop,
+    } = ctl;
     let (ack_tx, mut ack_rx) =
         tokio::sync::mpsc::channel::<jetstream::context::PublishAckFuture>(20_000);
     let acks = tokio::spawn(async move {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 
-use crate::live::{self, Connecting, Probes, Stack, Targets, Window, pct};
+use crate::live::{self, Connecting, LoadCtl, Offer, Probes, Stack, Targets, Window, pct};
 
 /// Probes per second (each is one patrol in each street).
 const PROBE_MS: u64 = 100;
@@ -55,32 +55,26 @@ pub struct LatencyRow {
 }
 
 struct Load {
-    stop: Arc<AtomicBool>,
-    probing: Arc<AtomicBool>,
-    probes: Probes,
+    ctl: LoadCtl,
     started: Instant,
     task: tokio::task::JoinHandle<Result<u64>>,
 }
 
 impl Load {
     fn start(stack: &Stack, targets: &Arc<Targets>, rate: f64, run_id: &str) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let probing = Arc::new(AtomicBool::new(false));
-        let probes: Probes = Arc::default();
+        let ctl = LoadCtl::default();
         let task = tokio::spawn(live::offer_load(
             stack.js.clone(),
             targets.clone(),
-            rate,
-            PROBE_MS,
-            probes.clone(),
-            probing.clone(),
-            stop.clone(),
-            run_id.to_string(),
+            Offer {
+                rate,
+                probe_ms: PROBE_MS,
+                run_id: run_id.to_string(),
+            },
+            ctl.clone(),
         ));
         Load {
-            stop,
-            probing,
-            probes,
+            ctl,
             started: Instant::now(),
             task,
         }
@@ -88,7 +82,7 @@ impl Load {
 
     /// Stops the load; returns the events/s actually offered.
     async fn finish(self) -> Result<f64> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.ctl.stop.store(true, Ordering::Relaxed);
         let n = self.task.await??;
         Ok(n as f64 / self.started.elapsed().as_secs_f64())
     }
@@ -103,10 +97,10 @@ pub async fn latency(reg: &Registry, rate: f64, reps: usize, secs: u64) -> Resul
     // Warm up: ingest is busy with the load before the client subscribes.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (ws, base) = live::subscribe(&stack.ws_url(), "beilun").await?;
-    load.probing.store(true, Ordering::Relaxed);
+    load.ctl.probing.store(true, Ordering::Relaxed);
     let w = live::measure(
         vec![(ws, base, targets.probe_mgs.len() as u64)],
-        load.probes.clone(),
+        load.ctl.probes.clone(),
         Duration::from_secs(2),
         Duration::from_secs(secs * reps as u64),
     )
@@ -185,11 +179,11 @@ pub async fn fanout(
     .await?;
     let connect_s = t.elapsed().as_secs_f64();
     let (stalled, _) = live::subscribe(&stack.ws_url(), "beilun").await?;
-    load.probing.store(true, Ordering::Relaxed);
+    load.ctl.probing.store(true, Ordering::Relaxed);
     let cpu0 = (live::cpu_s(pid), Instant::now());
     let w = live::measure(
         clients,
-        load.probes.clone(),
+        load.ctl.probes.clone(),
         Duration::from_secs(2),
         Duration::from_secs(secs * reps as u64),
     )
