@@ -6,6 +6,11 @@
 //! A state whose `seq` is exactly one more than the last becomes a delta
 //! (RFC 7386 merge patch); anything else (a gap, a restarted ingest) resets
 //! the node, and its clients get a fresh snapshot.
+//!
+//! Most nodes (the 4,477 micro-grids) have nobody following them most of
+//! the time, so a state is kept as the bytes ingest published and parsed
+//! only when someone asks: deltas are computed for nodes followed now or
+//! within [`FOLLOW_GRACE`] (so a client that reconnects can still resume).
 
 use axum::extract::ws::Utf8Bytes;
 use gridwatch_model::merge_patch;
@@ -13,7 +18,11 @@ use gridwatch_model::ws::ServerMsg;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+
+/// How long after its last follower left a node still keeps deltas.
+pub const FOLLOW_GRACE: Duration = Duration::from_secs(120);
 
 /// What a node's followers are told.
 #[derive(Clone, Debug)]
@@ -26,10 +35,32 @@ pub enum Update {
 
 struct NodeEntry {
     seq: u64,
+    /// The state as published, until someone needs it parsed.
+    raw: Option<bytes::Bytes>,
+    /// The parsed state (`None` while only `raw` is current).
     state: Option<Arc<Value>>,
+    /// Last time the node had a follower.
+    followed: Option<Instant>,
     /// (seq, frame) of the last deltas, oldest first.
     history: VecDeque<(u64, Utf8Bytes)>,
     tx: broadcast::Sender<Update>,
+}
+
+impl NodeEntry {
+    /// The parsed current state, parsing (and keeping) it if needed.
+    fn parsed(&mut self) -> Option<Arc<Value>> {
+        if self.state.is_none() {
+            let raw = self.raw.as_ref()?;
+            match serde_json::from_slice::<Value>(raw) {
+                Ok(v) => self.state = Some(Arc::new(v)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable state");
+                    return None;
+                }
+            }
+        }
+        self.state.clone()
+    }
 }
 
 /// A snapshot of one node, for a client that subscribes.
@@ -71,7 +102,9 @@ impl Store {
                     id.to_string(),
                     NodeEntry {
                         seq: 0,
+                        raw: None,
                         state: None,
+                        followed: None,
                         history: VecDeque::new(),
                         tx,
                     },
@@ -93,11 +126,19 @@ impl Store {
             .unwrap_or(false)
     }
 
-    /// Applies a state published by ingest. Returns whether it changed.
-    pub fn apply(&self, node: &str, state: Value) -> bool {
-        let Some(seq) = state.get("seq").and_then(Value::as_u64) else {
-            tracing::warn!(node, "state without seq ignored");
-            return false;
+    /// Applies a state published by ingest (its JSON bytes). Returns
+    /// whether it changed.
+    pub fn apply(&self, node: &str, raw: bytes::Bytes) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Seq {
+            seq: u64,
+        }
+        let seq = match serde_json::from_slice::<Seq>(&raw) {
+            Ok(s) => s.seq,
+            Err(e) => {
+                tracing::warn!(node, error = %e, "state without a readable seq ignored");
+                return false;
+            }
         };
         let Ok(mut nodes) = self.nodes.write() else {
             return false;
@@ -106,9 +147,31 @@ impl Store {
             tracing::debug!(node, "state for a node not in the registry ignored");
             return false;
         };
-        match &e.state {
+        let now = Instant::now();
+        if e.tx.receiver_count() > 0 {
+            e.followed = Some(now);
+        }
+        if seq <= e.seq && e.raw.as_deref() == Some(&raw[..]) {
+            return false;
+        }
+        if !e.followed.is_some_and(|t| now - t < FOLLOW_GRACE) {
+            // Nobody to tell: keep the bytes; parse when asked.
+            e.seq = seq;
+            e.raw = Some(raw);
+            e.state = None;
+            e.history.clear();
+            return true;
+        }
+        let state: Value = match serde_json::from_slice(&raw) {
+            Ok(v) => v,
+            Err(err) => {
+                tracing::warn!(node, error = %err, "unreadable state ignored");
+                return false;
+            }
+        };
+        match e.parsed() {
             Some(old) if seq == e.seq + 1 => {
-                let patch = merge_patch::diff(old, &state)
+                let patch = merge_patch::diff(&old, &state)
                     .unwrap_or_else(|| Value::Object(Default::default()));
                 let f = frame(&ServerMsg::Delta {
                     node: node.to_string(),
@@ -120,12 +183,13 @@ impl Store {
                     e.history.pop_front();
                 }
                 e.seq = seq;
+                e.raw = Some(raw);
                 e.state = Some(Arc::new(state));
                 let _ = e.tx.send(Update::Delta { seq, frame: f });
             }
-            Some(old) if seq <= e.seq && **old == state => return false,
             _ => {
                 e.seq = seq;
+                e.raw = Some(raw);
                 e.state = Some(Arc::new(state));
                 e.history.clear();
                 let _ = e.tx.send(Update::Reset);
@@ -136,12 +200,10 @@ impl Store {
 
     /// The current state of `node`, if any.
     pub fn snapshot(&self, node: &str) -> Option<Snapshot> {
-        let nodes = self.nodes.read().ok()?;
-        let e = nodes.get(node)?;
-        e.state.as_ref().map(|s| Snapshot {
-            seq: e.seq,
-            state: s.clone(),
-        })
+        let mut nodes = self.nodes.write().ok()?;
+        let e = nodes.get_mut(node)?;
+        let state = e.parsed()?;
+        Some(Snapshot { seq: e.seq, state })
     }
 
     /// Subscribes to `node`'s updates and says how to catch up from
@@ -152,12 +214,14 @@ impl Store {
         node: &str,
         resume_from: Option<u64>,
     ) -> Option<(broadcast::Receiver<Update>, CatchUp)> {
-        let nodes = self.nodes.read().ok()?;
-        let e = nodes.get(node)?;
+        let mut nodes = self.nodes.write().ok()?;
+        let e = nodes.get_mut(node)?;
         let rx = e.tx.subscribe();
-        let Some(state) = &e.state else {
+        e.followed = Some(Instant::now());
+        let Some(state) = e.parsed() else {
             return Some((rx, CatchUp::Nothing));
         };
+        let state = &state;
         let snapshot = || {
             CatchUp::Snapshot(Snapshot {
                 seq: e.seq,
@@ -196,7 +260,7 @@ impl Store {
     pub fn nodes_with_state(&self) -> usize {
         self.nodes
             .read()
-            .map(|n| n.values().filter(|e| e.state.is_some()).count())
+            .map(|n| n.values().filter(|e| e.raw.is_some()).count())
             .unwrap_or(0)
     }
 }
@@ -232,14 +296,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn js(v: Value) -> bytes::Bytes {
+        bytes::Bytes::from(v.to_string())
+    }
+
     #[test]
     fn consecutive_versions_become_deltas_and_gaps_reset() {
         let store = Store::new(["a"].into_iter(), 8);
         let (mut rx, c) = store.subscribe("a", None).expect("known node");
         assert!(matches!(c, CatchUp::Nothing));
-        assert!(store.apply("a", json!({"seq": 1, "x": 1})));
+        assert!(store.apply("a", js(json!({"seq": 1, "x": 1}))));
         assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
-        assert!(store.apply("a", json!({"seq": 2, "x": 2})));
+        assert!(store.apply("a", js(json!({"seq": 2, "x": 2}))));
         match rx.try_recv() {
             Ok(Update::Delta { seq, frame }) => {
                 assert_eq!(seq, 2);
@@ -258,8 +326,8 @@ mod tests {
             Some(CatchUp::Snapshot(_))
         ));
         // Same state again: ignored. A gap: reset.
-        assert!(!store.apply("a", json!({"seq": 2, "x": 2})));
-        assert!(store.apply("a", json!({"seq": 9, "x": 3})));
+        assert!(!store.apply("a", js(json!({"seq": 2, "x": 2}))));
+        assert!(store.apply("a", js(json!({"seq": 9, "x": 3}))));
         assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
     }
 }

@@ -54,18 +54,18 @@ pub async fn run(client: async_nats::Client, app: Arc<AppState>, shutdown: Cance
             if entry.operation != Operation::Put {
                 continue;
             }
-            let value: serde_json::Value = match serde_json::from_slice(&entry.value) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(key = %entry.key, error = %e, "unreadable state ignored");
-                    continue;
-                }
-            };
             if let Some(node) = entry.key.strip_prefix("node.") {
-                if app.store.apply(node, value) {
+                if app.store.apply(node, entry.value) {
                     metrics::counter!("gridwatch_state_updates_total").increment(1);
                 }
             } else if entry.key == "meta.ingest" {
+                let value: serde_json::Value = match serde_json::from_slice(&entry.value) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable ingest statistics ignored");
+                        continue;
+                    }
+                };
                 crate::routes::metrics::record_ingest(&value);
                 app.store.set_meta(value);
             }

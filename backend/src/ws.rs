@@ -23,9 +23,20 @@ use tokio::task::{AbortHandle, JoinSet};
 use crate::AppState;
 use crate::store::{CatchUp, Store, Update, error_frame, heartbeat_frame, snapshot_frame};
 
+/// Read buffer per socket: clients only send small requests (the default,
+/// 128 KiB, dominated the backend's memory per client).
+pub const READ_BUFFER: usize = 4 * 1024;
+/// Largest request a client may send.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
 /// Upgrades to a WebSocket.
 pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<AppState>>) -> Response {
-    ws.on_upgrade(move |socket| client(socket, app))
+    ws.read_buffer_size(READ_BUFFER)
+        // Frames are written as they come (each send flushes anyway).
+        .write_buffer_size(0)
+        .max_message_size(MAX_REQUEST)
+        .max_frame_size(MAX_REQUEST)
+        .on_upgrade(move |socket| client(socket, app))
 }
 
 async fn client(socket: WebSocket, app: Arc<AppState>) {

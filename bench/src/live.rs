@@ -361,7 +361,8 @@ pub fn cpu_s(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The bare baseline: a tokio-tungstenite server that sends every client
+/// The bare baseline: a tokio-tungstenite server (same socket buffer
+/// settings as the backend) that sends every client
 /// each frame its publisher connection hands it (a broadcast channel, a
 /// lagging client skips frames). Runs in its own process, like the backend.
 pub async fn baseline_server(port: u16) -> Result<()> {
@@ -372,7 +373,12 @@ pub async fn baseline_server(port: u16) -> Result<()> {
         let (sock, _) = listener.accept().await?;
         let tx = tx.clone();
         tokio::spawn(async move {
-            let Ok(ws) = tokio_tungstenite::accept_async(sock).await else {
+            // The backend's socket settings: a 4 KiB read buffer, frames
+            // written as they come.
+            let cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4096)
+                .write_buffer_size(0);
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(sock, Some(cfg)).await else {
                 return;
             };
             let (mut sink, mut stream) = ws.split();

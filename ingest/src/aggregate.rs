@@ -361,6 +361,19 @@ fn sums_by(lf: &LazyFrame, keys: &[&str]) -> PolarsResult<Sums> {
     Ok(out)
 }
 
+/// `lf` (columns `k0`…`k4` = the path of each micro-grid) with each row
+/// repeated once per level, keyed by that level's node as `key`.
+fn by_ancestor(lf: &LazyFrame, cols: &[&str]) -> PolarsResult<LazyFrame> {
+    let parts: Vec<LazyFrame> = (0..5)
+        .map(|d| {
+            let mut sel = vec![col(format!("k{d}")).alias("key")];
+            sel.extend(cols.iter().map(|c| col(*c)));
+            lf.clone().select(sel)
+        })
+        .collect();
+    concat(parts, UnionArgs::default())
+}
+
 fn f64_by(lf: LazyFrame, key: &str, value: Expr) -> PolarsResult<HashMap<u32, f64>> {
     let df = lf.group_by([col(key)]).agg([value.alias("v")]).collect()?;
     let k = df.column(key)?.u32()?;
@@ -409,7 +422,8 @@ fn zone_agg(v: &[u64]) -> ZoneAgg {
     }
 }
 
-/// Computes the state of every node (indexed like the registry) at `now`.
+/// Computes the state of the nodes (indexed like the registry) at `now`:
+/// every node, or only those marked in `only` (the others are `None`).
 /// `seq` is left at 0 for the publisher to set.
 pub fn compute_states(
     reg: &Registry,
@@ -417,7 +431,9 @@ pub fn compute_states(
     state: &LiveState,
     now: i64,
     cfg: &StatusConfig,
-) -> PolarsResult<Vec<NodeState>> {
+    only: Option<&[bool]>,
+) -> PolarsResult<Vec<Option<NodeState>>> {
+    let wanted = |i: u32| only.is_none_or(|m| m.get(i as usize).copied().unwrap_or(false));
     let metrics = mg_metrics(reg, topo, state, now, cfg);
     let n = metrics.len();
     let paths: Vec<[u32; 5]> = topo
@@ -515,19 +531,19 @@ pub fn compute_states(
     rcols.push(Column::new("minutes".into(), rmin));
     let rlf = DataFrame::new(rn, rcols)?.lazy();
 
-    let mut totals: HashMap<u32, Vec<u64>> = HashMap::new();
-    let mut by_zone: HashMap<(u32, u32), Vec<u64>> = HashMap::new();
-    let mut oldest: HashMap<u32, f64> = HashMap::new();
-    let mut medians: HashMap<u32, f64> = HashMap::new();
-    for d in 0..5 {
-        let k = format!("k{d}");
-        for ((key, _), v) in sums_by(&lf, &[&k])? {
-            totals.insert(key, v);
-        }
-        by_zone.extend(sums_by(&lf, &[&k, "zone"])?);
-        oldest.extend(f64_by(lf.clone(), &k, col("patrol_age").max())?);
-        medians.extend(f64_by(rlf.clone(), &k, col("minutes").median())?);
-    }
+    // One row per (micro-grid, ancestor or itself): every level rolls up in
+    // one group-by instead of one per level.
+    let mut value_cols: Vec<&str> = vec!["zone", "patrol_age"];
+    value_cols.extend(SUM_COLS.iter().chain(SUM_COLS2.iter()));
+    let up = by_ancestor(&lf, &value_cols)?;
+    let rup = by_ancestor(&rlf, &["minutes"])?;
+    let totals: HashMap<u32, Vec<u64>> = sums_by(&up, &["key"])?
+        .into_iter()
+        .map(|((k, _), v)| (k, v))
+        .collect();
+    let by_zone = sums_by(&up, &["key", "zone"])?;
+    let oldest = f64_by(up, "key", col("patrol_age").max())?;
+    let medians = f64_by(rup, "key", col("minutes").median())?;
 
     // Red lists: red micro-grids under every node, in registry order.
     let mut red_lists: HashMap<u32, Vec<RedNode>> = HashMap::new();
@@ -542,7 +558,7 @@ pub fn compute_states(
             zone: m.zone,
             reasons: m.reasons.clone(),
         };
-        for &a in &paths[o] {
+        for &a in paths[o].iter().filter(|&&a| wanted(a)) {
             let list = red_lists.entry(a).or_default();
             if list.len() < RED_LIST_LIMIT {
                 list.push(red.clone());
@@ -558,9 +574,13 @@ pub fn compute_states(
 
     let as_of = to_local_rfc3339(now_dt);
     let empty = vec![0u64; SUM_COLS.len() + SUM_COLS2.len()];
-    let mut states: Vec<NodeState> = Vec::with_capacity(reg.nodes.len());
+    let mut states: Vec<Option<NodeState>> = Vec::with_capacity(reg.nodes.len());
     for (i, info) in reg.nodes.iter().enumerate() {
         let i = i as u32;
+        if !wanted(i) {
+            states.push(None);
+            continue;
+        }
         let t = totals.get(&i).unwrap_or(&empty);
         let g = |name: &str| t[col_idx(name)];
         let mut zones = Zones::default();
@@ -581,7 +601,7 @@ pub fn compute_states(
             let left = population.saturating_sub(samples_today);
             (left * 10).div_ceil(samples_10)
         });
-        states.push(NodeState {
+        states.push(Some(NodeState {
             node: info.id.to_string(),
             name: info.name.clone(),
             level: info.level,
@@ -632,29 +652,40 @@ pub fn compute_states(
             amber_microgrids: g("amber") as u32,
             red_nodes,
             children: Vec::new(),
-        });
+        }));
     }
-    // Children summaries.
+    // Children summaries, from the roll-up (a child's own state may not
+    // have been built).
     for (i, info) in reg.nodes.iter().enumerate() {
         if info.level == Level::Microgrid {
             continue;
         }
-        let children = info
+        let Some(s) = states[i].as_mut() else {
+            continue;
+        };
+        s.children = info
             .children
             .iter()
             .map(|&c| {
-                let s = &states[c as usize];
+                let t = totals.get(&c).unwrap_or(&empty);
+                let g = |name: &str| t[col_idx(name)];
+                let status = match mg_of.get(&c) {
+                    Some(&o) => metrics[o].status,
+                    None if g("red") > 0 => Status::Red,
+                    None if g("amber") > 0 => Status::Amber,
+                    None => Status::Green,
+                };
+                let child = reg.node(c);
                 ChildSummary {
-                    node: s.node.clone(),
-                    name: s.name.clone(),
-                    status: s.status,
-                    population: s.population,
-                    microgrids: s.microgrids,
-                    red: s.red_microgrids,
+                    node: child.id.to_string(),
+                    name: child.name.clone(),
+                    status,
+                    population: g("population"),
+                    microgrids: g("microgrids") as u32,
+                    red: g("red") as u32,
                 }
             })
             .collect();
-        states[i].children = children;
     }
     Ok(states)
 }
@@ -682,5 +713,72 @@ fn rollup_status(red: u64, amber: u64, red_nodes: &[RedNode]) -> (Status, Vec<St
         (Status::Amber, vec![format!("{amber} amber micro-grid(s)")])
     } else {
         (Status::Green, Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{TimeRules, validate};
+
+    /// A partial recompute (only the nodes an event touched) yields exactly
+    /// the states a full recompute gives those nodes.
+    #[test]
+    fn partial_recompute_matches_full() {
+        let reg = crate::load_registry(None).expect("built-in registry");
+        let topo = Topology::new(&reg);
+        let mut state = LiveState::new(reg.microgrids.len());
+        let now = 1_665_820_800; // 2022-10-15 16:00 +08:00
+        let mg = reg.node(reg.microgrids[42]).id.as_str().to_string();
+        let other = reg.node(reg.microgrids[4000]).id.as_str().to_string();
+        let street = |n: &str| n.split('/').nth(1).unwrap_or("").to_string();
+        let evs = [
+            (
+                format!("gw.ev.patrol.{}", street(&mg)),
+                format!(
+                    r#"{{"v":1,"kind":"patrol","id":"p1","ts":"2022-10-15T15:50:00+08:00","node":"{mg}","team":"t","persons":2,"checkpoints":1,"findings":{{"gatherings_dispersed":1,"people_persuaded":0,"venues_closed":0,"vendors_cleared":0,"violations":0}}}}"#
+                ),
+            ),
+            (
+                format!("gw.ev.video.{}", street(&other)),
+                format!(
+                    r#"{{"v":1,"kind":"video","id":"v1","ts":"2022-10-15T15:55:00+08:00","node":"{other}","camera":"c","flag_id":"f1","flag":"sealed_exit","action":"raised","severity":3}}"#
+                ),
+            ),
+        ];
+        let rules = TimeRules {
+            lateness_s: 86400,
+            future_s: 300,
+        };
+        let mut rows = Vec::new();
+        let mut mask = vec![false; reg.nodes.len()];
+        for (subject, payload) in &evs {
+            let v = validate(subject, payload.as_bytes(), &reg, Some(now), rules)
+                .expect("a valid event");
+            for &a in &reg.node(v.node).mg.as_ref().expect("a micro-grid").path {
+                mask[a as usize] = true;
+            }
+            match state.apply(&v, &topo) {
+                crate::state::Outcome::Applied(r) => rows.extend(r),
+                other => panic!("not applied: {other:?}"),
+            }
+        }
+        fold_batch(&mut state, &rows).expect("fold");
+        let cfg = StatusConfig::default();
+        let full = compute_states(&reg, &topo, &state, now, &cfg, None).expect("full");
+        let part = compute_states(&reg, &topo, &state, now, &cfg, Some(&mask)).expect("partial");
+        let mut compared = 0;
+        for (i, m) in mask.iter().enumerate() {
+            if *m {
+                assert_eq!(part[i], full[i], "node {}", reg.nodes[i].id);
+                compared += 1;
+            } else {
+                assert!(part[i].is_none());
+            }
+        }
+        assert_eq!(compared, 9, "two micro-grid paths sharing the district");
+        let district = full[0].as_ref().expect("district state");
+        assert_eq!(district.patrol.patrols_today, 1);
+        assert_eq!(district.video.flags_open, 1);
     }
 }

@@ -105,6 +105,13 @@ pub struct Processor {
 
 struct Run {
     prev: Vec<Option<NodeState>>,
+    /// Nodes an event changed since the last recompute (with ancestors).
+    dirty: Vec<bool>,
+    dirty_any: bool,
+    /// A change that reaches beyond its micro-grid (a zone designation).
+    full_needed: bool,
+    /// Last time every node was recomputed (time moves windows and ages).
+    last_full: Instant,
     pending_ack: Option<Message>,
     last_checkpoint: Instant,
     last_snapshot: Instant,
@@ -134,6 +141,10 @@ impl Processor {
             .map_err(|e| IngestError::Config(format!("processor runtime: {e}")))?;
         let mut run = Run {
             prev: vec![None; self.registry.nodes.len()],
+            dirty: vec![false; self.registry.nodes.len()],
+            dirty_any: false,
+            full_needed: true,
+            last_full: Instant::now(),
             pending_ack: None,
             last_checkpoint: Instant::now(),
             last_snapshot: Instant::now(),
@@ -220,7 +231,13 @@ impl Processor {
             } else {
                 let now = self.clock.now(self.state.replay_now);
                 match validate(subject, &msg.payload, &self.registry, now, rules) {
-                    Ok(v) => (self.state.apply(&v, &self.topo), Kind::Event),
+                    Ok(v) => {
+                        let outcome = self.state.apply(&v, &self.topo);
+                        if matches!(outcome, Outcome::Applied(_)) {
+                            self.mark_dirty(run, &v);
+                        }
+                        (outcome, Kind::Event)
+                    }
                     Err(e) => {
                         let kind = Kind::Dead(e.reason);
                         (Outcome::DeadLetter(e), kind)
@@ -245,6 +262,20 @@ impl Processor {
         fold_batch(&mut self.state, &rows)?;
         run.stages.polars_batch_us += us(t);
         Ok(())
+    }
+
+    /// Marks what an applied event changed: its micro-grid and the nodes
+    /// above it, or everything for a zone designation.
+    fn mark_dirty(&self, run: &mut Run, v: &crate::validate::Valid) {
+        match &self.registry.node(v.node).mg {
+            Some(mg) if v.event.kind() != gridwatch_model::event::EventKind::Zone => {
+                for &a in &mg.path {
+                    run.dirty[a as usize] = true;
+                }
+                run.dirty_any = true;
+            }
+            _ => run.full_needed = true,
+        }
     }
 
     /// Books one message's outcome: its counting row, or a dead letter.
@@ -359,6 +390,14 @@ impl Processor {
         run: &mut Run,
         out: &mpsc::Sender<Outbound>,
     ) -> Result<(), IngestError> {
+        // Every node when time has moved on by a tick (windows, ages) or a
+        // change reaches beyond one micro-grid; otherwise only what the
+        // events since the last recompute touched.
+        let full = run.full_needed
+            || run.last_full.elapsed() >= Duration::from_millis(self.cfg.tick_ms.max(10));
+        if !full && !run.dirty_any {
+            return Ok(());
+        }
         let t = Instant::now();
         let states = compute_states(
             &self.registry,
@@ -366,11 +405,19 @@ impl Processor {
             &self.state,
             now,
             &self.cfg.status,
+            (!full).then_some(run.dirty.as_slice()),
         )?;
+        if full {
+            run.full_needed = false;
+            run.last_full = Instant::now();
+        }
+        run.dirty.fill(false);
+        run.dirty_any = false;
         run.stages.rollup_us += us(t);
         let t = Instant::now();
         let mut changed = Vec::new();
-        for (i, mut s) in states.into_iter().enumerate() {
+        for (i, s) in states.into_iter().enumerate() {
+            let Some(mut s) = s else { continue };
             let prev = &mut run.prev[i];
             if let Some(p) = prev.as_ref() {
                 let as_of = std::mem::replace(&mut s.as_of, p.as_of.clone());
