@@ -154,7 +154,7 @@ impl Store {
         if seq <= e.seq && e.raw.as_deref() == Some(&raw[..]) {
             return false;
         }
-        if !e.followed.is_some_and(|t| now - t < FOLLOW_GRACE) {
+        if e.followed.is_none_or(|t| now - t >= FOLLOW_GRACE) {
             // Nobody to tell: keep the bytes; parse when asked.
             e.seq = seq;
             e.raw = Some(raw);
