@@ -43,17 +43,16 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn start() -> Result<Stack> {
+    /// Starts the three; `ingest_env` overrides ingest's configuration
+    /// (`GRIDWATCH__…` variables) for experiments.
+    pub async fn start(ingest_env: &[(String, String)]) -> Result<Stack> {
         let nats = Nats::start_with(false)?;
         let work = tempfile::tempdir()?;
         let logs = work.path().join("logs");
-        let ingest = procs::ingest_with_env(
-            &nats.url(),
-            &work.path().join("data"),
-            &logs,
-            &[],
-            &[("RUST_LOG", "warn")],
-        )?;
+        let mut env: Vec<(&str, &str)> = vec![("RUST_LOG", "warn")];
+        env.extend(ingest_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let ingest =
+            procs::ingest_with_env(&nats.url(), &work.path().join("data"), &logs, &[], &env)?;
         let client = async_nats::connect(nats.url()).await?;
         let js = jetstream::new(client);
         // The backend needs the state bucket, which ingest creates.

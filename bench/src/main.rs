@@ -53,6 +53,10 @@ struct Args {
     /// Seconds per repetition of the latency and fan-out windows.
     #[arg(long, default_value_t = 8)]
     secs: u64,
+    /// Ingest configuration for the latency and fan-out runs, as
+    /// `GRIDWATCH__KEY=value` (experiments; the command is in the results).
+    #[arg(long = "ingest-env", value_parser = parse_env)]
+    ingest_env: Vec<(String, String)>,
     /// Which parts to run (the others are left out of the results).
     #[arg(
         long,
@@ -63,6 +67,13 @@ struct Args {
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| k.starts_with("GRIDWATCH__"))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not GRIDWATCH__KEY=value"))
 }
 
 #[derive(clap::Subcommand)]
@@ -415,25 +426,30 @@ async fn main() -> Result<()> {
         )?;
         writeln!(
             md,
-            "| offered events/s | achieved | p50 ms | p95 ms | p99 ms | probes seen / published |"
+            "| offered events/s | achieved | p50 ms | p95 ms | p99 ms | probes seen / published | ingest batch p50 / p99 ms |"
         )?;
-        writeln!(md, "|---|---|---|---|---|---|")?;
+        writeln!(md, "|---|---|---|---|---|---|---|")?;
         for &rate in &args.latency_rates {
-            let row = runs::latency(&reg, rate, args.reps, args.secs).await?;
+            let row = runs::latency(&reg, rate, args.reps, args.secs, &args.ingest_env).await?;
             let seen: usize = row.reps.iter().map(|q| q.samples).sum();
             eprintln!(
-                "latency at {rate}: achieved {:.0}/s, {}",
+                "latency at {rate}: achieved {:.0}/s, {}; ingest batch p50 {:.1} p99 {:.1} ms; stages {:?}",
                 row.achieved,
-                q_cells(&row.reps)
+                q_cells(&row.reps),
+                row.batch_ms.0,
+                row.batch_ms.1,
+                row.stages
             );
             writeln!(
                 md,
-                "| {:.0} | {:.0} | {} | {} / {} |",
+                "| {:.0} | {:.0} | {} | {} / {} | {:.1} / {:.1} |",
                 rate,
                 row.achieved,
                 q_cells(&row.reps),
                 seen,
-                seen + row.missing
+                seen + row.missing,
+                row.batch_ms.0,
+                row.batch_ms.1
             )?;
         }
         writeln!(md, "\nGoal: p99 ≤ 100 ms at 10,000 events/s.\n")?;
@@ -451,9 +467,41 @@ async fn main() -> Result<()> {
         )?;
         writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
         for &n in &args.clients {
-            let p = runs::fanout(&reg, n, args.fanout_rate, args.reps, args.secs).await?;
-            let b = runs::fanout_baseline(n, &p, args.reps, args.secs).await?;
-            for (name, r) in [("gridwatch-backend", &p), ("bare broadcast", &b)] {
+            let p = match runs::fanout(
+                &reg,
+                n,
+                args.fanout_rate,
+                args.reps,
+                args.secs,
+                &args.ingest_env,
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("fan-out {n}: {e:#}");
+                    writeln!(md, "| gridwatch-backend | {n} | failed: {e} |||||||||| ")?;
+                    continue;
+                }
+            };
+            let b = match runs::fanout_baseline(n, &p, args.reps, args.secs).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    eprintln!("fan-out baseline {n}: {e:#}");
+                    None
+                }
+            };
+            for (name, r) in [
+                ("gridwatch-backend", Some(&p)),
+                ("bare broadcast", b.as_ref()),
+            ] {
+                let Some(r) = r else {
+                    writeln!(
+                        md,
+                        "| {name} | {n} | failed (see the command's output) |||||||||| "
+                    )?;
+                    continue;
+                };
                 eprintln!(
                     "fan-out {name} {n}: {} | {:.1} KiB/client | cpu {:.0} %",
                     q_cells(&r.reps),

@@ -48,6 +48,11 @@ pub fn per_rep(w: &Window, reps: usize) -> Vec<Quantiles> {
 
 /// A latency row: offered rate and the quantiles of each repetition.
 pub struct LatencyRow {
+    /// Ingest's own time per batch (receive → states handed to the
+    /// publisher), p50 and p99 over its last 1,024 batches, ms.
+    pub batch_ms: (f64, f64),
+    /// Ingest's time per stage over the run, seconds.
+    pub stages: Vec<(String, f64)>,
     pub achieved: f64,
     pub reps: Vec<Quantiles>,
     /// Probes published in the window that never reached the client.
@@ -90,8 +95,14 @@ impl Load {
 
 /// Publish → WebSocket latency at `rate` events/s offered: one client on
 /// the district, `reps` windows of `secs` each.
-pub async fn latency(reg: &Registry, rate: f64, reps: usize, secs: u64) -> Result<LatencyRow> {
-    let stack = Stack::start().await?;
+pub async fn latency(
+    reg: &Registry,
+    rate: f64,
+    reps: usize,
+    secs: u64,
+    ingest_env: &[(String, String)],
+) -> Result<LatencyRow> {
+    let stack = Stack::start(ingest_env).await?;
     let targets = Arc::new(Targets::new(reg));
     let load = Load::start(&stack, &targets, rate, &format!("lat{rate}"));
     // Warm up: ingest is busy with the load before the client subscribes.
@@ -105,9 +116,34 @@ pub async fn latency(reg: &Registry, rate: f64, reps: usize, secs: u64) -> Resul
         Duration::from_secs(secs * reps as u64),
     )
     .await?;
+    let meta = async {
+        let kv = stack.js.get_key_value("GW_STATE").await.ok()?;
+        let v = kv.get("meta.ingest").await.ok()??;
+        serde_json::from_slice::<serde_json::Value>(&v).ok()
+    }
+    .await
+    .unwrap_or_default();
     let achieved = load.finish().await?;
     let missing = w.probes.len().saturating_sub(w.latencies_ms.len());
+    let stages = meta["stages"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.trim_end_matches("_us").to_string(),
+                        v.as_f64().unwrap_or(0.0) / 1e6,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(LatencyRow {
+        batch_ms: (
+            meta["batch_latency_ms_p50"].as_f64().unwrap_or(f64::NAN),
+            meta["batch_latency_ms_p99"].as_f64().unwrap_or(f64::NAN),
+        ),
+        stages,
         achieved,
         reps: per_rep(&w, reps),
         missing,
@@ -159,8 +195,9 @@ pub async fn fanout(
     rate: f64,
     reps: usize,
     secs: u64,
+    ingest_env: &[(String, String)],
 ) -> Result<FanoutRow> {
-    let stack = Stack::start().await?;
+    let stack = Stack::start(ingest_env).await?;
     let pid = stack.backend.pid().context("backend pid")?;
     let targets = Arc::new(Targets::new(reg));
     let load = Load::start(&stack, &targets, rate, &format!("fan{n}"));

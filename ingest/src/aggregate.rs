@@ -341,22 +341,35 @@ fn sums_by(lf: &LazyFrame, keys: &[&str]) -> PolarsResult<Sums> {
         .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
         .agg(all.iter().map(|c| col(*c).sum()).collect::<Vec<_>>())
         .collect()?;
-    let k0 = df.column(keys[0])?.u32()?;
-    let k1 = match keys.get(1) {
-        Some(k) => Some(df.column(k)?.u32()?),
+    // Whole columns out at once (per-row `get` looks up the chunk each time).
+    let k0: Vec<u32> = df
+        .column(keys[0])?
+        .u32()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    let k1: Option<Vec<u32>> = match keys.get(1) {
+        Some(k) => Some(
+            df.column(k)?
+                .u32()?
+                .iter()
+                .map(|v| v.unwrap_or(0))
+                .collect(),
+        ),
         None => None,
     };
-    let cols: Vec<&UInt64Chunked> = all
+    let cols: Vec<Vec<u64>> = all
         .iter()
-        .map(|c| df.column(c).and_then(|s| s.u64()))
+        .map(|c| {
+            df.column(c)
+                .and_then(|s| s.u64())
+                .map(|a| a.iter().map(|v| v.unwrap_or(0)).collect())
+        })
         .collect::<PolarsResult<_>>()?;
     let mut out = HashMap::with_capacity(df.height());
     for i in 0..df.height() {
-        let key = (
-            k0.get(i).unwrap_or(0),
-            k1.and_then(|k| k.get(i)).unwrap_or(0),
-        );
-        out.insert(key, cols.iter().map(|c| c.get(i).unwrap_or(0)).collect());
+        let key = (k0[i], k1.as_ref().map_or(0, |k| k[i]));
+        out.insert(key, cols.iter().map(|c| c[i]).collect());
     }
     Ok(out)
 }
@@ -379,12 +392,11 @@ fn f64_by(lf: LazyFrame, key: &str, value: Expr) -> PolarsResult<HashMap<u32, f6
     let k = df.column(key)?.u32()?;
     let v = df.column("v")?.cast(&DataType::Float64)?;
     let v = v.f64()?;
-    let mut out = HashMap::new();
-    for i in 0..df.height() {
-        if let (Some(k), Some(v)) = (k.get(i), v.get(i)) {
-            out.insert(k, v);
-        }
-    }
+    let out = k
+        .iter()
+        .zip(v.iter())
+        .filter_map(|(k, v)| Some((k?, v?)))
+        .collect();
     Ok(out)
 }
 
