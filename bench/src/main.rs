@@ -413,6 +413,10 @@ async fn main() -> Result<()> {
         "- each figure: median of {} repetitions, spread min–max in brackets; release builds; nats-server 2.15.1\n",
         args.reps
     )?;
+    writeln!(
+        md,
+        "Profiles, before/after figures and what bounds each goal that is missed: [ANALYSIS.md](ANALYSIS.md).\n"
+    )?;
 
     if on("throughput") {
         throughput(&args, &mut md).await?;
