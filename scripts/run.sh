@@ -27,7 +27,13 @@ log() { printf '\033[1;34m[run]\033[0m %s\n' "$*"; }
 PROFILE="${GRIDWATCH_PROFILE:-dev}"
 log "building ($PROFILE)"
 bash scripts/build-frontend.sh
-cargo build --profile "$PROFILE" --bins >&2
+if [ "$PROFILE" = dev ]; then
+  # Exactly the test build's targets: other target sets unify crate features
+  # differently and would rebuild polars each time one alternates with tests.
+  cargo build --workspace --all-targets >&2
+else
+  cargo build --profile "$PROFILE" --bins >&2
+fi
 BIN="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 mkdir -p "$RUN/logs"
