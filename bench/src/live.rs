@@ -19,8 +19,8 @@ use gridwatch_model::Registry;
 use gridwatch_tests::procs::{self, Nats, Proc};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -138,6 +138,25 @@ pub struct LoadCtl {
     pub stop: Arc<AtomicBool>,
 }
 
+/// Publishes one JSON event on `gw.ev.<kind>.<street>` and hands its ack
+/// to the drain.
+async fn publish_event(
+    js: &jetstream::Context,
+    acks: &tokio::sync::mpsc::Sender<jetstream::context::PublishAckFuture>,
+    kind: &str,
+    node: &str,
+    ev: &Value,
+) -> Result<()> {
+    let f = js
+        .publish(
+            format!("gw.ev.{kind}.{}", street_token(node)),
+            Bytes::from(ev.to_string()),
+        )
+        .await
+        .map_err(|e| anyhow!("publishing: {e}"))?;
+    acks.send(f).await.map_err(|_| anyhow!("ack drain"))
+}
+
 /// Offers `rate` testing reports per second plus a probe every `probe_ms`
 /// until `stop`; probes are only sent while `probing` is set. Returns the
 /// events published.
@@ -195,14 +214,7 @@ pub async fn offer_load(
             let ev = json!({"v": 1, "kind": "testing", "id": id, "ts": ts, "node": node,
                 "site": "bench", "interval_s": 60, "samples": rng.random_range(1..30),
                 "queue": rng.random_range(0..40), "staff": 4});
-            let f = js
-                .publish(
-                    format!("gw.ev.testing.{}", street_token(node)),
-                    Bytes::from(ev.to_string()),
-                )
-                .await
-                .map_err(|e| anyhow!("publishing: {e}"))?;
-            ack_tx.send(f).await.map_err(|_| anyhow!("ack drain"))?;
+            publish_event(&js, &ack_tx, "testing", node, &ev).await?;
             sent += 1;
         }
         if probing.load(Ordering::Relaxed) && Instant::now() >= next_probe {
@@ -214,14 +226,7 @@ pub async fn offer_load(
                     "ts": ts, "node": node, "team": "bench", "persons": 2, "checkpoints": 1,
                     "findings": {"gatherings_dispersed": 0, "people_persuaded": 0,
                         "venues_closed": 0, "vendors_cleared": 0, "violations": 0}});
-                let f = js
-                    .publish(
-                        format!("gw.ev.patrol.{}", street_token(node)),
-                        Bytes::from(ev.to_string()),
-                    )
-                    .await
-                    .map_err(|e| anyhow!("publishing: {e}"))?;
-                ack_tx.send(f).await.map_err(|_| anyhow!("ack drain"))?;
+                publish_event(&js, &ack_tx, "patrol", node, &ev).await?;
                 n += 1;
             }
             probes
@@ -414,13 +419,6 @@ pub async fn baseline_server(port: u16) -> Result<()> {
     }
 }
 
-/// Counters shared by the fan-out clients while they connect.
-#[derive(Default)]
-pub struct Connecting {
-    pub ok: AtomicU64,
-    pub failed: AtomicU64,
-}
-
 /// Everything a latency or fan-out measurement returns.
 pub struct Window {
     /// (probe index, latency ms) over every client.
@@ -440,7 +438,6 @@ pub async fn connect_many(
     streets: &[String],
     per_district: u64,
     parallel: usize,
-    progress: Arc<Connecting>,
 ) -> Result<Vec<(Ws, u64, u64)>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = Vec::with_capacity(n);
@@ -452,19 +449,14 @@ pub async fn connect_many(
             (streets[(i / 2) % streets.len()].clone(), 1)
         };
         let sem = sem.clone();
-        let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await.ok()?;
             for _ in 0..5 {
                 match subscribe(&url, &node).await {
-                    Ok((ws, base)) => {
-                        progress.ok.fetch_add(1, Ordering::Relaxed);
-                        return Some((ws, base, per));
-                    }
+                    Ok((ws, base)) => return Some((ws, base, per)),
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
-            progress.failed.fetch_add(1, Ordering::Relaxed);
             None
         }));
     }
@@ -516,17 +508,14 @@ pub async fn measure(
     recording.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64() + warm.as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let all = Arc::new(Mutex::new(Vec::new()));
+    let mut l = Vec::new();
     let (mut frames, mut bytes) = (0u64, 0u64);
     for h in handles {
         let s = h.await?;
         frames += s.frames;
         bytes += s.bytes;
-        all.lock()
-            .map_err(|_| anyhow!("poisoned"))?
-            .extend(s.latencies_ms);
+        l.extend(s.latencies_ms);
     }
-    let mut l = std::mem::take(&mut *all.lock().map_err(|_| anyhow!("poisoned"))?);
     l.retain(|(k, _)| (first..last).contains(k));
     Ok(Window {
         latencies_ms: l,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message as WsMsg;
 
-use crate::live::{self, Connecting, LoadCtl, Offer, Probes, Stack, Targets, Window, pct};
+use crate::live::{self, LoadCtl, Offer, Probes, Stack, Targets, Window, pct};
 
 /// Probes per second (each is one patrol in each street).
 const PROBE_MS: u64 = 100;
@@ -204,14 +204,12 @@ pub async fn fanout(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss0 = live::rss_kib(pid).0;
     let t = Instant::now();
-    let progress = Arc::new(Connecting::default());
     let clients = live::connect_many(
         &stack.ws_url(),
         n,
         &targets.streets,
         targets.probe_mgs.len() as u64,
         64,
-        progress,
     )
     .await?;
     let connect_s = t.elapsed().as_secs_f64();
@@ -258,8 +256,7 @@ pub async fn fanout_baseline(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss0 = live::rss_kib(pid).0;
     let t = Instant::now();
-    let progress = Arc::new(Connecting::default());
-    let clients = live::connect_many(&url, n, &[], 11, 64, progress).await?;
+    let clients = live::connect_many(&url, n, &[], 11, 64).await?;
     let connect_s = t.elapsed().as_secs_f64();
     let (stalled, _) = live::subscribe(&url, "beilun").await?;
     let probes: Probes = Arc::default();

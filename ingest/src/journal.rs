@@ -66,7 +66,7 @@ pub struct Record {
     pub seq: u64,
     pub subject: String,
     pub detail: String,
-    pub payload: Vec<u8>,
+    pub payload: bytes::Bytes,
 }
 
 /// The open journal with the records not yet committed.
@@ -223,7 +223,7 @@ fn decode_one(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
             seq,
             subject: subject.to_string(),
             detail: detail.to_string(),
-            payload: payload.to_vec(),
+            payload: bytes::Bytes::copy_from_slice(payload),
         },
         at + HEADER + len,
     ))
@@ -243,7 +243,7 @@ mod tests {
             } else {
                 String::new()
             },
-            payload: payload.to_vec(),
+            payload: bytes::Bytes::copy_from_slice(payload),
         }
     }
 

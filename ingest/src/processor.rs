@@ -284,7 +284,7 @@ impl Processor {
         outcome: Outcome,
         seq: u64,
         subject: &str,
-        payload: &[u8],
+        payload: &Bytes,
         rows: &mut Vec<Row>,
         out: &mpsc::Sender<Outbound>,
     ) -> Result<(), IngestError> {
@@ -299,7 +299,7 @@ impl Processor {
                     Outbound::Dead(DeadLetter {
                         seq,
                         subject: subject.to_string(),
-                        payload: Bytes::copy_from_slice(payload),
+                        payload: payload.clone(),
                         reason: e.reason.as_str(),
                         detail: e.detail,
                     }),
