@@ -26,6 +26,10 @@ pub struct Config {
     pub resume_history: usize,
     /// Frames queued per WebSocket client before it gets coalesced updates.
     pub client_queue: usize,
+    /// Pacing: a node's deltas go out at most every this many microseconds
+    /// times the number of connected clients (at most once a second);
+    /// versions in between are folded into one delta.
+    pub pace_us_per_client: u64,
 }
 
 impl Default for Config {
@@ -39,6 +43,7 @@ impl Default for Config {
             heartbeat_s: 5,
             resume_history: 512,
             client_queue: 256,
+            pace_us_per_client: 25,
         }
     }
 }

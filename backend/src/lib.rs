@@ -129,6 +129,7 @@ pub async fn run(
     let store = store::Store::new(
         registry.nodes.iter().map(|n| n.id.as_str()),
         cfg.resume_history,
+        std::time::Duration::from_micros(cfg.pace_us_per_client),
     );
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
@@ -151,6 +152,7 @@ pub async fn run(
     });
     metrics::gauge!("gridwatch_ws_clients").set(0.0);
     let watcher = tokio::spawn(watch::run(nats, app.clone(), shutdown.child_token()));
+    tokio::spawn(flush_paced(app.clone(), shutdown.child_token()));
     tracing::info!(%addr, "listening");
     if let Some(b) = bound {
         let _ = b.send(addr);
@@ -166,4 +168,16 @@ pub async fn run(
         source: e,
     })?;
     Ok(())
+}
+
+/// Sends the deltas that waited for their node's pace (see [`store`]).
+async fn flush_paced(app: Arc<AppState>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => app.store.flush_due(),
+            _ = stop.cancelled() => return,
+        }
+    }
 }

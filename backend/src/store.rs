@@ -11,12 +11,20 @@
 //! the time, so a state is kept as the bytes ingest published and parsed
 //! only when someone asks: deltas are computed for nodes followed now or
 //! within [`FOLLOW_GRACE`] (so a client that reconnects can still resume).
+//!
+//! Pacing: every frame costs one write per follower, so the more clients
+//! are connected, the less often a node's followers are told: a node's
+//! deltas go out at most every `pace_per_client × clients` (with the
+//! default 25 µs: no pacing for a handful of screens, 250 ms with 10,000
+//! clients). Versions in between are folded into one delta, which says the
+//! version it starts `from`; [`Store::flush_due`] sends what waited.
 
 use axum::extract::ws::Utf8Bytes;
 use gridwatch_model::merge_patch;
 use gridwatch_model::ws::ServerMsg;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -27,8 +35,12 @@ pub const FOLLOW_GRACE: Duration = Duration::from_secs(120);
 /// What a node's followers are told.
 #[derive(Clone, Debug)]
 pub enum Update {
-    /// A delta frame moving the node to `seq`.
-    Delta { seq: u64, frame: Utf8Bytes },
+    /// A delta frame moving the node from version `from` to `seq`.
+    Delta {
+        from: u64,
+        seq: u64,
+        frame: Utf8Bytes,
+    },
     /// The node changed in a way deltas cannot express: send a snapshot.
     Reset,
 }
@@ -39,10 +51,16 @@ struct NodeEntry {
     raw: Option<bytes::Bytes>,
     /// The parsed state (`None` while only `raw` is current).
     state: Option<Arc<Value>>,
+    /// The version followers were last told of (the one snapshots give),
+    /// when it is older than the current one.
+    sent: Option<(u64, Arc<Value>)>,
+    /// When followers were last sent a delta.
+    sent_at: Option<Instant>,
     /// Last time the node had a follower.
     followed: Option<Instant>,
-    /// (seq, frame) of the last deltas, oldest first.
-    history: VecDeque<(u64, Utf8Bytes)>,
+    /// (from, seq, frame) of the last deltas, oldest first; each starts
+    /// where the one before ends.
+    history: VecDeque<(u64, u64, Utf8Bytes)>,
     tx: broadcast::Sender<Update>,
 }
 
@@ -60,6 +78,41 @@ impl NodeEntry {
             }
         }
         self.state.clone()
+    }
+
+    /// The version followers know: (seq, state).
+    fn told(&mut self) -> Option<(u64, Arc<Value>)> {
+        match &self.sent {
+            Some(s) => Some(s.clone()),
+            None => Some((self.seq, self.parsed()?)),
+        }
+    }
+
+    /// Tells the followers of the versions since the one they know, as one
+    /// delta.
+    fn send_delta(&mut self, node: &str, now: Instant, history_len: usize) {
+        let (Some((from, old)), Some(new)) = (self.sent.take(), self.state.clone()) else {
+            return;
+        };
+        let patch =
+            merge_patch::diff(&old, &new).unwrap_or_else(|| Value::Object(Default::default()));
+        let seq = self.seq;
+        let f = frame(&ServerMsg::Delta {
+            node: node.to_string(),
+            from,
+            seq,
+            patch,
+        });
+        self.history.push_back((from, seq, f.clone()));
+        while self.history.len() > history_len {
+            self.history.pop_front();
+        }
+        self.sent_at = Some(now);
+        let _ = self.tx.send(Update::Delta {
+            from,
+            seq,
+            frame: f,
+        });
     }
 }
 
@@ -86,7 +139,14 @@ pub struct Store {
     nodes: RwLock<HashMap<String, NodeEntry>>,
     meta: RwLock<Option<Arc<Value>>>,
     history_len: usize,
+    /// Pacing: the interval between a node's deltas grows by this much per
+    /// connected client.
+    pace_per_client: Duration,
+    clients: AtomicUsize,
 }
+
+/// The longest a node's followers wait for a change.
+pub const MAX_PACE: Duration = Duration::from_secs(1);
 
 fn frame(msg: &ServerMsg) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(msg).expect("server messages always serialize"))
@@ -94,7 +154,11 @@ fn frame(msg: &ServerMsg) -> Utf8Bytes {
 
 impl Store {
     /// A store for the given node ids.
-    pub fn new<'a>(ids: impl Iterator<Item = &'a str>, history_len: usize) -> Self {
+    pub fn new<'a>(
+        ids: impl Iterator<Item = &'a str>,
+        history_len: usize,
+        pace_per_client: Duration,
+    ) -> Self {
         let nodes = ids
             .map(|id| {
                 let (tx, _) = broadcast::channel(64);
@@ -104,6 +168,8 @@ impl Store {
                         seq: 0,
                         raw: None,
                         state: None,
+                        sent: None,
+                        sent_at: None,
                         followed: None,
                         history: VecDeque::new(),
                         tx,
@@ -115,6 +181,41 @@ impl Store {
             nodes: RwLock::new(nodes),
             meta: RwLock::new(None),
             history_len,
+            pace_per_client,
+            clients: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a WebSocket client in (`+1`) or out (`-1`).
+    pub fn client_count(&self, delta: isize) {
+        if delta >= 0 {
+            self.clients.fetch_add(delta as usize, Ordering::Relaxed);
+        } else {
+            let _ = self
+                .clients
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    Some(c.saturating_sub(delta.unsigned_abs()))
+                });
+        }
+    }
+
+    /// The least time between two deltas of one node now.
+    pub fn pace(&self) -> Duration {
+        let clients = self.clients.load(Ordering::Relaxed) as u32;
+        self.pace_per_client.saturating_mul(clients).min(MAX_PACE)
+    }
+
+    /// Sends the deltas that waited for their node's pace.
+    pub fn flush_due(&self) {
+        let pace = self.pace();
+        let now = Instant::now();
+        let Ok(mut nodes) = self.nodes.write() else {
+            return;
+        };
+        for (node, e) in nodes.iter_mut() {
+            if e.sent.is_some() && e.sent_at.is_none_or(|t| now - t >= pace) {
+                e.send_delta(node, now, self.history_len);
+            }
         }
     }
 
@@ -159,6 +260,7 @@ impl Store {
             e.seq = seq;
             e.raw = Some(raw);
             e.state = None;
+            e.sent = None;
             e.history.clear();
             return true;
         }
@@ -169,28 +271,20 @@ impl Store {
                 return false;
             }
         };
-        match e.parsed() {
-            Some(old) if seq == e.seq + 1 => {
-                let patch = merge_patch::diff(&old, &state)
-                    .unwrap_or_else(|| Value::Object(Default::default()));
-                let f = frame(&ServerMsg::Delta {
-                    node: node.to_string(),
-                    seq,
-                    patch,
-                });
-                e.history.push_back((seq, f.clone()));
-                while e.history.len() > self.history_len {
-                    e.history.pop_front();
+        let consecutive = seq == e.seq + 1;
+        let told = if consecutive { e.told() } else { None };
+        e.seq = seq;
+        e.raw = Some(raw);
+        e.state = Some(Arc::new(state));
+        match told {
+            Some(told) => {
+                e.sent = Some(told);
+                if e.sent_at.is_none_or(|t| now - t >= self.pace()) {
+                    e.send_delta(node, now, self.history_len);
                 }
-                e.seq = seq;
-                e.raw = Some(raw);
-                e.state = Some(Arc::new(state));
-                let _ = e.tx.send(Update::Delta { seq, frame: f });
             }
-            _ => {
-                e.seq = seq;
-                e.raw = Some(raw);
-                e.state = Some(Arc::new(state));
+            None => {
+                e.sent = None;
                 e.history.clear();
                 let _ = e.tx.send(Update::Reset);
             }
@@ -198,12 +292,12 @@ impl Store {
         true
     }
 
-    /// The current state of `node`, if any.
+    /// The state of `node` its followers know (at most one pace behind the
+    /// newest), if any.
     pub fn snapshot(&self, node: &str) -> Option<Snapshot> {
         let mut nodes = self.nodes.write().ok()?;
-        let e = nodes.get_mut(node)?;
-        let state = e.parsed()?;
-        Some(Snapshot { seq: e.seq, state })
+        let (seq, state) = nodes.get_mut(node)?.told()?;
+        Some(Snapshot { seq, state })
     }
 
     /// Subscribes to `node`'s updates and says how to catch up from
@@ -218,28 +312,19 @@ impl Store {
         let e = nodes.get_mut(node)?;
         let rx = e.tx.subscribe();
         e.followed = Some(Instant::now());
-        let Some(state) = e.parsed() else {
+        let Some((seq, state)) = e.told() else {
             return Some((rx, CatchUp::Nothing));
         };
-        let state = &state;
-        let snapshot = || {
-            CatchUp::Snapshot(Snapshot {
-                seq: e.seq,
-                state: state.clone(),
-            })
-        };
         let catch_up = match resume_from {
-            Some(r) if r == e.seq => CatchUp::Deltas(Vec::new(), e.seq),
-            Some(r) if r < e.seq && e.history.front().is_some_and(|(s, _)| *s <= r + 1) => {
-                let frames = e
-                    .history
-                    .iter()
-                    .filter(|(s, _)| *s > r)
-                    .map(|(_, f)| f.clone())
-                    .collect();
-                CatchUp::Deltas(frames, e.seq)
-            }
-            _ => snapshot(),
+            Some(r) if r == seq => CatchUp::Deltas(Vec::new(), seq),
+            Some(r) => match e.history.iter().position(|(from, _, _)| *from == r) {
+                Some(i) => {
+                    let frames = e.history.iter().skip(i).map(|(_, _, f)| f.clone());
+                    CatchUp::Deltas(frames.collect(), seq)
+                }
+                None => CatchUp::Snapshot(Snapshot { seq, state }),
+            },
+            None => CatchUp::Snapshot(Snapshot { seq, state }),
         };
         Some((rx, catch_up))
     }
@@ -302,15 +387,15 @@ mod tests {
 
     #[test]
     fn consecutive_versions_become_deltas_and_gaps_reset() {
-        let store = Store::new(["a"].into_iter(), 8);
+        let store = Store::new(["a"].into_iter(), 8, Duration::ZERO);
         let (mut rx, c) = store.subscribe("a", None).expect("known node");
         assert!(matches!(c, CatchUp::Nothing));
         assert!(store.apply("a", js(json!({"seq": 1, "x": 1}))));
         assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
         assert!(store.apply("a", js(json!({"seq": 2, "x": 2}))));
         match rx.try_recv() {
-            Ok(Update::Delta { seq, frame }) => {
-                assert_eq!(seq, 2);
+            Ok(Update::Delta { from, seq, frame }) => {
+                assert_eq!((from, seq), (1, 2));
                 let v: Value = serde_json::from_str(frame.as_str()).expect("json");
                 assert_eq!(v["patch"], json!({"seq": 2, "x": 2}));
             }
@@ -329,5 +414,51 @@ mod tests {
         assert!(!store.apply("a", js(json!({"seq": 2, "x": 2}))));
         assert!(store.apply("a", js(json!({"seq": 9, "x": 3}))));
         assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
+    }
+
+    #[test]
+    fn paced_versions_fold_into_one_delta() {
+        let store = Store::new(["a"].into_iter(), 8, Duration::from_secs(3600));
+        store.client_count(1);
+        let (mut rx, _) = store.subscribe("a", None).expect("known node");
+        store.apply("a", js(json!({"seq": 1, "x": 1, "y": 1})));
+        assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
+        // The first delta goes out at once; the next two wait for the pace.
+        store.apply("a", js(json!({"seq": 2, "x": 2, "y": 1})));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Update::Delta {
+                from: 1,
+                seq: 2,
+                ..
+            })
+        ));
+        store.apply("a", js(json!({"seq": 3, "x": 3, "y": 2})));
+        store.apply("a", js(json!({"seq": 4, "x": 3, "y": 1})));
+        assert!(rx.try_recv().is_err(), "paced");
+        // Snapshots give what followers know, so the next delta applies.
+        assert_eq!(store.snapshot("a").map(|s| s.seq), Some(2));
+        store.flush_due();
+        assert!(rx.try_recv().is_err(), "still paced");
+        store.client_count(-1);
+        store.flush_due();
+        match rx.try_recv() {
+            Ok(Update::Delta { from, seq, frame }) => {
+                assert_eq!((from, seq), (2, 4));
+                let v: Value = serde_json::from_str(frame.as_str()).expect("json");
+                // y went 1 → 2 → 1: unchanged over the folded versions.
+                assert_eq!(v["patch"], json!({"seq": 4, "x": 3}));
+            }
+            other => panic!("expected a folded delta, got {other:?}"),
+        }
+        // Resuming from 1 replays both deltas, from 2 the folded one.
+        match store.subscribe("a", Some(1)).map(|x| x.1) {
+            Some(CatchUp::Deltas(f, 4)) => assert_eq!(f.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        match store.subscribe("a", Some(2)).map(|x| x.1) {
+            Some(CatchUp::Deltas(f, 4)) => assert_eq!(f.len(), 1),
+            other => panic!("{other:?}"),
+        }
     }
 }

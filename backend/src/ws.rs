@@ -25,7 +25,7 @@ use crate::store::{CatchUp, Store, Update, error_frame, heartbeat_frame, snapsho
 
 /// Read buffer per socket: clients only send small requests (the default,
 /// 128 KiB, dominated the backend's memory per client).
-pub const READ_BUFFER: usize = 4 * 1024;
+pub const READ_BUFFER: usize = 1024;
 /// Frames gathered per write when a client has several queued.
 pub const WRITE_BUFFER: usize = 8 * 1024;
 /// Largest request a client may send.
@@ -43,6 +43,7 @@ pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<AppState>>) -> 
 
 async fn client(socket: WebSocket, app: Arc<AppState>) {
     metrics::gauge!("gridwatch_ws_clients").increment(1.0);
+    app.store.client_count(1);
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(app.cfg.client_queue.max(1));
     let mut tasks = JoinSet::new();
@@ -120,6 +121,7 @@ async fn client(socket: WebSocket, app: Arc<AppState>) {
         }
     }
     tasks.shutdown().await;
+    app.store.client_count(-1);
     metrics::gauge!("gridwatch_ws_clients").decrement(1.0);
 }
 
@@ -171,8 +173,12 @@ async fn forward(
             }
         };
         let next = match u {
-            Ok(Update::Delta { seq: s, frame }) => match seq {
-                Some(cur) if s == cur + 1 => {
+            Ok(Update::Delta {
+                from,
+                seq: s,
+                frame,
+            }) => match seq {
+                Some(cur) if from == cur => {
                     if tx.send(frame).await.is_err() {
                         return;
                     }

@@ -430,30 +430,34 @@ async fn main() -> Result<()> {
         )?;
         writeln!(
             md,
-            "| offered events/s | achieved | p50 ms | p95 ms | p99 ms | probes seen / published | ingest batch p50 / p99 ms |"
+            "| offered events/s | achieved | p50 ms | p95 ms | p99 ms | probes seen / published | ingest batch p50 / p99 ms | refresh p50 / p99 ms |"
         )?;
-        writeln!(md, "|---|---|---|---|---|---|---|")?;
+        writeln!(md, "|---|---|---|---|---|---|---|---|")?;
         for &rate in &args.latency_rates {
             let row = runs::latency(&reg, rate, args.reps, args.secs, &args.ingest_env).await?;
             let seen: usize = row.reps.iter().map(|q| q.samples).sum();
             eprintln!(
-                "latency at {rate}: achieved {:.0}/s, {}; ingest batch p50 {:.1} p99 {:.1} ms; stages {:?}",
+                "latency at {rate}: achieved {:.0}/s, {}; ingest batch p50 {:.1} p99 {:.1} ms; refresh p50 {:.1} p99 {:.1} ms; stages {:?}",
                 row.achieved,
                 q_cells(&row.reps),
                 row.batch_ms.0,
                 row.batch_ms.1,
+                row.refresh_ms.0,
+                row.refresh_ms.1,
                 row.stages
             );
             writeln!(
                 md,
-                "| {:.0} | {:.0} | {} | {} / {} | {:.1} / {:.1} |",
+                "| {:.0} | {:.0} | {} | {} / {} | {:.1} / {:.1} | {:.1} / {:.1} |",
                 rate,
                 row.achieved,
                 q_cells(&row.reps),
                 seen,
                 seen + row.missing,
                 row.batch_ms.0,
-                row.batch_ms.1
+                row.batch_ms.1,
+                row.refresh_ms.0,
+                row.refresh_ms.1
             )?;
         }
         writeln!(md, "\nGoal: p99 ≤ 100 ms at 10,000 events/s.\n")?;

@@ -166,8 +166,10 @@ fn on_message(inner: &Rc<RefCell<Inner>>, live: Live, text: &str) {
             i.seq = Some(seq);
             publish_state(&i, live);
         }
-        ServerMsg::Delta { seq, patch, .. } => match (i.seq, i.raw.as_mut()) {
-            (Some(cur), Some(raw)) if seq == cur + 1 => {
+        ServerMsg::Delta {
+            from, seq, patch, ..
+        } => match (i.seq, i.raw.as_mut()) {
+            (Some(cur), Some(raw)) if from == cur => {
                 merge_patch::apply(raw, &patch);
                 i.seq = Some(seq);
                 publish_state(&i, live);

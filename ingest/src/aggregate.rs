@@ -153,33 +153,9 @@ pub fn fold_batch(state: &mut LiveState, rows: &[Row]) -> PolarsResult<usize> {
     Ok(grouped.len())
 }
 
-/// Metrics of one micro-grid at "now".
-#[derive(Clone, Debug, Default)]
-struct MgMetrics {
-    zone: Zone,
-    staff: u64,
-    patrols_1h: u64,
-    persons_1h: u64,
-    patrols_today: u64,
-    patrolled_2h: bool,
-    /// Minutes since the last patrol (sealed and control only).
-    patrol_age_min: Option<i64>,
-    findings: [u64; 5],
-    samples_today: u64,
-    samples_10min: u64,
-    queue: u64,
-    flags_open: u64,
-    raised_today: u64,
-    rectified_today: u64,
-    open_by_level: [u64; 4],
-    reported_today: u64,
-    resolved_today: u64,
-    status: Status,
-    reasons: Vec<String>,
-}
-
-/// The polars columns the roll-up sums, read from [`MgMetrics`].
-const SUM_COLS: [&str; 22] = [
+/// The roll-up's value columns: what each micro-grid contributes to the
+/// sums of every node above it (and of itself).
+const COLS: [&str; NCOLS] = [
     "microgrids",
     "population",
     "households",
@@ -202,8 +178,6 @@ const SUM_COLS: [&str; 22] = [
     "raised_today",
     "rectified_today",
     "red",
-];
-const SUM_COLS2: [&str; 7] = [
     "amber",
     "open_l1",
     "open_l2",
@@ -212,6 +186,121 @@ const SUM_COLS2: [&str; 7] = [
     "reported_today",
     "resolved_today",
 ];
+const NCOLS: usize = 29;
+
+/// Indices into [`COLS`].
+mod c {
+    pub const MICROGRIDS: usize = 0;
+    pub const POPULATION: usize = 1;
+    pub const HOUSEHOLDS: usize = 2;
+    pub const STAFF: usize = 3;
+    pub const PATROLS_1H: usize = 4;
+    pub const PERSONS_1H: usize = 5;
+    pub const PATROLS_TODAY: usize = 6;
+    pub const CLOSED: usize = 7;
+    pub const CLOSED_PATROLLED_2H: usize = 8;
+    pub const PATROLLED_2H: usize = 9;
+    pub const F0: usize = 10;
+    pub const SAMPLES_TODAY: usize = 15;
+    pub const SAMPLES_10MIN: usize = 16;
+    pub const QUEUE: usize = 17;
+    pub const FLAGS_OPEN: usize = 18;
+    pub const RAISED_TODAY: usize = 19;
+    pub const RECTIFIED_TODAY: usize = 20;
+    pub const RED: usize = 21;
+    pub const AMBER: usize = 22;
+    pub const OPEN_L1: usize = 23;
+    pub const REPORTED_TODAY: usize = 27;
+    pub const RESOLVED_TODAY: usize = 28;
+}
+
+type Sums = [u64; NCOLS];
+
+/// Metrics of one micro-grid at "now".
+#[derive(Clone, Debug, Default, PartialEq)]
+struct MgMetrics {
+    zone: Zone,
+    /// Its contribution to every sum, in [`COLS`] order.
+    vals: Sums,
+    /// Minutes since the last patrol (sealed and control only).
+    patrol_age_min: Option<i64>,
+    /// Minutes each flag rectified today was open.
+    rectify_min: Vec<f64>,
+    status: Status,
+    reasons: Vec<String>,
+}
+
+/// What the roll-up keeps between recomputes: every micro-grid's metrics as
+/// of the last time it was computed, and which micro-grids lie under each
+/// node. A partial recompute refreshes the touched micro-grids only and
+/// sums the cached metrics for the nodes above them, so a batch costs what
+/// it touched, not the whole district.
+pub struct RollupCache {
+    metrics: Vec<MgMetrics>,
+    /// Micro-grid ordinals under each registry node (itself for a
+    /// micro-grid), in registry order.
+    under: Vec<Vec<u32>>,
+    /// The path (district … micro-grid) of each micro-grid ordinal.
+    paths: Vec<[u32; 5]>,
+    /// Registry index → micro-grid ordinal.
+    mg_of: HashMap<u32, usize>,
+    /// The roll-up of every node, kept current: sums move by each
+    /// micro-grid's change; the oldest patrol age and the median are
+    /// recomputed for the nodes a recompute covers.
+    rolled: Rolled,
+    /// Set once every micro-grid's metrics have been computed.
+    filled: bool,
+}
+
+impl RollupCache {
+    pub fn new(reg: &Registry, topo: &Topology) -> Self {
+        let paths: Vec<[u32; 5]> = topo
+            .mg_node
+            .iter()
+            .map(|&i| reg.node(i).mg.as_ref().map(|m| m.path).unwrap_or_default())
+            .collect();
+        let mut under = vec![Vec::new(); reg.nodes.len()];
+        for (o, path) in paths.iter().enumerate() {
+            for &a in path {
+                under[a as usize].push(o as u32);
+            }
+        }
+        Self {
+            metrics: vec![MgMetrics::default(); topo.mg_node.len()],
+            under,
+            paths,
+            mg_of: topo
+                .mg_node
+                .iter()
+                .enumerate()
+                .map(|(o, &i)| (i, o))
+                .collect(),
+            rolled: Rolled::new(reg.nodes.len()),
+            filled: false,
+        }
+    }
+
+    /// Stores a micro-grid's new metrics and moves the sums of the nodes on
+    /// its path by the difference.
+    fn set(&mut self, o: usize, m: MgMetrics) {
+        let old = std::mem::replace(&mut self.metrics[o], m);
+        let new = &self.metrics[o];
+        for &a in &self.paths[o] {
+            let a = a as usize;
+            let total = &mut self.rolled.totals[a];
+            for ((t, n), o) in total.iter_mut().zip(&new.vals).zip(&old.vals) {
+                *t = *t + n - o;
+            }
+            let zones = &mut self.rolled.zones[a];
+            for (z, o) in zones[old.zone.index()].iter_mut().zip(&old.vals) {
+                *z -= o;
+            }
+            for (z, n) in zones[new.zone.index()].iter_mut().zip(&new.vals) {
+                *z += n;
+            }
+        }
+    }
+}
 
 fn hm(ts: i64) -> String {
     DateTime::from_timestamp(ts, 0)
@@ -219,18 +308,21 @@ fn hm(ts: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Per-micro-grid metrics at `now`.
+/// Computes the metrics of the micro-grids `ords` (ordinals) at `now` into
+/// the cache; returns those whose metrics moved.
 fn mg_metrics(
     reg: &Registry,
     topo: &Topology,
     state: &LiveState,
     now: i64,
     cfg: &StatusConfig,
-) -> Vec<MgMetrics> {
+    cache: &mut RollupCache,
+    ords: &[u32],
+) -> Vec<u32> {
+    let mut moved = Vec::new();
     let now_dt = DateTime::from_timestamp(now, 0).unwrap_or_default();
     let day_start = start_of_local_day(local_date(now_dt)).timestamp();
     let (today_from, today_to) = (day_start.div_euclid(60), (day_start + 86400).div_euclid(60));
-    let mut out: Vec<MgMetrics> = Vec::with_capacity(topo.mg_node.len());
     let mut sealed_exits: HashMap<u32, Vec<i64>> = HashMap::new();
     let mut flags_open = vec![0u64; topo.mg_node.len()];
     for f in state.flags.values() {
@@ -239,6 +331,9 @@ fn mg_metrics(
             sealed_exits.entry(f.mg).or_default().push(f.raised);
         }
     }
+    for v in sealed_exits.values_mut() {
+        v.sort_unstable();
+    }
     let mut open_by_level = vec![[0u64; 4]; topo.mg_node.len()];
     for inc in state.incidents.values() {
         if inc.resolved.is_none() {
@@ -246,119 +341,152 @@ fn mg_metrics(
             open_by_level[inc.mg as usize][l] += 1;
         }
     }
-    for (o, &n) in topo.mg_node.iter().enumerate() {
+    for &o in ords {
+        let o = o as usize;
         let mg = &state.mgs[o];
-        let info = reg.node(n);
-        let (zone, since) = state.zone_of(reg, n);
-        let mut m = MgMetrics {
-            zone,
-            staff: u64::from(zone.staff_per_microgrid()),
-            flags_open: flags_open[o],
-            open_by_level: open_by_level[o],
-            ..Default::default()
-        };
+        let info = reg.node(topo.mg_node[o]);
+        let (zone, since) = state.zone_of(reg, topo.mg_node[o]);
+        let mut v: Sums = [0; NCOLS];
+        v[c::MICROGRIDS] = 1;
+        v[c::POPULATION] = info.population;
+        v[c::HOUSEHOLDS] = info.households;
+        v[c::STAFF] = u64::from(zone.staff_per_microgrid());
+        v[c::FLAGS_OPEN] = flags_open[o];
+        v[c::OPEN_L1..c::OPEN_L1 + 4].copy_from_slice(&open_by_level[o]);
+        let mut patrolled_2h = false;
         for &(ts, persons) in &mg.recent_patrols {
             if ts > now - 3600 && ts <= now {
-                m.patrols_1h += 1;
-                m.persons_1h += u64::from(persons);
+                v[c::PATROLS_1H] += 1;
+                v[c::PERSONS_1H] += u64::from(persons);
             }
-            if ts > now - 7200 && ts <= now {
-                m.patrolled_2h = true;
-            }
+            patrolled_2h |= ts > now - 7200 && ts <= now;
         }
+        v[c::CLOSED] = u64::from(zone.is_closed());
+        v[c::PATROLLED_2H] = u64::from(patrolled_2h);
+        v[c::CLOSED_PATROLLED_2H] = u64::from(zone.is_closed() && patrolled_2h);
         for &(ts, samples) in &mg.recent_samples {
             if ts > now - 600 && ts <= now {
-                m.samples_10min += u64::from(samples);
+                v[c::SAMPLES_10MIN] += u64::from(samples);
             }
         }
         for (_, b) in mg.buckets.range(today_from..today_to) {
-            m.patrols_today += u64::from(b.patrols);
-            m.findings[0] += u64::from(b.findings.gatherings_dispersed);
-            m.findings[1] += u64::from(b.findings.people_persuaded);
-            m.findings[2] += u64::from(b.findings.venues_closed);
-            m.findings[3] += u64::from(b.findings.vendors_cleared);
-            m.findings[4] += u64::from(b.findings.violations);
-            m.samples_today += u64::from(b.samples);
-            m.raised_today += u64::from(b.raised);
-            m.rectified_today += u64::from(b.rectified);
-            m.reported_today += u64::from(b.reported);
-            m.resolved_today += u64::from(b.resolved);
+            v[c::PATROLS_TODAY] += u64::from(b.patrols);
+            v[c::F0] += u64::from(b.findings.gatherings_dispersed);
+            v[c::F0 + 1] += u64::from(b.findings.people_persuaded);
+            v[c::F0 + 2] += u64::from(b.findings.venues_closed);
+            v[c::F0 + 3] += u64::from(b.findings.vendors_cleared);
+            v[c::F0 + 4] += u64::from(b.findings.violations);
+            v[c::SAMPLES_TODAY] += u64::from(b.samples);
+            v[c::RAISED_TODAY] += u64::from(b.raised);
+            v[c::RECTIFIED_TODAY] += u64::from(b.rectified);
+            v[c::REPORTED_TODAY] += u64::from(b.reported);
+            v[c::RESOLVED_TODAY] += u64::from(b.resolved);
         }
         if let Some((qts, q)) = mg.queue
             && qts >= day_start
             && qts <= now
         {
-            m.queue = u64::from(q);
+            v[c::QUEUE] = u64::from(q);
         }
+        let rectify_min = mg
+            .rectified
+            .iter()
+            .filter(|(ts, _)| *ts >= day_start && *ts <= now)
+            .map(|&(_, minutes)| minutes)
+            .collect();
         // Status and reasons.
         let mut red = Vec::new();
         let mut amber = Vec::new();
-        if let Some(raised) = sealed_exits.get(&(o as u32)) {
-            for r in raised {
-                red.push(format!("sealed-zone exit flag open since {}", hm(*r)));
-            }
+        let exits = sealed_exits.get(&(o as u32)).map_or(&[][..], Vec::as_slice);
+        for r in exits {
+            red.push(format!("sealed-zone exit flag open since {}", hm(*r)));
         }
+        let mut patrol_age_min = None;
         if zone.is_closed() {
             let last = mg.last_patrol.filter(|&t| t <= now);
             let reference = last.into_iter().chain(since).fold(day_start, i64::max);
             let age = (now - reference).max(0) / 60;
-            m.patrol_age_min = Some(last.map_or(age, |l| (now - l).max(0) / 60));
+            patrol_age_min = Some(last.map_or(age, |l| (now - l).max(0) / 60));
             if age >= cfg.unpatrolled_red_min {
                 red.push(format!("{zone} micro-grid unpatrolled for {age} min"));
             } else if age >= cfg.unpatrolled_amber_min {
                 amber.push(format!("{zone} micro-grid unpatrolled for {age} min"));
             }
         }
-        let other_flags =
-            m.flags_open - sealed_exits.get(&(o as u32)).map_or(0, |v| v.len() as u64);
+        let other_flags = flags_open[o] - exits.len() as u64;
         if other_flags > 0 {
             amber.push(format!("{other_flags} video flag(s) open"));
         }
-        let serious: u64 = m.open_by_level[2] + m.open_by_level[3];
+        let serious: u64 = open_by_level[o][2] + open_by_level[o][3];
         if serious > 0 {
             amber.push(format!("{serious} level-3+ incident(s) open"));
         }
-        let _ = info;
-        (m.status, m.reasons) = if !red.is_empty() {
+        let (status, reasons) = if !red.is_empty() {
             (Status::Red, red)
         } else if !amber.is_empty() {
             (Status::Amber, amber)
         } else {
             (Status::Green, Vec::new())
         };
-        out.push(m);
+        v[c::RED] = u64::from(status == Status::Red);
+        v[c::AMBER] = u64::from(status == Status::Amber);
+        let m = MgMetrics {
+            zone,
+            vals: v,
+            patrol_age_min,
+            rectify_min,
+            status,
+            reasons,
+        };
+        if cache.metrics[o] != m {
+            cache.set(o, m);
+            moved.push(o as u32);
+        }
     }
-    out
+    moved
 }
 
-/// Sums of [`SUM_COLS`] and [`SUM_COLS2`] per group key.
-type Sums = HashMap<(u32, u32), Vec<u64>>;
+/// The roll-up of the micro-grids under every node, indexed like the
+/// registry.
+struct Rolled {
+    totals: Vec<Sums>,
+    /// Per zone class (in [`Zone::ALL`] order).
+    zones: Vec<[Sums; 4]>,
+    /// Oldest patrol age (minutes) of the closed micro-grids under a node.
+    oldest: Vec<Option<i64>>,
+    /// Median minutes to rectify a flag, today.
+    medians: Vec<Option<f64>>,
+}
 
-fn sums_by(lf: &LazyFrame, keys: &[&str]) -> PolarsResult<Sums> {
-    let all: Vec<&str> = SUM_COLS.iter().chain(SUM_COLS2.iter()).copied().collect();
+impl Rolled {
+    fn new(nodes: usize) -> Self {
+        Self {
+            totals: vec![[0; NCOLS]; nodes],
+            zones: vec![[[0; NCOLS]; 4]; nodes],
+            oldest: vec![None; nodes],
+            medians: vec![None; nodes],
+        }
+    }
+}
+
+fn sums_by(lf: &LazyFrame, keys: &[&str]) -> PolarsResult<HashMap<(u32, u32), Sums>> {
     let df = lf
         .clone()
         .group_by(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
-        .agg(all.iter().map(|c| col(*c).sum()).collect::<Vec<_>>())
+        .agg(COLS.iter().map(|c| col(*c).sum()).collect::<Vec<_>>())
         .collect()?;
     // Whole columns out at once (per-row `get` looks up the chunk each time).
-    let k0: Vec<u32> = df
-        .column(keys[0])?
-        .u32()?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
-    let k1: Option<Vec<u32>> = match keys.get(1) {
-        Some(k) => Some(
-            df.column(k)?
-                .u32()?
-                .iter()
-                .map(|v| v.unwrap_or(0))
-                .collect(),
-        ),
-        None => None,
+    let key = |k: &str| -> PolarsResult<Vec<u32>> {
+        Ok(df
+            .column(k)?
+            .u32()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
     };
-    let cols: Vec<Vec<u64>> = all
+    let k0 = key(keys[0])?;
+    let k1 = keys.get(1).map(|k| key(k)).transpose()?;
+    let cols: Vec<Vec<u64>> = COLS
         .iter()
         .map(|c| {
             df.column(c)
@@ -369,7 +497,7 @@ fn sums_by(lf: &LazyFrame, keys: &[&str]) -> PolarsResult<Sums> {
     let mut out = HashMap::with_capacity(df.height());
     for i in 0..df.height() {
         let key = (k0[i], k1.as_ref().map_or(0, |k| k[i]));
-        out.insert(key, cols.iter().map(|c| c[i]).collect());
+        out.insert(key, std::array::from_fn(|j| cols[j][i]));
     }
     Ok(out)
 }
@@ -400,64 +528,16 @@ fn f64_by(lf: LazyFrame, key: &str, value: Expr) -> PolarsResult<HashMap<u32, f6
     Ok(out)
 }
 
-fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        // Rounded to 4 decimals so the value is stable on the wire.
-        ((a as f64 / b as f64) * 10_000.0).round() / 10_000.0
-    }
-}
-
-fn col_idx(name: &str) -> usize {
-    SUM_COLS
-        .iter()
-        .chain(SUM_COLS2.iter())
-        .position(|c| *c == name)
-        .expect("column names are constants of this module")
-}
-
-fn zone_agg(v: &[u64]) -> ZoneAgg {
-    let g = |n: &str| v[col_idx(n)];
-    ZoneAgg {
-        microgrids: g("microgrids") as u32,
-        population: g("population"),
-        households: g("households"),
-        staff: g("staff"),
-        patrolled_2h: g("patrolled_2h") as u32,
-        coverage_2h: ratio(g("patrolled_2h"), g("microgrids")),
-        samples_today: g("samples_today"),
-        completion_today: ratio(g("samples_today"), g("population")),
-        flags_open: g("flags_open"),
-        red: g("red") as u32,
-        amber: g("amber") as u32,
-    }
-}
-
-/// Computes the state of the nodes (indexed like the registry) at `now`:
-/// every node, or only those marked in `only` (the others are `None`).
-/// `seq` is left at 0 for the publisher to set.
-pub fn compute_states(
-    reg: &Registry,
-    topo: &Topology,
-    state: &LiveState,
-    now: i64,
-    cfg: &StatusConfig,
-    only: Option<&[bool]>,
-) -> PolarsResult<Vec<Option<NodeState>>> {
-    let wanted = |i: u32| only.is_none_or(|m| m.get(i as usize).copied().unwrap_or(false));
-    let metrics = mg_metrics(reg, topo, state, now, cfg);
+/// The full roll-up, with polars: one row per (micro-grid, ancestor or
+/// itself), so every level rolls up in one group-by. Replaces the cache's.
+fn rollup_polars(cache: &mut RollupCache) -> PolarsResult<()> {
+    let metrics = &cache.metrics;
     let n = metrics.len();
-    let paths: Vec<[u32; 5]> = topo
-        .mg_node
-        .iter()
-        .map(|&i| reg.node(i).mg.as_ref().map(|m| m.path).unwrap_or_default())
-        .collect();
     let mut cols: Vec<Column> = Vec::new();
     for d in 0..5 {
         cols.push(Column::new(
             format!("k{d}").into(),
-            paths.iter().map(|p| p[d]).collect::<Vec<u32>>(),
+            cache.paths.iter().map(|p| p[d]).collect::<Vec<u32>>(),
         ));
     }
     cols.push(Column::new(
@@ -467,47 +547,10 @@ pub fn compute_states(
             .map(|m| m.zone.index() as u32)
             .collect::<Vec<u32>>(),
     ));
-    let node = |o: usize| reg.node(topo.mg_node[o]);
-    let value = |m: &MgMetrics, o: usize, name: &str| -> u64 {
-        match name {
-            "microgrids" => 1,
-            "population" => node(o).population,
-            "households" => node(o).households,
-            "staff" => m.staff,
-            "patrols_1h" => m.patrols_1h,
-            "persons_1h" => m.persons_1h,
-            "patrols_today" => m.patrols_today,
-            "closed" => u64::from(m.zone.is_closed()),
-            "closed_patrolled_2h" => u64::from(m.zone.is_closed() && m.patrolled_2h),
-            "patrolled_2h" => u64::from(m.patrolled_2h),
-            "f0" => m.findings[0],
-            "f1" => m.findings[1],
-            "f2" => m.findings[2],
-            "f3" => m.findings[3],
-            "f4" => m.findings[4],
-            "samples_today" => m.samples_today,
-            "samples_10min" => m.samples_10min,
-            "queue" => m.queue,
-            "flags_open" => m.flags_open,
-            "raised_today" => m.raised_today,
-            "rectified_today" => m.rectified_today,
-            "red" => u64::from(m.status == Status::Red),
-            "amber" => u64::from(m.status == Status::Amber),
-            "open_l1" => m.open_by_level[0],
-            "open_l2" => m.open_by_level[1],
-            "open_l3" => m.open_by_level[2],
-            "open_l4" => m.open_by_level[3],
-            "reported_today" => m.reported_today,
-            "resolved_today" => m.resolved_today,
-            _ => 0,
-        }
-    };
-    for name in SUM_COLS.iter().chain(SUM_COLS2.iter()) {
+    for (j, name) in COLS.iter().enumerate() {
         cols.push(Column::new(
             (*name).into(),
-            (0..n)
-                .map(|o| value(&metrics[o], o, name))
-                .collect::<Vec<u64>>(),
+            metrics.iter().map(|m| m.vals[j]).collect::<Vec<u64>>(),
         ));
     }
     cols.push(Column::new(
@@ -519,19 +562,15 @@ pub fn compute_states(
     ));
     let lf = DataFrame::new(n, cols)?.lazy();
 
-    // Rectification times of flags rectified today, for medians.
-    let now_dt = DateTime::from_timestamp(now, 0).unwrap_or_default();
-    let day_start = start_of_local_day(local_date(now_dt)).timestamp();
+    // Minutes to rectify of the flags rectified today, for medians.
     let mut rk: [Vec<u32>; 5] = Default::default();
     let mut rmin: Vec<f64> = Vec::new();
-    for (o, mg) in state.mgs.iter().enumerate() {
-        for &(ts, minutes) in &mg.rectified {
-            if ts >= day_start && ts <= now {
-                for (d, k) in rk.iter_mut().enumerate() {
-                    k.push(paths[o][d]);
-                }
-                rmin.push(minutes);
+    for (o, m) in metrics.iter().enumerate() {
+        for &minutes in &m.rectify_min {
+            for (d, k) in rk.iter_mut().enumerate() {
+                k.push(cache.paths[o][d]);
             }
+            rmin.push(minutes);
         }
     }
     let mut rcols: Vec<Column> = rk
@@ -543,19 +582,168 @@ pub fn compute_states(
     rcols.push(Column::new("minutes".into(), rmin));
     let rlf = DataFrame::new(rn, rcols)?.lazy();
 
-    // One row per (micro-grid, ancestor or itself): every level rolls up in
-    // one group-by instead of one per level.
     let mut value_cols: Vec<&str> = vec!["zone", "patrol_age"];
-    value_cols.extend(SUM_COLS.iter().chain(SUM_COLS2.iter()));
+    value_cols.extend(COLS);
     let up = by_ancestor(&lf, &value_cols)?;
     let rup = by_ancestor(&rlf, &["minutes"])?;
-    let totals: HashMap<u32, Vec<u64>> = sums_by(&up, &["key"])?
-        .into_iter()
-        .map(|((k, _), v)| (k, v))
-        .collect();
-    let by_zone = sums_by(&up, &["key", "zone"])?;
-    let oldest = f64_by(up, "key", col("patrol_age").max())?;
-    let medians = f64_by(rup, "key", col("minutes").median())?;
+    let mut rolled = Rolled::new(cache.rolled.totals.len());
+    for ((k, _), v) in sums_by(&up, &["key"])? {
+        if let Some(t) = rolled.totals.get_mut(k as usize) {
+            *t = v;
+        }
+    }
+    for ((k, z), v) in sums_by(&up, &["key", "zone"])? {
+        if let Some(t) = rolled.zones.get_mut(k as usize) {
+            t[(z as usize).min(3)] = v;
+        }
+    }
+    for (k, v) in f64_by(up, "key", col("patrol_age").max())? {
+        if let Some(o) = rolled.oldest.get_mut(k as usize) {
+            *o = Some(v as i64);
+        }
+    }
+    for (k, v) in f64_by(rup, "key", col("minutes").median())? {
+        if let Some(m) = rolled.medians.get_mut(k as usize) {
+            *m = Some(v);
+        }
+    }
+    cache.rolled = rolled;
+    Ok(())
+}
+
+/// The median as polars computes it (linear interpolation).
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let idx = (v.len() - 1) as f64 * 0.5;
+    let (lo, hi) = (v[idx as usize], v[idx.ceil() as usize]);
+    Some(if lo == hi {
+        lo
+    } else {
+        (idx - idx.floor()) * (hi - lo) + lo
+    })
+}
+
+/// Recomputes the oldest patrol age and the median time to rectify of the
+/// nodes marked in `mask` from the cached micro-grid metrics (their sums are
+/// kept current by [`RollupCache::set`]): the figures [`rollup_polars`]
+/// gives them.
+fn rollup_direct(cache: &mut RollupCache, mask: &[bool]) {
+    let mut minutes = Vec::new();
+    for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
+        let mut oldest: Option<i64> = None;
+        minutes.clear();
+        for &o in &cache.under[i] {
+            let m = &cache.metrics[o as usize];
+            oldest = oldest.max(m.patrol_age_min);
+            minutes.extend_from_slice(&m.rectify_min);
+        }
+        cache.rolled.oldest[i] = oldest;
+        cache.rolled.medians[i] = median(&mut minutes);
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        // Rounded to 4 decimals so the value is stable on the wire.
+        ((a as f64 / b as f64) * 10_000.0).round() / 10_000.0
+    }
+}
+
+fn zone_agg(v: &Sums) -> ZoneAgg {
+    ZoneAgg {
+        microgrids: v[c::MICROGRIDS] as u32,
+        population: v[c::POPULATION],
+        households: v[c::HOUSEHOLDS],
+        staff: v[c::STAFF],
+        patrolled_2h: v[c::PATROLLED_2H] as u32,
+        coverage_2h: ratio(v[c::PATROLLED_2H], v[c::MICROGRIDS]),
+        samples_today: v[c::SAMPLES_TODAY],
+        completion_today: ratio(v[c::SAMPLES_TODAY], v[c::POPULATION]),
+        flags_open: v[c::FLAGS_OPEN],
+        red: v[c::RED] as u32,
+        amber: v[c::AMBER] as u32,
+    }
+}
+
+/// Which nodes a recompute covers.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    /// Every micro-grid's metrics and every node, rolled up with polars.
+    Full,
+    /// Every micro-grid's metrics (time has moved windows and ages); the
+    /// nodes above the micro-grids whose metrics moved, and those marked,
+    /// summed from the cache.
+    Refresh(&'a [bool]),
+    /// The marked micro-grids' metrics; the marked nodes (a micro-grid's
+    /// ancestors must be marked with it) summed from the cache.
+    Touched(&'a [bool]),
+}
+
+/// Computes the state of the nodes (indexed like the registry) at `now`
+/// that `scope` covers; the others are `None`.
+///
+/// Between full recomputes the cache holds every micro-grid's metrics as of
+/// the last time it was computed: `Touched` refreshes the touched ones only,
+/// `Refresh` all of them but builds only the nodes whose figures moved. A
+/// node's state depends on nothing but the metrics of the micro-grids under
+/// it, so both give the figures a `Full` recompute gives at the same `now`
+/// (the unit tests compare them). `seq` is left at 0 for the publisher.
+pub fn compute_states(
+    reg: &Registry,
+    topo: &Topology,
+    state: &LiveState,
+    now: i64,
+    cfg: &StatusConfig,
+    cache: &mut RollupCache,
+    scope: Scope,
+) -> PolarsResult<Vec<Option<NodeState>>> {
+    let scope = if cache.filled { scope } else { Scope::Full };
+    let all: Vec<u32> = (0..topo.mg_node.len() as u32).collect();
+    let mask = match scope {
+        Scope::Full => {
+            mg_metrics(reg, topo, state, now, cfg, cache, &all);
+            cache.filled = true;
+            rollup_polars(cache)?;
+            None
+        }
+        Scope::Refresh(marked) => {
+            let moved = mg_metrics(reg, topo, state, now, cfg, cache, &all);
+            let mut mask = marked.to_vec();
+            mask.resize(reg.nodes.len(), false);
+            for o in moved {
+                for &a in &cache.paths[o as usize] {
+                    mask[a as usize] = true;
+                }
+            }
+            rollup_direct(cache, &mask);
+            Some(mask)
+        }
+        Scope::Touched(marked) => {
+            let touched: Vec<u32> = topo
+                .mg_node
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| marked.get(**n as usize).copied().unwrap_or(false))
+                .map(|(o, _)| o as u32)
+                .collect();
+            mg_metrics(reg, topo, state, now, cfg, cache, &touched);
+            let mut mask = marked.to_vec();
+            mask.resize(reg.nodes.len(), false);
+            rollup_direct(cache, &mask);
+            Some(mask)
+        }
+    };
+    let wanted = |i: u32| {
+        mask.as_ref()
+            .is_none_or(|m| m.get(i as usize).copied().unwrap_or(false))
+    };
+    let metrics = &cache.metrics;
+    let rolled = &cache.rolled;
 
     // Red lists: red micro-grids under every node, in registry order.
     let mut red_lists: HashMap<u32, Vec<RedNode>> = HashMap::new();
@@ -563,29 +751,23 @@ pub fn compute_states(
         if m.status != Status::Red {
             continue;
         }
-        let info = node(o);
+        let info = reg.node(topo.mg_node[o]);
         let red = RedNode {
             node: info.id.to_string(),
             name: info.name.clone(),
             zone: m.zone,
             reasons: m.reasons.clone(),
         };
-        for &a in paths[o].iter().filter(|&&a| wanted(a)) {
+        for &a in cache.paths[o].iter().filter(|&&a| wanted(a)) {
             let list = red_lists.entry(a).or_default();
             if list.len() < RED_LIST_LIMIT {
                 list.push(red.clone());
             }
         }
     }
-    let mg_of: HashMap<u32, usize> = topo
-        .mg_node
-        .iter()
-        .enumerate()
-        .map(|(o, &i)| (i, o))
-        .collect();
 
+    let now_dt = DateTime::from_timestamp(now, 0).unwrap_or_default();
     let as_of = to_local_rfc3339(now_dt);
-    let empty = vec![0u64; SUM_COLS.len() + SUM_COLS2.len()];
     let mut states: Vec<Option<NodeState>> = Vec::with_capacity(reg.nodes.len());
     for (i, info) in reg.nodes.iter().enumerate() {
         let i = i as u32;
@@ -593,111 +775,106 @@ pub fn compute_states(
             states.push(None);
             continue;
         }
-        let t = totals.get(&i).unwrap_or(&empty);
-        let g = |name: &str| t[col_idx(name)];
+        let g = &rolled.totals[i as usize];
         let mut zones = Zones::default();
         for z in Zone::ALL {
-            if let Some(v) = by_zone.get(&(i, z.index() as u32)) {
+            let v = &rolled.zones[i as usize][z.index()];
+            if v[c::MICROGRIDS] > 0 {
                 *zones.get_mut(z) = zone_agg(v);
             }
         }
         let red_nodes = red_lists.remove(&i).unwrap_or_default();
-        let (status, reasons) = match mg_of.get(&i) {
-            Some(&o) => (metrics[o].status, metrics[o].reasons.clone()),
-            None => rollup_status(g("red"), g("amber"), &red_nodes),
+        let mg = cache.mg_of.get(&i).map(|&o| &metrics[o]);
+        let (status, reasons) = match mg {
+            Some(m) => (m.status, m.reasons.clone()),
+            None => rollup_status(g[c::RED], g[c::AMBER], &red_nodes),
         };
-        let samples_10 = g("samples_10min");
-        let population = g("population");
-        let samples_today = g("samples_today");
+        let samples_10 = g[c::SAMPLES_10MIN];
+        let population = g[c::POPULATION];
+        let samples_today = g[c::SAMPLES_TODAY];
         let eta_min = (samples_10 > 0).then(|| {
             let left = population.saturating_sub(samples_today);
             (left * 10).div_ceil(samples_10)
         });
+        let open = &g[c::OPEN_L1..c::OPEN_L1 + 4];
+        let f = &g[c::F0..c::F0 + 5];
+        let children = if info.level == Level::Microgrid {
+            Vec::new()
+        } else {
+            info.children
+                .iter()
+                .map(|&ch| {
+                    let t = &rolled.totals[ch as usize];
+                    let status = match cache.mg_of.get(&ch) {
+                        Some(&o) => metrics[o].status,
+                        None if t[c::RED] > 0 => Status::Red,
+                        None if t[c::AMBER] > 0 => Status::Amber,
+                        None => Status::Green,
+                    };
+                    let child = reg.node(ch);
+                    ChildSummary {
+                        node: child.id.to_string(),
+                        name: child.name.clone(),
+                        status,
+                        population: t[c::POPULATION],
+                        microgrids: t[c::MICROGRIDS] as u32,
+                        red: t[c::RED] as u32,
+                    }
+                })
+                .collect()
+        };
         states.push(Some(NodeState {
             node: info.id.to_string(),
             name: info.name.clone(),
             level: info.level,
             as_of: as_of.clone(),
             seq: 0,
-            microgrids: g("microgrids") as u32,
+            microgrids: g[c::MICROGRIDS] as u32,
             population,
-            households: g("households"),
-            staff: g("staff"),
-            zone: mg_of.get(&i).map(|&o| metrics[o].zone),
+            households: g[c::HOUSEHOLDS],
+            staff: g[c::STAFF],
+            zone: mg.map(|m| m.zone),
             zones,
             patrol: PatrolAgg {
-                patrols_1h: g("patrols_1h"),
-                persons_1h: g("persons_1h"),
-                patrols_today: g("patrols_today"),
-                coverage_2h: ratio(g("closed_patrolled_2h"), g("closed")),
-                oldest_last_patrol_min: oldest.get(&i).map(|v| *v as i64),
+                patrols_1h: g[c::PATROLS_1H],
+                persons_1h: g[c::PERSONS_1H],
+                patrols_today: g[c::PATROLS_TODAY],
+                coverage_2h: ratio(g[c::CLOSED_PATROLLED_2H], g[c::CLOSED]),
+                oldest_last_patrol_min: rolled.oldest[i as usize],
                 findings_today: gridwatch_model::event::Findings {
-                    gatherings_dispersed: g("f0") as u32,
-                    people_persuaded: g("f1") as u32,
-                    venues_closed: g("f2") as u32,
-                    vendors_cleared: g("f3") as u32,
-                    violations: g("f4") as u32,
+                    gatherings_dispersed: f[0] as u32,
+                    people_persuaded: f[1] as u32,
+                    venues_closed: f[2] as u32,
+                    vendors_cleared: f[3] as u32,
+                    violations: f[4] as u32,
                 },
             },
             testing: TestingAgg {
                 samples_today,
                 completion_today: ratio(samples_today, population),
                 samples_10min: samples_10,
-                queue: g("queue"),
+                queue: g[c::QUEUE],
                 eta_min,
             },
             video: VideoAgg {
-                flags_open: g("flags_open"),
-                raised_today: g("raised_today"),
-                rectified_today: g("rectified_today"),
-                median_rectify_min: medians.get(&i).map(|m| (m * 10.0).round() / 10.0),
+                flags_open: g[c::FLAGS_OPEN],
+                raised_today: g[c::RAISED_TODAY],
+                rectified_today: g[c::RECTIFIED_TODAY],
+                median_rectify_min: rolled.medians[i as usize].map(|m| (m * 10.0).round() / 10.0),
             },
             incidents: IncidentAgg {
-                open: g("open_l1") + g("open_l2") + g("open_l3") + g("open_l4"),
-                open_by_level: [g("open_l1"), g("open_l2"), g("open_l3"), g("open_l4")],
-                reported_today: g("reported_today"),
-                resolved_today: g("resolved_today"),
+                open: open.iter().sum(),
+                open_by_level: [open[0], open[1], open[2], open[3]],
+                reported_today: g[c::REPORTED_TODAY],
+                resolved_today: g[c::RESOLVED_TODAY],
             },
             status,
             reasons,
-            red_microgrids: g("red") as u32,
-            amber_microgrids: g("amber") as u32,
+            red_microgrids: g[c::RED] as u32,
+            amber_microgrids: g[c::AMBER] as u32,
             red_nodes,
-            children: Vec::new(),
+            children,
         }));
-    }
-    // Children summaries, from the roll-up (a child's own state may not
-    // have been built).
-    for (i, info) in reg.nodes.iter().enumerate() {
-        if info.level == Level::Microgrid {
-            continue;
-        }
-        let Some(s) = states[i].as_mut() else {
-            continue;
-        };
-        s.children = info
-            .children
-            .iter()
-            .map(|&c| {
-                let t = totals.get(&c).unwrap_or(&empty);
-                let g = |name: &str| t[col_idx(name)];
-                let status = match mg_of.get(&c) {
-                    Some(&o) => metrics[o].status,
-                    None if g("red") > 0 => Status::Red,
-                    None if g("amber") > 0 => Status::Amber,
-                    None => Status::Green,
-                };
-                let child = reg.node(c);
-                ChildSummary {
-                    node: child.id.to_string(),
-                    name: child.name.clone(),
-                    status,
-                    population: g("population"),
-                    microgrids: g("microgrids") as u32,
-                    red: g("red") as u32,
-                }
-            })
-            .collect();
     }
     Ok(states)
 }
@@ -733,52 +910,84 @@ mod tests {
     use super::*;
     use crate::validate::{TimeRules, validate};
 
-    /// A partial recompute (only the nodes an event touched) yields exactly
-    /// the states a full recompute gives those nodes.
+    /// A partial recompute (only the nodes events touched, summed from the
+    /// cache) yields exactly the states a full polars recompute gives them.
     #[test]
     fn partial_recompute_matches_full() {
         let reg = crate::load_registry(None).expect("built-in registry");
         let topo = Topology::new(&reg);
         let mut state = LiveState::new(reg.microgrids.len());
         let now = 1_665_820_800; // 2022-10-15 16:00 +08:00
-        let mg = reg.node(reg.microgrids[42]).id.as_str().to_string();
-        let other = reg.node(reg.microgrids[4000]).id.as_str().to_string();
+        let cfg = StatusConfig::default();
+        let id = |k: usize| reg.node(reg.microgrids[k]).id.as_str().to_string();
         let street = |n: &str| n.split('/').nth(1).unwrap_or("").to_string();
-        let evs = [
+        let video = |n: &str, id: &str, flag: &str, kind: &str, action: &str, ts: &str| {
             (
-                format!("gw.ev.patrol.{}", street(&mg)),
+                format!("gw.ev.video.{}", street(n)),
                 format!(
-                    r#"{{"v":1,"kind":"patrol","id":"p1","ts":"2022-10-15T15:50:00+08:00","node":"{mg}","team":"t","persons":2,"checkpoints":1,"findings":{{"gatherings_dispersed":1,"people_persuaded":0,"venues_closed":0,"vendors_cleared":0,"violations":0}}}}"#
+                    r#"{{"v":1,"kind":"video","id":"{id}","ts":"2022-10-15T{ts}:00+08:00","node":"{n}","camera":"c","flag_id":"{flag}","flag":"{kind}","action":"{action}","severity":3}}"#
                 ),
-            ),
+            )
+        };
+        let patrol = |n: &str, id: &str, ts: &str| {
             (
-                format!("gw.ev.video.{}", street(&other)),
+                format!("gw.ev.patrol.{}", street(n)),
                 format!(
-                    r#"{{"v":1,"kind":"video","id":"v1","ts":"2022-10-15T15:55:00+08:00","node":"{other}","camera":"c","flag_id":"f1","flag":"sealed_exit","action":"raised","severity":3}}"#
+                    r#"{{"v":1,"kind":"patrol","id":"{id}","ts":"2022-10-15T{ts}:00+08:00","node":"{n}","team":"t","persons":2,"checkpoints":1,"findings":{{"gatherings_dispersed":1,"people_persuaded":0,"venues_closed":0,"vendors_cleared":0,"violations":0}}}}"#
                 ),
-            ),
+            )
+        };
+        let (a, b, d) = (id(42), id(4000), id(43));
+        let before = [
+            patrol(&d, "p0", "15:00"),
+            video(&d, "v0", "f0", "gathering", "raised", "15:00"),
+            video(&d, "v0r", "f0", "gathering", "rectified", "15:10"),
+        ];
+        let after = [
+            patrol(&a, "p1", "15:50"),
+            video(&b, "v1", "f1", "sealed_exit", "raised", "15:55"),
+            video(&a, "v2", "f2", "gathering", "raised", "15:20"),
+            video(&a, "v2r", "f2", "gathering", "rectified", "15:45"),
         ];
         let rules = TimeRules {
             lateness_s: 86400,
             future_s: 300,
         };
-        let mut rows = Vec::new();
+        let apply = |state: &mut LiveState, evs: &[(String, String)], mask: &mut [bool]| {
+            let mut rows = Vec::new();
+            for (subject, payload) in evs {
+                let v = validate(subject, payload.as_bytes(), &reg, Some(now), rules)
+                    .expect("a valid event");
+                for &a in &reg.node(v.node).mg.as_ref().expect("a micro-grid").path {
+                    mask[a as usize] = true;
+                }
+                match state.apply(&v, &topo) {
+                    crate::state::Outcome::Applied(r) => rows.extend(r),
+                    other => panic!("not applied: {other:?}"),
+                }
+            }
+            fold_batch(state, &rows).expect("fold");
+        };
+        let mut ignored = vec![false; reg.nodes.len()];
+        apply(&mut state, &before, &mut ignored);
+        // The cache as of before the batch, as the processor keeps it.
+        let mut cache = RollupCache::new(&reg, &topo);
+        compute_states(&reg, &topo, &state, now, &cfg, &mut cache, Scope::Full).expect("first");
         let mut mask = vec![false; reg.nodes.len()];
-        for (subject, payload) in &evs {
-            let v = validate(subject, payload.as_bytes(), &reg, Some(now), rules)
-                .expect("a valid event");
-            for &a in &reg.node(v.node).mg.as_ref().expect("a micro-grid").path {
-                mask[a as usize] = true;
-            }
-            match state.apply(&v, &topo) {
-                crate::state::Outcome::Applied(r) => rows.extend(r),
-                other => panic!("not applied: {other:?}"),
-            }
-        }
-        fold_batch(&mut state, &rows).expect("fold");
-        let cfg = StatusConfig::default();
-        let full = compute_states(&reg, &topo, &state, now, &cfg, None).expect("full");
-        let part = compute_states(&reg, &topo, &state, now, &cfg, Some(&mask)).expect("partial");
+        apply(&mut state, &after, &mut mask);
+        let part = compute_states(
+            &reg,
+            &topo,
+            &state,
+            now,
+            &cfg,
+            &mut cache,
+            Scope::Touched(&mask),
+        )
+        .expect("partial");
+        let mut fresh = RollupCache::new(&reg, &topo);
+        let full =
+            compute_states(&reg, &topo, &state, now, &cfg, &mut fresh, Scope::Full).expect("full");
         let mut compared = 0;
         for (i, m) in mask.iter().enumerate() {
             if *m {
@@ -790,7 +999,67 @@ mod tests {
         }
         assert_eq!(compared, 9, "two micro-grid paths sharing the district");
         let district = full[0].as_ref().expect("district state");
-        assert_eq!(district.patrol.patrols_today, 1);
+        assert_eq!(district.patrol.patrols_today, 2);
         assert_eq!(district.video.flags_open, 1);
+        assert_eq!(district.video.median_rectify_min, Some(17.5));
+        // The sealed-exit flag turned its micro-grid red, on top of the
+        // closed micro-grids nobody patrolled today.
+        let red = full[reg.microgrids[4000] as usize].as_ref();
+        assert_eq!(red.map(|s| s.status), Some(Status::Red));
+        let before = red_in_empty_state(&reg, &topo, now, &cfg);
+        assert_eq!(district.red_microgrids, before + 1);
+
+        // 75 minutes on, with nothing new: a refresh builds exactly the
+        // nodes whose figures moved (windows, ages), as a full one has them.
+        let later = now + 75 * 60;
+        let none = vec![false; reg.nodes.len()];
+        let refreshed = compute_states(
+            &reg,
+            &topo,
+            &state,
+            later,
+            &cfg,
+            &mut cache,
+            Scope::Refresh(&none),
+        )
+        .expect("refresh");
+        let mut fresh = RollupCache::new(&reg, &topo);
+        let full_later = compute_states(&reg, &topo, &state, later, &cfg, &mut fresh, Scope::Full)
+            .expect("full");
+        let mut built = 0;
+        for i in 0..reg.nodes.len() {
+            let id = &reg.nodes[i].id;
+            let later = full_later[i].as_ref().expect("full covers every node");
+            match &refreshed[i] {
+                Some(r) => {
+                    assert_eq!(r, later, "node {id}");
+                    built += 1;
+                }
+                None => {
+                    let mut before = full[i].clone().expect("full covers every node");
+                    before.as_of = later.as_of.clone();
+                    assert_eq!(&before, later, "node {id} moved but was not rebuilt");
+                }
+            }
+        }
+        assert!(built > 0, "the patrol left the 1 h window: its path moved");
+        assert!(built < reg.nodes.len(), "untouched nodes are not rebuilt");
+    }
+
+    /// Red micro-grids of an empty state at `now`.
+    fn red_in_empty_state(reg: &Registry, topo: &Topology, now: i64, cfg: &StatusConfig) -> u32 {
+        let state = LiveState::new(reg.microgrids.len());
+        let mut cache = RollupCache::new(reg, topo);
+        let states =
+            compute_states(reg, topo, &state, now, cfg, &mut cache, Scope::Full).expect("full");
+        states[0].as_ref().map_or(0, |s| s.red_microgrids)
+    }
+
+    #[test]
+    fn median_interpolates_like_polars() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0]), Some(3.0));
+        assert_eq!(median(&mut [25.0, 10.0]), Some(17.5));
+        assert_eq!(median(&mut [5.0, 1.0, 3.0]), Some(3.0));
     }
 }

@@ -61,8 +61,11 @@ pub struct Config {
     pub snapshot_s: u64,
     /// ...or as soon as the journal since the last one exceeds this size.
     pub snapshot_journal_mb: u64,
-    /// Recompute time-dependent aggregates this often when idle.
+    /// Move time-dependent aggregates (windows, ages) on this often.
     pub tick_ms: u64,
+    /// Recompute every node with polars this often (also at start and on a
+    /// zone designation); in between, only what events or time moved.
+    pub full_recompute_s: u64,
     /// Events older than this (relative to the clock) are `too_late`.
     pub lateness_s: i64,
     /// Events further ahead of the clock than this are `future`.
@@ -91,6 +94,7 @@ impl Default for Config {
             snapshot_s: 60,
             snapshot_journal_mb: 256,
             tick_ms: 1000,
+            full_recompute_s: 60,
             lateness_s: 24 * 3600,
             future_s: 300,
             clock: ClockMode::Wall,

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-use crate::aggregate::{compute_states, fold_batch};
+use crate::aggregate::{RollupCache, Scope, compute_states, fold_batch};
 use crate::checkpoint;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -78,6 +78,13 @@ pub struct Meta {
     pub batches: u64,
     pub batch_latency_ms_p50: f64,
     pub batch_latency_ms_p99: f64,
+    /// Time of a recompute of every node with polars (compute, diff,
+    /// serialize), and of a refresh (every micro-grid's metrics, the nodes
+    /// they moved).
+    pub full_recompute_ms_p50: f64,
+    pub full_recompute_ms_p99: f64,
+    pub refresh_ms_p50: f64,
+    pub refresh_ms_p99: f64,
     /// The clock's now (RFC 3339, +08:00).
     pub clock_now: Option<String>,
     /// Newest applied event time (RFC 3339, +08:00).
@@ -105,18 +112,25 @@ pub struct Processor {
 
 struct Run {
     prev: Vec<Option<NodeState>>,
+    /// Micro-grid metrics between recomputes.
+    rollup: RollupCache,
     /// Nodes an event changed since the last recompute (with ancestors).
     dirty: Vec<bool>,
     dirty_any: bool,
     /// A change that reaches beyond its micro-grid (a zone designation).
     full_needed: bool,
-    /// Last time every node was recomputed (time moves windows and ages).
+    /// Last time every node was recomputed with polars.
     last_full: Instant,
+    /// Last time every micro-grid's metrics moved on with the clock.
+    last_refresh: Instant,
     pending_ack: Option<Message>,
     last_checkpoint: Instant,
     last_snapshot: Instant,
     last_meta: Instant,
     latencies: VecDeque<f64>,
+    /// Durations of the last full recomputes and refreshes, ms.
+    full_ms: VecDeque<f64>,
+    refresh_ms: VecDeque<f64>,
     batches: u64,
     stages: StageTimes,
     checkpoint_seq: u64,
@@ -125,6 +139,24 @@ struct Run {
 
 fn us(since: Instant) -> u64 {
     since.elapsed().as_micros() as u64
+}
+
+/// Keeps the last 1,024 durations (ms) for quantiles.
+fn push_bounded(q: &mut VecDeque<f64>, since: Instant) {
+    q.push_back(since.elapsed().as_secs_f64() * 1000.0);
+    if q.len() > 1024 {
+        q.pop_front();
+    }
+}
+
+/// Quantile `p` of `v` (sorted in place); 0 when empty.
+fn quantile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        0.0
+    } else {
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    }
 }
 
 impl Processor {
@@ -141,15 +173,19 @@ impl Processor {
             .map_err(|e| IngestError::Config(format!("processor runtime: {e}")))?;
         let mut run = Run {
             prev: vec![None; self.registry.nodes.len()],
+            rollup: RollupCache::new(&self.registry, &self.topo),
             dirty: vec![false; self.registry.nodes.len()],
             dirty_any: false,
             full_needed: true,
             last_full: Instant::now(),
+            last_refresh: Instant::now(),
             pending_ack: None,
             last_checkpoint: Instant::now(),
             last_snapshot: Instant::now(),
             last_meta: Instant::now() - Duration::from_secs(10),
             latencies: VecDeque::new(),
+            full_ms: VecDeque::new(),
+            refresh_ms: VecDeque::new(),
             batches: 0,
             stages: StageTimes::default(),
             checkpoint_seq: self.state.last_seq,
@@ -185,11 +221,7 @@ impl Processor {
             self.recompute(&mut run, &out)?;
             if got {
                 run.batches += 1;
-                run.latencies
-                    .push_back(started.elapsed().as_secs_f64() * 1000.0);
-                if run.latencies.len() > 1024 {
-                    run.latencies.pop_front();
-                }
+                push_bounded(&mut run.latencies, started);
             }
             if run.last_checkpoint.elapsed() >= Duration::from_millis(self.cfg.checkpoint_ms) {
                 self.checkpoint(&mut run, &out, false)?;
@@ -390,32 +422,48 @@ impl Processor {
         run: &mut Run,
         out: &mpsc::Sender<Outbound>,
     ) -> Result<(), IngestError> {
-        // Every node when time has moved on by a tick (windows, ages) or a
-        // change reaches beyond one micro-grid; otherwise only what the
-        // events since the last recompute touched.
+        // Every node with polars at start, on a zone designation and every
+        // `full_recompute_s`; every micro-grid's metrics (but only the nodes
+        // they moved) when time has moved on by a tick; otherwise only what
+        // the events since the last recompute touched.
+        let t0 = Instant::now();
         let full = run.full_needed
-            || run.last_full.elapsed() >= Duration::from_millis(self.cfg.tick_ms.max(10));
-        if !full && !run.dirty_any {
+            || t0.duration_since(run.last_full) >= Duration::from_secs(self.cfg.full_recompute_s);
+        let refresh =
+            t0.duration_since(run.last_refresh) >= Duration::from_millis(self.cfg.tick_ms.max(10));
+        let scope = if full {
+            Scope::Full
+        } else if refresh {
+            Scope::Refresh(&run.dirty)
+        } else if run.dirty_any {
+            Scope::Touched(&run.dirty)
+        } else {
             return Ok(());
-        }
-        let t = Instant::now();
+        };
         let states = compute_states(
             &self.registry,
             &self.topo,
             &self.state,
             now,
             &self.cfg.status,
-            (!full).then_some(run.dirty.as_slice()),
+            &mut run.rollup,
+            scope,
         )?;
         if full {
             run.full_needed = false;
-            run.last_full = Instant::now();
+            run.last_full = t0;
+        }
+        if full || refresh {
+            run.last_refresh = t0;
         }
         run.dirty.fill(false);
         run.dirty_any = false;
-        run.stages.rollup_us += us(t);
+        run.stages.rollup_us += us(t0);
         let t = Instant::now();
         let mut changed = Vec::new();
+        // One buffer for every state: each is copied out at its exact size
+        // instead of growing a fresh vector.
+        let mut buf = Vec::with_capacity(64 << 10);
         for (i, s) in states.into_iter().enumerate() {
             let Some(mut s) = s else { continue };
             let prev = &mut run.prev[i];
@@ -430,12 +478,18 @@ impl Processor {
             } else {
                 s.seq = self.published.get(&s.node).copied().unwrap_or(0) + 1;
             }
-            let bytes = serde_json::to_vec(&s)
+            buf.clear();
+            serde_json::to_writer(&mut buf, &s)
                 .map_err(|e| IngestError::Config(format!("serializing a state: {e}")))?;
-            changed.push((state_key(&s.node), Bytes::from(bytes)));
+            changed.push((state_key(&s.node), Bytes::copy_from_slice(&buf)));
             *prev = Some(s);
         }
         run.stages.diff_serialize_us += us(t);
+        if full {
+            push_bounded(&mut run.full_ms, t0);
+        } else if refresh {
+            push_bounded(&mut run.refresh_ms, t0);
+        }
         if !changed.is_empty() {
             Self::send(out, Outbound::States(changed))?;
         }
@@ -499,14 +553,8 @@ impl Processor {
         out: &mpsc::Sender<Outbound>,
     ) -> Result<(), IngestError> {
         let mut l: Vec<f64> = run.latencies.iter().copied().collect();
-        l.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            if l.is_empty() {
-                0.0
-            } else {
-                l[((l.len() - 1) as f64 * p).round() as usize]
-            }
-        };
+        let mut f: Vec<f64> = run.full_ms.iter().copied().collect();
+        let mut r: Vec<f64> = run.refresh_ms.iter().copied().collect();
         let fmt = |ts: i64| {
             chrono::DateTime::from_timestamp(ts, 0).map(gridwatch_model::time::to_local_rfc3339)
         };
@@ -521,8 +569,12 @@ impl Processor {
             consumer_lag: self.gauges.lag.load(Ordering::Relaxed),
             consumer_restarts: self.gauges.restarts.load(Ordering::Relaxed),
             batches: run.batches,
-            batch_latency_ms_p50: q(0.5),
-            batch_latency_ms_p99: q(0.99),
+            batch_latency_ms_p50: quantile(&mut l, 0.5),
+            batch_latency_ms_p99: quantile(&mut l, 0.99),
+            full_recompute_ms_p50: quantile(&mut f, 0.5),
+            full_recompute_ms_p99: quantile(&mut f, 0.99),
+            refresh_ms_p50: quantile(&mut r, 0.5),
+            refresh_ms_p99: quantile(&mut r, 0.99),
             clock_now: self.clock.now(self.state.replay_now).and_then(fmt),
             newest_event: self.state.watermark.and_then(fmt),
             last_applied_wall_ms: run.last_applied_wall_ms,

@@ -28,9 +28,11 @@ pub enum ServerMsg {
         seq: u64,
         state: Value,
     },
-    /// A JSON Merge Patch from version `seq - 1` to `seq`.
+    /// A JSON Merge Patch from version `from` to `seq` (usually `seq - 1`;
+    /// further back when the server folded versions to pace a busy node).
     Delta {
         node: String,
+        from: u64,
         seq: u64,
         patch: Value,
     },

@@ -524,7 +524,8 @@ impl WsClient {
                     .states
                     .get_mut(&node)
                     .context("a delta before any snapshot")?;
-                ensure!(seq == *cur + 1, "delta seq {seq} after {cur}");
+                let from = v["from"].as_u64().unwrap_or(u64::MAX);
+                ensure!(from == *cur && seq > from, "delta {from}→{seq} after {cur}");
                 gridwatch_model::merge_patch::apply(state, &v["patch"]);
                 *cur = seq;
                 self.deltas += 1;
