@@ -43,7 +43,7 @@ impl Default for Config {
             heartbeat_s: 5,
             resume_history: 512,
             client_queue: 256,
-            pace_us_per_client: 25,
+            pace_us_per_client: 20,
         }
     }
 }

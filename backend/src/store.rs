@@ -15,7 +15,7 @@
 //! Pacing: every frame costs one write per follower, so the more clients
 //! are connected, the less often a node's followers are told: a node's
 //! deltas go out at most every `pace_per_client × clients` (with the
-//! default 25 µs: no pacing for a handful of screens, 250 ms with 10,000
+//! default 20 µs: no pacing for a handful of screens, 200 ms with 10,000
 //! clients). Versions in between are folded into one delta, which says the
 //! version it starts `from`; [`Store::flush_due`] sends what waited.
 

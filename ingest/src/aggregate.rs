@@ -224,6 +224,8 @@ struct MgMetrics {
     vals: Sums,
     /// Minutes since the last patrol (sealed and control only).
     patrol_age_min: Option<i64>,
+    /// Open sealed-zone exit flags.
+    exit_flags: usize,
     /// Minutes each flag rectified today was open.
     rectify_min: Vec<f64>,
     status: Status,
@@ -434,6 +436,7 @@ fn mg_metrics(
             zone,
             vals: v,
             patrol_age_min,
+            exit_flags: exits.len(),
             rectify_min,
             status,
             reasons,
@@ -745,12 +748,23 @@ pub fn compute_states(
     let metrics = &cache.metrics;
     let rolled = &cache.rolled;
 
-    // Red lists: red micro-grids under every node, in registry order.
+    // Red lists: the most urgent red micro-grids under every node — open
+    // sealed-zone exits first, then the longest unpatrolled, then registry
+    // order.
+    let mut reds: Vec<usize> = (0..metrics.len())
+        .filter(|&o| metrics[o].status == Status::Red)
+        .collect();
+    reds.sort_by_key(|&o| {
+        let m = &metrics[o];
+        (
+            std::cmp::Reverse(m.exit_flags),
+            std::cmp::Reverse(m.patrol_age_min),
+            o,
+        )
+    });
     let mut red_lists: HashMap<u32, Vec<RedNode>> = HashMap::new();
-    for (o, m) in metrics.iter().enumerate() {
-        if m.status != Status::Red {
-            continue;
-        }
+    for o in reds {
+        let m = &metrics[o];
         let info = reg.node(topo.mg_node[o]);
         let red = RedNode {
             node: info.id.to_string(),

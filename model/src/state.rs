@@ -176,10 +176,14 @@ pub struct NodeState {
     /// Red micro-grids below (or at) this node.
     pub red_microgrids: u32,
     pub amber_microgrids: u32,
-    /// Up to [`RED_LIST_LIMIT`] red micro-grids with their reasons.
+    /// Up to [`RED_LIST_LIMIT`] red micro-grids with their reasons, most
+    /// urgent first (open sealed-zone exits, then the longest unpatrolled).
     pub red_nodes: Vec<RedNode>,
     pub children: Vec<ChildSummary>,
 }
 
-/// How many red micro-grids a state lists by name.
-pub const RED_LIST_LIMIT: usize = 50;
+/// How many red micro-grids a state lists by name: more than a wall or a
+/// tablet shows at once (the count, `red_microgrids`, is always exact). It
+/// bounds the district snapshot, which every WebSocket client's send buffer
+/// keeps the size of.
+pub const RED_LIST_LIMIT: usize = 20;
