@@ -8,6 +8,7 @@
 use async_nats::jetstream::Message;
 use bytes::Bytes;
 use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick, ParseError, Reason};
+use gridwatch_model::state::{MAP_NODE, MapState, cell_code};
 use gridwatch_model::{NodeState, Registry};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -112,6 +113,8 @@ pub struct Processor {
 
 struct Run {
     prev: Vec<Option<NodeState>>,
+    /// The status map as last published (cells by micro-grid ordinal).
+    map: MapState,
     /// Micro-grid metrics between recomputes.
     rollup: RollupCache,
     /// Nodes an event changed since the last recompute (with ancestors).
@@ -173,6 +176,11 @@ impl Processor {
             .map_err(|e| IngestError::Config(format!("processor runtime: {e}")))?;
         let mut run = Run {
             prev: vec![None; self.registry.nodes.len()],
+            map: MapState {
+                node: MAP_NODE.to_string(),
+                seq: self.published.get(MAP_NODE).copied().unwrap_or(0),
+                ..Default::default()
+            },
             rollup: RollupCache::new(&self.registry, &self.topo),
             dirty: vec![false; self.registry.nodes.len()],
             dirty_any: false,
@@ -464,8 +472,16 @@ impl Processor {
         // One buffer for every state: each is copied out at its exact size
         // instead of growing a fresh vector.
         let mut buf = Vec::with_capacity(64 << 10);
+        let mut map_moved = false;
         for (i, s) in states.into_iter().enumerate() {
             let Some(mut s) = s else { continue };
+            if let (Some(zone), Some(&o)) = (s.zone, self.topo.ordinal.get(i)) {
+                let code = cell_code(zone, s.status);
+                if run.map.cells.get(&o) != Some(&code) {
+                    run.map.cells.insert(o, code);
+                    map_moved = true;
+                }
+            }
             let prev = &mut run.prev[i];
             if let Some(p) = prev.as_ref() {
                 let as_of = std::mem::replace(&mut s.as_of, p.as_of.clone());
@@ -483,6 +499,16 @@ impl Processor {
                 .map_err(|e| IngestError::Config(format!("serializing a state: {e}")))?;
             changed.push((state_key(&s.node), Bytes::copy_from_slice(&buf)));
             *prev = Some(s);
+        }
+        if map_moved {
+            run.map.seq += 1;
+            run.map.as_of = gridwatch_model::time::to_local_rfc3339(
+                chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+            );
+            buf.clear();
+            serde_json::to_writer(&mut buf, &run.map)
+                .map_err(|e| IngestError::Config(format!("serializing the map: {e}")))?;
+            changed.push((state_key(MAP_NODE), Bytes::copy_from_slice(&buf)));
         }
         run.stages.diff_serialize_us += us(t);
         if full {

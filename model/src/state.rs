@@ -187,3 +187,70 @@ pub struct NodeState {
 /// bounds the district snapshot, which every WebSocket client's send buffer
 /// keeps the size of.
 pub const RED_LIST_LIMIT: usize = 20;
+
+/// The id the status map is published and followed under (a pseudo node:
+/// `_` never starts a registry id).
+pub const MAP_NODE: &str = "beilun/_map";
+
+/// The status of every micro-grid at once, for the wall's map: one short
+/// code per micro-grid ordinal (registry order), so a change costs a few
+/// bytes in a merge-patch delta.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MapState {
+    pub node: String,
+    pub seq: u64,
+    pub as_of: String,
+    /// Micro-grid ordinal → [`cell_code`].
+    pub cells: std::collections::BTreeMap<u32, String>,
+}
+
+/// A micro-grid's map code: zone letter (`s`ealed, `c`ontrol,
+/// `p`revention, `n`ormal) then status letter (`g`reen, `a`mber, `r`ed).
+pub fn cell_code(zone: Zone, status: Status) -> String {
+    let z = match zone {
+        Zone::Sealed => 's',
+        Zone::Control => 'c',
+        Zone::Prevention => 'p',
+        Zone::Normal => 'n',
+    };
+    let s = match status {
+        Status::Green => 'g',
+        Status::Amber => 'a',
+        Status::Red => 'r',
+    };
+    format!("{z}{s}")
+}
+
+/// The zone and status a [`cell_code`] stands for.
+pub fn parse_cell_code(code: &str) -> Option<(Zone, Status)> {
+    let mut c = code.chars();
+    let zone = match c.next()? {
+        's' => Zone::Sealed,
+        'c' => Zone::Control,
+        'p' => Zone::Prevention,
+        'n' => Zone::Normal,
+        _ => return None,
+    };
+    let status = match c.next()? {
+        'g' => Status::Green,
+        'a' => Status::Amber,
+        'r' => Status::Red,
+        _ => return None,
+    };
+    Some((zone, status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_codes_round_trip() {
+        for z in Zone::ALL {
+            for s in [Status::Green, Status::Amber, Status::Red] {
+                assert_eq!(parse_cell_code(&cell_code(z, s)), Some((z, s)));
+            }
+        }
+        assert_eq!(parse_cell_code("x"), None);
+    }
+}

@@ -255,6 +255,21 @@ async fn exact_counts_duplicates_out_of_order_and_dead_letters() -> Result<()> {
             .as_array()
             .is_some_and(|r| r.iter().any(|n| n["node"] == json!(sealed)))
     );
+    // The wall's map agrees: the micro-grid's cell is sealed and red, and
+    // the map has as many red cells as the district counts.
+    let map = sys.http.state(gridwatch_model::state::MAP_NODE).await?;
+    let cells = map["cells"].as_object().context("map cells")?;
+    assert_eq!(cells.len(), reg.microgrids.len());
+    let ordinal = reg
+        .microgrids
+        .iter()
+        .position(|&m| reg.node(m).id.as_str() == sealed)
+        .context("the sealed micro-grid's ordinal")?;
+    assert_eq!(cells[&ordinal.to_string()], "sr", "{map}");
+    let red_cells = cells
+        .values()
+        .filter(|c| c.as_str().is_some_and(|c| c.ends_with('r')));
+    assert_eq!(Some(red_cells.count() as u64), d["red_microgrids"].as_u64());
 
     // Metrics count what happened.
     let (_, metrics) = sys.http.get("/metrics").await?;
