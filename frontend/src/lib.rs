@@ -1,14 +1,25 @@
 //! Gridwatch's Leptos (client-side rendered, wasm) dashboard.
 //!
 //! Modules:
+//! - [`route`]: which screen the URL asks for (`/`, `/wall`, `/street/<id>`).
 //! - [`live`]: the self-healing WebSocket that follows a node.
-//! - [`fmt`]: number formatting.
+//! - [`i18n`]: Chinese and English, with a switch.
+//! - [`components`]: the header, figures and zone panels every screen uses.
 //! - [`district`]: the live district page — the sealed, control and
 //!   prevention zones, district totals, and the red micro-grids with reasons.
+//! - [`geo`], [`map`]: the street polygons and micro-grid cells, live.
+//! - [`wall`]: the command-center wall.
+//! - [`fmt`]: number formatting.
 
+pub mod components;
 pub mod district;
-pub mod fmt;
+pub use gridwatch_model::fmt;
+pub mod geo;
+pub mod i18n;
 pub mod live;
+pub mod map;
+pub mod route;
+pub mod wall;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -16,8 +27,16 @@ use wasm_bindgen::prelude::wasm_bindgen;
 /// The application root.
 #[component]
 pub fn App() -> impl IntoView {
-    let live = live::follow(gridwatch_model::ids::DISTRICT_ID);
-    view! { <district::DistrictPage live=live/> }
+    i18n::provide();
+    match route::current() {
+        route::Route::Wall => view! { <wall::WallPage/> }.into_any(),
+        // The street tablet comes next; until then its URL shows the
+        // district page.
+        route::Route::District | route::Route::Street(_) => {
+            let live = live::follow(gridwatch_model::ids::DISTRICT_ID);
+            view! { <district::DistrictPage live=live/> }.into_any()
+        }
+    }
 }
 
 /// Entry point called by the generated JS.

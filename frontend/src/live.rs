@@ -37,6 +37,8 @@ pub struct Live {
     pub as_of: RwSignal<String>,
     /// Frames received (for diagnostics and tests).
     pub frames: RwSignal<u64>,
+    /// The node followed; set it to follow another on the same socket.
+    pub node: RwSignal<String>,
 }
 
 /// Seconds without a frame after which the data is called stale.
@@ -52,8 +54,13 @@ impl Live {
     }
 }
 
+/// Called with the node's whole state after every snapshot (`patch` is
+/// `None`) and delta (`patch` is the merge patch just applied).
+pub type OnState = Rc<dyn Fn(&Value, Option<&Value>)>;
+
 struct Inner {
     node: String,
+    on_state: OnState,
     raw: Option<Value>,
     seq: Option<u64>,
     ws: Option<WebSocket>,
@@ -80,8 +87,22 @@ fn ws_url() -> String {
     format!("{scheme}://{host}/ws")
 }
 
-/// Starts following `node`; reconnects by itself for the page's lifetime.
+/// Starts following `node` as a [`NodeState`]; reconnects by itself for
+/// the page's lifetime.
 pub fn follow(node: &str) -> Live {
+    follow_with(node, |live| {
+        Rc::new(
+            move |raw: &Value, _| match serde_json::from_value::<NodeState>(raw.clone()) {
+                Ok(s) => live.state.set(Some(s)),
+                Err(e) => leptos::logging::warn!("state not understood: {e}"),
+            },
+        )
+    })
+}
+
+/// Starts following `node`, handing each new version to the handler that
+/// `make` builds (for states other than a [`NodeState`], e.g. the map).
+pub fn follow_with(node: &str, make: impl FnOnce(Live) -> OnState) -> Live {
     let live = Live {
         state: RwSignal::new(None),
         seq: RwSignal::new(0),
@@ -90,9 +111,11 @@ pub fn follow(node: &str) -> Live {
         now_ms: RwSignal::new(now()),
         as_of: RwSignal::new(String::new()),
         frames: RwSignal::new(0),
+        node: RwSignal::new(node.to_string()),
     };
     let inner = Rc::new(RefCell::new(Inner {
         node: node.to_string(),
+        on_state: make(live),
         raw: None,
         seq: None,
         ws: None,
@@ -118,6 +141,28 @@ pub fn follow(node: &str) -> Live {
         },
         Duration::from_secs(1),
     );
+    // Following another node: unsubscribe, forget the old state, subscribe.
+    let switched = inner.clone();
+    Effect::new(move |_| {
+        let node = live.node.get();
+        let mut i = switched.borrow_mut();
+        if i.node == node {
+            return;
+        }
+        if let Some(ws) = &i.ws {
+            send(
+                ws,
+                &ClientMsg::Unsubscribe {
+                    node: i.node.clone(),
+                },
+            );
+        }
+        i.node = node;
+        i.raw = None;
+        i.seq = None;
+        live.state.set(None);
+        subscribe(&i);
+    });
     open(inner, live);
     live
 }
@@ -140,15 +185,12 @@ fn subscribe(inner: &Inner) {
     }
 }
 
-fn publish_state(inner: &Inner, live: Live) {
+fn publish_state(inner: &Inner, live: Live, patch: Option<&Value>) {
     if let Some(raw) = &inner.raw {
-        match serde_json::from_value::<NodeState>(raw.clone()) {
-            Ok(s) => {
-                live.as_of.set(s.as_of.clone());
-                live.state.set(Some(s));
-            }
-            Err(e) => leptos::logging::warn!("state not understood: {e}"),
+        if let Some(t) = raw.get("as_of").and_then(Value::as_str) {
+            live.as_of.set(t.to_string());
         }
+        (inner.on_state)(raw, patch);
     }
     live.seq.set(inner.seq.unwrap_or(0));
 }
@@ -160,11 +202,21 @@ fn on_message(inner: &Rc<RefCell<Inner>>, live: Live, text: &str) {
         return;
     };
     let mut i = inner.borrow_mut();
+    // Frames for a node followed before a switch are late: drop them.
+    let node = match &msg {
+        ServerMsg::Snapshot { node, .. }
+        | ServerMsg::Delta { node, .. }
+        | ServerMsg::Heartbeat { node, .. } => Some(node.as_str()),
+        ServerMsg::Error { .. } => None,
+    };
+    if node.is_some_and(|n| n != i.node) {
+        return;
+    }
     match msg {
         ServerMsg::Snapshot { seq, state, .. } => {
             i.raw = Some(state);
             i.seq = Some(seq);
-            publish_state(&i, live);
+            publish_state(&i, live, None);
         }
         ServerMsg::Delta {
             from, seq, patch, ..
@@ -172,7 +224,7 @@ fn on_message(inner: &Rc<RefCell<Inner>>, live: Live, text: &str) {
             (Some(cur), Some(raw)) if from == cur => {
                 merge_patch::apply(raw, &patch);
                 i.seq = Some(seq);
-                publish_state(&i, live);
+                publish_state(&i, live, Some(&patch));
             }
             (Some(cur), _) if seq <= cur => {}
             _ => subscribe(&i),

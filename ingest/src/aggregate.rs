@@ -829,10 +829,14 @@ pub fn compute_states(
                     ChildSummary {
                         node: child.id.to_string(),
                         name: child.name.clone(),
+                        name_en: child.name_en.clone(),
                         status,
                         population: t[c::POPULATION],
                         microgrids: t[c::MICROGRIDS] as u32,
                         red: t[c::RED] as u32,
+                        amber: t[c::AMBER] as u32,
+                        samples_today: t[c::SAMPLES_TODAY],
+                        completion_today: ratio(t[c::SAMPLES_TODAY], t[c::POPULATION]),
                     }
                 })
                 .collect()

@@ -15,6 +15,7 @@
 //! - [`time`]: local (Asia/Shanghai, UTC+8) calendar helpers.
 
 pub mod event;
+pub mod fmt;
 pub mod ids;
 pub mod merge_patch;
 pub mod registry;

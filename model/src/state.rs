@@ -134,10 +134,19 @@ pub struct IncidentAgg {
 pub struct ChildSummary {
     pub node: String,
     pub name: String,
+    #[serde(default)]
+    pub name_en: String,
     pub status: Status,
     pub population: u64,
     pub microgrids: u32,
     pub red: u32,
+    #[serde(default)]
+    pub amber: u32,
+    /// Samples taken today and their share of the population.
+    #[serde(default)]
+    pub samples_today: u64,
+    #[serde(default)]
+    pub completion_today: f64,
 }
 
 /// A red micro-grid and why.

@@ -627,6 +627,204 @@ async fn websocket_snapshot_then_deltas_match_rest_and_resume() -> Result<()> {
     Ok(())
 }
 
+/// Headless Chromium (through chromedriver) with a window of `size`.
+async fn chromium(sys: &System, size: (u32, u32)) -> Result<(procs::Proc, fantoccini::Client)> {
+    let (driver, url) = procs::chromedriver(&sys.work.logs())?;
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", "--no-first-run",
+                        format!("--window-size={},{}", size.0, size.1)]}),
+    );
+    let c =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .context("starting headless Chromium through chromedriver")?;
+    Ok((driver, c))
+}
+
+/// The text of the element with `data-testid` = `id`, if it is there.
+async fn text_of(c: &fantoccini::Client, id: &str) -> Option<String> {
+    let el = c
+        .find(fantoccini::Locator::Css(&format!("[data-testid='{id}']")))
+        .await
+        .ok()?;
+    el.text().await.ok()
+}
+
+/// Waits until the element `id` reads `expected`.
+async fn wait_text(c: &fantoccini::Client, id: &str, expected: &str) -> Result<()> {
+    wait_for(&format!("`{id}` to read {expected}"), WAIT, || async {
+        (text_of(c, id).await? == expected).then_some(())
+    })
+    .await
+}
+
+/// Sets the viewport (not the window) to `w`×`h` CSS pixels, then checks
+/// that the page fits: no horizontal or vertical scrolling.
+async fn fit_viewport(c: &fantoccini::Client, w: u32, h: u32) -> Result<()> {
+    c.set_window_size(w, h).await?;
+    // The window includes the browser's frame: grow it by the difference.
+    let inner = c
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await?;
+    let (iw, ih) = (
+        inner[0].as_u64().unwrap_or(u64::from(w)) as u32,
+        inner[1].as_u64().unwrap_or(u64::from(h)) as u32,
+    );
+    c.set_window_size(w + w.saturating_sub(iw), h + h.saturating_sub(ih))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fits = c
+        .execute(
+            "const d = document.documentElement; \
+             return [d.scrollWidth, d.scrollHeight, window.innerWidth, window.innerHeight];",
+            vec![],
+        )
+        .await?;
+    let v: Vec<u64> = fits
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    ensure!(v.len() == 4, "no page size: {fits}");
+    ensure!(
+        v[2] == u64::from(w) && v[3] == u64::from(h),
+        "viewport {}×{} instead of {w}×{h}",
+        v[2],
+        v[3]
+    );
+    ensure!(
+        v[0] <= v[2] && v[1] <= v[3],
+        "scrollbars at {w}×{h}: content {}×{}",
+        v[0],
+        v[1]
+    );
+    Ok(())
+}
+
+/// The wall at 1920×1080 and 3840×2160: no scrollbars; its red count, map
+/// and sealed-zone population equal the state API's after events; a
+/// micro-grid turning red reaches the ticker; a backend restart heals
+/// without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
+    let dist = gridwatch_tests::root().join("frontend/dist/index.html");
+    ensure!(
+        dist.exists(),
+        "build the frontend first: scripts/build-frontend.sh"
+    );
+    let mut sys = System::start().await?;
+    let reg = registry()?;
+    let sealed = first_with_zone(&reg, Zone::Sealed);
+    let daqi = mgs_under(&reg, "beilun/daqi");
+    publish_all(
+        &sys.js,
+        &[
+            tick(at(9, 0, 0)),
+            msg(&events::testing("w1", at(8, 10, 0), &daqi[0], 400, 20)),
+            msg(&events::patrol("w2", at(8, 50, 0), &sealed, 2, [0; 5])),
+        ],
+    )
+    .await?;
+    sys.wait_all_processed().await?;
+    let (_driver, c) = chromium(&sys, (1920, 1080)).await?;
+    let result = async {
+        c.goto(&format!("http://127.0.0.1:{}/wall", sys.port))
+            .await?;
+        let agree = |c: fantoccini::Client, http: gridwatch_tests::Http| async move {
+            let d = http.state("beilun").await?;
+            let red = gridwatch_model::fmt::thousands(d["red_microgrids"].as_u64().unwrap_or(0));
+            let sealed_pop = gridwatch_model::fmt::thousands(
+                d["zones"]["sealed"]["population"].as_u64().unwrap_or(0),
+            );
+            wait_text(&c, "wall-red", &red).await?;
+            wait_text(&c, "zone-sealed-population", &sealed_pop).await?;
+            wait_for("the map's red count", WAIT, || async {
+                text_of(&c, "map-red")
+                    .await?
+                    .starts_with(&format!("{red} "))
+                    .then_some(())
+            })
+            .await?;
+            anyhow::Ok(red)
+        };
+        let red0 = agree(c.clone(), sys.http.clone()).await?;
+        for (w, h) in [(1920, 1080), (3840, 2160)] {
+            fit_viewport(&c, w, h).await?;
+            let png = c.screenshot().await?;
+            std::fs::write(
+                gridwatch_tests::artifacts_dir().join(format!("wall-{w}x{h}.png")),
+                png,
+            )?;
+        }
+        fit_viewport(&c, 1920, 1080).await?;
+        // A sealed-zone exit: the micro-grid turns red, the ticker says so,
+        // and the counts still agree with the API.
+        publish_all(
+            &sys.js,
+            &[msg(&events::video(
+                "w3",
+                at(9, 1, 0),
+                &sealed,
+                "FW",
+                "sealed_exit",
+                "raised",
+            ))],
+        )
+        .await?;
+        sys.wait_all_processed().await?;
+        let red1 = agree(c.clone(), sys.http.clone()).await?;
+        ensure!(red1 != red0, "the red count did not move ({red0})");
+        wait_for("a red alert on the ticker", WAIT, || async {
+            c.find(fantoccini::Locator::Css(
+                "[data-testid='ticker'] .alert.status-red",
+            ))
+            .await
+            .ok()
+            .map(|_| ())
+        })
+        .await?;
+        // The backend restarts under the open page; it heals by itself.
+        sys._backend.kill_hard();
+        wait_for("the wall to notice", Duration::from_secs(30), || async {
+            c.find(fantoccini::Locator::Css(".conn.conn-open"))
+                .await
+                .is_err()
+                .then_some(())
+        })
+        .await?;
+        sys._backend = procs::backend(&sys.nats.url(), sys.port, &sys.work.logs())?;
+        publish_all(
+            &sys.js,
+            &[msg(&events::video(
+                "w4",
+                at(9, 2, 0),
+                &sealed,
+                "FW",
+                "sealed_exit",
+                "rectified",
+            ))],
+        )
+        .await?;
+        sys.wait_all_processed().await?;
+        let red2 = agree(c.clone(), sys.http.clone()).await?;
+        ensure!(red2 != red1, "no new data after the restart ({red1})");
+        let png = c.screenshot().await?;
+        std::fs::write(
+            gridwatch_tests::artifacts_dir().join("wall-after-restart.png"),
+            png,
+        )?;
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = c.close().await;
+    result
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
     let dist = gridwatch_tests::root().join("frontend/dist/index.html");
@@ -647,20 +845,7 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
     .await?;
     sys.wait_all_processed().await?;
 
-    let (_driver, url) = procs::chromedriver(&sys.work.logs())?;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--no-first-run", "--window-size=1920,1080"]}),
-    );
-    let c =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&url)
-            .await
-            .context("starting headless Chromium through chromedriver")?;
+    let (_driver, c) = chromium(&sys, (1920, 1080)).await?;
     let result = async {
         c.goto(&format!("http://127.0.0.1:{}/", sys.port)).await?;
         // Waits until the page's samples-today figure reads `expected`.

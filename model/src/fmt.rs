@@ -1,4 +1,4 @@
-//! Number formatting for the screens.
+//! Number formatting for the screens (and the tests that read them).
 
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {

@@ -1,0 +1,189 @@
+//! Pieces every screen shares: the header, labelled figures, the zone-class
+//! panel, status colours.
+
+use gridwatch_model::state::{Status, ZoneAgg};
+use gridwatch_model::{NodeState, Zone};
+use leptos::prelude::*;
+
+use crate::fmt::{age, percent, thousands};
+use crate::i18n::{LangSwitch, tr};
+use crate::live::{Conn, Live};
+
+/// A zone class's name.
+pub fn zone_title(z: Zone) -> &'static str {
+    match z {
+        Zone::Sealed => tr("封控区", "Sealed"),
+        Zone::Control => tr("管控区", "Control"),
+        Zone::Prevention => tr("防范区", "Prevention"),
+        Zone::Normal => tr("常态", "Normal"),
+    }
+}
+
+/// CSS class of a status.
+pub fn status_class(s: Status) -> &'static str {
+    match s {
+        Status::Green => "status-green",
+        Status::Amber => "status-amber",
+        Status::Red => "status-red",
+    }
+}
+
+/// A status's name.
+pub fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Green => tr("正常", "green"),
+        Status::Amber => tr("关注", "amber"),
+        Status::Red => tr("红色", "red"),
+    }
+}
+
+/// `2022-10-15T07:48:33+08:00` → `2022-10-15 07:48:33` (already local).
+pub fn clock_text(as_of: &str) -> String {
+    as_of.get(..19).unwrap_or(as_of).replace('T', " ")
+}
+
+/// `HH:MM:SS` of an RFC 3339 local time.
+pub fn hms(as_of: &str) -> String {
+    as_of.get(11..19).unwrap_or_default().to_string()
+}
+
+/// The local time in Beilun (UTC+8, no daylight saving) of a Unix ms
+/// instant, as `HH:MM:SS`.
+pub fn shanghai_hms(ms: f64) -> String {
+    let s = ((ms / 1000.0).floor() as i64 + 8 * 3600).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// One labelled figure.
+#[component]
+pub fn Figure(
+    #[prop(into)] label: Signal<&'static str>,
+    testid: String,
+    #[prop(into)] value: Signal<String>,
+) -> impl IntoView {
+    view! {
+        <div class="figure">
+            <div class="figure-value" data-testid=testid>{value}</div>
+            <div class="figure-label">{label}</div>
+        </div>
+    }
+}
+
+/// A zone-class panel: micro-grids, population, staff on duty, patrol
+/// coverage in the last 2 h, testing completion today, open video flags,
+/// red micro-grids and why.
+#[component]
+pub fn ZonePanel(zone: Zone, state: Memo<Option<NodeState>>) -> impl IntoView {
+    let agg = Memo::new(move |_| {
+        state.with(|s| {
+            s.as_ref()
+                .map(|s| s.zones.get(zone).clone())
+                .unwrap_or_default()
+        })
+    });
+    let key = zone.as_str();
+    let f = move |get: fn(&ZoneAgg) -> String| Signal::derive(move || agg.with(get));
+    let panel_status = move || {
+        agg.with(|a| {
+            if a.red > 0 {
+                "status-red"
+            } else if a.amber > 0 {
+                "status-amber"
+            } else {
+                "status-green"
+            }
+        })
+    };
+    // The reasons of this class's red micro-grids in the node's red list.
+    let why = move || {
+        state.with(|s| {
+            let mut out: Vec<String> = Vec::new();
+            for r in s.iter().flat_map(|s| &s.red_nodes) {
+                if r.zone == zone {
+                    for reason in &r.reasons {
+                        if !out.contains(reason) {
+                            out.push(reason.clone());
+                        }
+                    }
+                }
+            }
+            out.truncate(2);
+            out.join(" · ")
+        })
+    };
+    view! {
+        <section class=move || format!("zone zone-{key} {}", panel_status()) data-testid=format!("zone-{key}")>
+            <h2>{move || zone_title(zone)}</h2>
+            <div class="figures">
+                <Figure label=Signal::derive(|| tr("微网格", "micro-grids")) testid=format!("zone-{key}-microgrids") value=f(|a| thousands(a.microgrids.into()))/>
+                <Figure label=Signal::derive(|| tr("人口", "population")) testid=format!("zone-{key}-population") value=f(|a| thousands(a.population))/>
+                <Figure label=Signal::derive(|| tr("在岗人员", "staff on duty")) testid=format!("zone-{key}-staff") value=f(|a| thousands(a.staff))/>
+                <Figure label=Signal::derive(|| tr("2小时巡查覆盖", "patrolled in 2 h")) testid=format!("zone-{key}-coverage") value=f(|a| percent(a.coverage_2h))/>
+                <Figure label=Signal::derive(|| tr("今日采样完成", "tested today")) testid=format!("zone-{key}-completion") value=f(|a| percent(a.completion_today))/>
+                <Figure label=Signal::derive(|| tr("视频告警", "open video flags")) testid=format!("zone-{key}-flags") value=f(|a| thousands(a.flags_open))/>
+                <Figure label=Signal::derive(|| tr("红色微网格", "red micro-grids")) testid=format!("zone-{key}-red") value=f(|a| thousands(a.red.into()))/>
+            </div>
+            <p class="zone-why" data-testid=format!("zone-{key}-why")>{why}</p>
+        </section>
+    }
+}
+
+/// The header: title, the data's time, the connection, how old the newest
+/// frame is, the language switch; `clock` adds the local time in Beilun.
+#[component]
+pub fn Header(
+    live: Live,
+    #[prop(optional)] clock: bool,
+    #[prop(optional, into)] subtitle: Option<Signal<String>>,
+) -> impl IntoView {
+    let conn_text = move || match live.conn.get() {
+        Conn::Open => tr("已连接", "live"),
+        Conn::Connecting => tr("连接中", "connecting"),
+        Conn::Closed => tr("已断开", "offline"),
+    };
+    let data_age = move || {
+        let last = live.last_frame_ms.get();
+        if last == 0.0 {
+            "–".to_string()
+        } else {
+            age((live.now_ms.get() - last) / 1000.0)
+        }
+    };
+    let stale = move || live.stale();
+    view! {
+        <header class="top">
+            <div class="title">
+                <span class="title-main">{move || tr("北仑区 网格化防控指挥中心", "Beilun District · grid command center")}</span>
+                {subtitle.map(|s| view! { <span class="title-sub" data-testid="subtitle">{s}</span> })}
+            </div>
+            <div class="meta">
+                {clock.then(|| view! {
+                    <span class="clock" data-testid="clock">{move || shanghai_hms(live.now_ms.get())}" CST"</span>
+                })}
+                <span class="as-of" data-testid="as-of">{move || clock_text(&live.as_of.get())}</span>
+                <span data-testid="data-age">{move || tr("数据 ", "data ")}{data_age}</span>
+                <span class=move || format!("conn conn-{:?}", live.conn.get()).to_lowercase() data-testid="conn">{conn_text}</span>
+                <Show when=stale>
+                    <span class="stale-marker" data-testid="stale">{move || tr("数据过期", "STALE")}</span>
+                </Show>
+                <LangSwitch/>
+            </div>
+        </header>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beilun_time() {
+        // 2022-10-15T00:00:00Z is 08:00 in Beilun.
+        assert_eq!(shanghai_hms(1_665_792_000_000.0), "08:00:00");
+        assert_eq!(
+            shanghai_hms(1_665_792_000_000.0 + 16.0 * 3_600_000.0 + 61_000.0),
+            "00:01:01"
+        );
+        assert_eq!(hms("2022-10-15T07:48:33+08:00"), "07:48:33");
+    }
+}

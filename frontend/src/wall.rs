@@ -1,0 +1,234 @@
+//! `/wall`: the command-center wall display, for 1920×1080 and 3840×2160,
+//! read from across the room, no interaction. Header (district, Beilun
+//! time, age of the data, connection), the zone panels, the live map with
+//! every micro-grid, the alert ticker, testing completion by street. With
+//! `?rotate=N` it shows the district, then each street in turn for N
+//! seconds: the map zooms on the street and the panels show its figures
+//! and its communities.
+
+use gridwatch_model::ids::DISTRICT_ID;
+use gridwatch_model::{Level, NodeState, Zone};
+use leptos::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::components::{Header, ZonePanel, status_class, status_name};
+use crate::district::RedList;
+use crate::fmt::{percent, thousands};
+use crate::geo::{self, Geo};
+use crate::i18n::{Lang, lang, name, tr};
+use crate::live::follow;
+use crate::map::{MapFeed, MapView};
+use crate::route::query;
+
+/// The wall.
+#[component]
+pub fn WallPage() -> impl IntoView {
+    let live = follow(DISTRICT_ID);
+    let feed = MapFeed::follow();
+    let geo: RwSignal<Option<Arc<Geo>>> = RwSignal::new(None);
+    // The geometry is static: fetch it once, retrying until the server
+    // answers (the wall may start before the backend).
+    leptos::task::spawn_local(async move {
+        let mut wait = 1000;
+        loop {
+            if let Some(g) = geo::fetch().await {
+                geo.set(Some(g));
+                return;
+            }
+            sleep_ms(wait).await;
+            wait = (wait * 2).min(30_000);
+        }
+    });
+    // Rotation: district, then each street in turn.
+    let focus: RwSignal<Option<usize>> = RwSignal::new(None);
+    if let Some(secs) = query("rotate")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+    {
+        set_interval(
+            move || {
+                let streets = geo.with_untracked(|g| g.as_ref().map_or(0, |g| g.streets.len()));
+                let next = match focus.get_untracked() {
+                    None if streets > 0 => Some(0),
+                    Some(i) if i + 1 < streets => Some(i + 1),
+                    _ => None,
+                };
+                focus.set(next);
+                let node = next
+                    .and_then(|i| {
+                        geo.with_untracked(|g| g.as_ref().map(|g| g.streets[i].node.clone()))
+                    })
+                    .unwrap_or_else(|| DISTRICT_ID.to_string());
+                live.node.set(node);
+            },
+            Duration::from_secs(secs),
+        );
+    }
+    let state = Memo::new(move |_| live.state.get());
+    let stale = move || live.stale();
+    let subtitle = Signal::derive(move || {
+        state.with(|s| match s {
+            Some(s) if s.level == Level::Street => {
+                let en = lang() == Lang::En;
+                let street = geo.with(|g| {
+                    g.as_ref()
+                        .and_then(|g| g.streets.iter().find(|x| x.node == s.node))
+                        .map(|x| {
+                            if en {
+                                x.name_en.clone()
+                            } else {
+                                x.name.clone()
+                            }
+                        })
+                });
+                street.unwrap_or_else(|| s.name.clone())
+            }
+            _ => tr("全区", "whole district").to_string(),
+        })
+    });
+    let ticker_feed = feed.clone();
+    let map = move || {
+        geo.get()
+            .map(|g| view! { <MapView geo=g feed=feed.clone() focus=focus/> })
+    };
+    view! {
+        <main class=move || if stale() { "wall stale" } else { "wall" } data-testid="wall">
+            <Header live=live clock=true subtitle=subtitle/>
+            <div class="wall-grid">
+                <div class="wall-zones">
+                    <ZonePanel zone=Zone::Sealed state=state/>
+                    <ZonePanel zone=Zone::Control state=state/>
+                    <ZonePanel zone=Zone::Prevention state=state/>
+                </div>
+                <section class="wall-map panel" data-testid="wall-map">
+                    {map}
+                </section>
+                <div class="wall-side">
+                    <Ticker feed=ticker_feed geo=geo/>
+                    <Children state=state/>
+                </div>
+                <div class="wall-bottom">
+                    <Totals state=state/>
+                    <RedList state=state limit=5/>
+                </div>
+            </div>
+        </main>
+    }
+}
+
+async fn sleep_ms(ms: i32) {
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+}
+
+/// The headline figures of the node shown.
+#[component]
+fn Totals(state: Memo<Option<NodeState>>) -> impl IntoView {
+    let num = move |get: fn(&NodeState) -> String| {
+        move || state.with(|s| s.as_ref().map(get).unwrap_or_else(|| "–".into()))
+    };
+    view! {
+        <section class="panel wall-totals" data-testid="wall-totals">
+            <div><b data-testid="wall-red">{num(|s| thousands(s.red_microgrids.into()))}</b><span>{move || tr("红色微网格", "red micro-grids")}</span></div>
+            <div><b data-testid="wall-amber">{num(|s| thousands(s.amber_microgrids.into()))}</b><span>{move || tr("关注微网格", "amber micro-grids")}</span></div>
+            <div><b data-testid="wall-patrols">{num(|s| thousands(s.patrol.patrols_1h))}</b><span>{move || tr("1小时巡查", "patrols, last hour")}</span></div>
+            <div><b data-testid="wall-samples">{num(|s| thousands(s.testing.samples_today))}</b><span>{move || tr("今日采样", "samples today")}</span></div>
+            <div><b data-testid="wall-completion">{num(|s| percent(s.testing.completion_today))}</b><span>{move || tr("采样完成", "tested today")}</span></div>
+            <div><b data-testid="wall-flags">{num(|s| thousands(s.video.flags_open))}</b><span>{move || tr("视频告警", "open video flags")}</span></div>
+            <div><b data-testid="wall-incidents">{num(|s| thousands(s.incidents.open))}</b><span>{move || tr("待办事件", "open incidents")}</span></div>
+        </section>
+    }
+}
+
+/// The ticker: micro-grids that turned amber or red while the wall
+/// watched, newest first, with the data's local time.
+#[component]
+fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
+    let alerts = feed.alerts;
+    let shown = move || {
+        let mut a = alerts.get();
+        a.truncate(8);
+        a
+    };
+    view! {
+        <section class="panel ticker" data-testid="ticker">
+            <h2>{move || tr("实时告警", "Alerts")}</h2>
+            <ul>
+                <For
+                    each=shown
+                    key=|a| (a.at.clone(), a.ordinal, a.to)
+                    children=move |a| {
+                        let place = move || geo.with(|g| g.as_ref().and_then(|g| {
+                            g.cells.get(a.ordinal).map(|c| g.place(&c.node, lang() == Lang::En))
+                        })).unwrap_or_default();
+                        let to = a.to;
+                        view! {
+                            <li class=format!("alert {}", status_class(to))>
+                                <span class="alert-at">{a.at.get(..5).unwrap_or_default().to_string()}</span>
+                                <span class="alert-what">{move || status_name(to)}</span>
+                                <span class="alert-where">{place}</span>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+            <Show when=move || alerts.with(Vec::is_empty)>
+                <p class="none">{move || tr("暂无新告警", "no new alerts")}</p>
+            </Show>
+        </section>
+    }
+}
+
+/// The node's children (streets of the district, communities of a street):
+/// testing completion today, red and amber micro-grids, worst first.
+#[component]
+fn Children(state: Memo<Option<NodeState>>) -> impl IntoView {
+    let rows = move || {
+        let mut c = state.with(|s| s.as_ref().map(|s| s.children.clone()).unwrap_or_default());
+        c.sort_by(|a, b| {
+            b.status
+                .cmp(&a.status)
+                .then(b.red.cmp(&a.red))
+                .then(b.completion_today.total_cmp(&a.completion_today))
+        });
+        c.truncate(CHILDREN_SHOWN);
+        c
+    };
+    let more = move || {
+        let n = state.with(|s| s.as_ref().map_or(0, |s| s.children.len()));
+        (n > CHILDREN_SHOWN).then(|| format!("+{}", n - CHILDREN_SHOWN))
+    };
+    view! {
+        <section class="panel children" data-testid="children">
+            <h2>{move || tr("采样完成与状态", "Tested today and status")}</h2>
+            <ul>
+                <For
+                    each=rows
+                    key=|c| (c.node.clone(), c.status, c.red, c.amber, c.samples_today)
+                    children=move |c| {
+                        let width = format!("width:{:.1}%", (c.completion_today * 100.0).clamp(0.0, 100.0));
+                        let (zh, en) = (c.name.clone(), c.name_en.clone());
+                        let label = move || name(&zh, &en).to_string();
+                        view! {
+                            <li class=format!("child {}", status_class(c.status))>
+                                <span class="child-name">{label}</span>
+                                <span class="child-bar"><i style=width></i></span>
+                                <span class="child-pct">{percent(c.completion_today)}</span>
+                                <span class="child-red">{(c.red > 0).then(|| format!("● {}", c.red))}</span>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+            <p class="more">{more}</p>
+        </section>
+    }
+}
+
+/// Children listed on the wall (a street may have 47 communities).
+const CHILDREN_SHOWN: usize = 11;
