@@ -127,11 +127,10 @@ pub async fn run(
         .await
         .map_err(|e| BackendError::Nats(e.to_string()))?;
     let store = store::Store::new(
-        registry
-            .nodes
-            .iter()
-            .map(|n| n.id.as_str())
-            .chain([gridwatch_model::state::MAP_NODE]),
+        registry.nodes.iter().map(|n| n.id.as_str()).chain([
+            gridwatch_model::state::MAP_NODE,
+            gridwatch_model::state::TESTING_NODE,
+        ]),
         cfg.resume_history,
         std::time::Duration::from_micros(cfg.pace_us_per_client),
     );

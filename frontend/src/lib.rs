@@ -8,6 +8,7 @@
 //! - [`district`]: the live district page — the sealed, control and
 //!   prevention zones, district totals, and the red micro-grids with reasons.
 //! - [`geo`], [`map`]: the street polygons and micro-grid cells, live.
+//! - [`testing`]: samples per 10 minutes today, busiest testing sites.
 //! - [`wall`]: the command-center wall.
 //! - [`fmt`]: number formatting.
 
@@ -19,6 +20,7 @@ pub mod i18n;
 pub mod live;
 pub mod map;
 pub mod route;
+pub mod testing;
 pub mod wall;
 
 use leptos::prelude::*;

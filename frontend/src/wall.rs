@@ -20,12 +20,14 @@ use crate::i18n::{Lang, lang, name, tr};
 use crate::live::follow;
 use crate::map::{MapFeed, MapView};
 use crate::route::query;
+use crate::testing::{self, BusiestSites, SamplesChart};
 
 /// The wall.
 #[component]
 pub fn WallPage() -> impl IntoView {
     let live = follow(DISTRICT_ID);
     let feed = MapFeed::follow();
+    let (_testing_live, board) = testing::follow();
     let geo: RwSignal<Option<Arc<Geo>>> = RwSignal::new(None);
     // The geometry is static: fetch it once, retrying until the server
     // answers (the wall may start before the backend).
@@ -102,15 +104,17 @@ pub fn WallPage() -> impl IntoView {
                     <ZonePanel zone=Zone::Prevention state=state/>
                 </div>
                 <section class="wall-map panel" data-testid="wall-map">
+                    <Totals state=state/>
                     {map}
                 </section>
                 <div class="wall-side">
                     <Ticker feed=ticker_feed geo=geo/>
+                    <BusiestSites board=board node=live.node/>
                     <Children state=state/>
                 </div>
                 <div class="wall-bottom">
-                    <Totals state=state/>
-                    <RedList state=state limit=5/>
+                    <SamplesChart board=board node=live.node/>
+                    <RedList state=state limit=4/>
                 </div>
             </div>
         </main>
@@ -133,7 +137,7 @@ fn Totals(state: Memo<Option<NodeState>>) -> impl IntoView {
         move || state.with(|s| s.as_ref().map(get).unwrap_or_else(|| "–".into()))
     };
     view! {
-        <section class="panel wall-totals" data-testid="wall-totals">
+        <section class="wall-totals" data-testid="wall-totals">
             <div><b data-testid="wall-red">{num(|s| thousands(s.red_microgrids.into()))}</b><span>{move || tr("红色微网格", "red micro-grids")}</span></div>
             <div><b data-testid="wall-amber">{num(|s| thousands(s.amber_microgrids.into()))}</b><span>{move || tr("关注微网格", "amber micro-grids")}</span></div>
             <div><b data-testid="wall-patrols">{num(|s| thousands(s.patrol.patrols_1h))}</b><span>{move || tr("1小时巡查", "patrols, last hour")}</span></div>

@@ -44,6 +44,7 @@ pub fn save(dir: &Path, state: &LiveState) -> Result<(), IngestError> {
         };
         bincode::serialize_into(&mut w, &header).map_err(|e| err(&tmp, e))?;
         bincode::serialize_into(&mut w, state).map_err(|e| err(&tmp, e))?;
+        bincode::serialize_into(&mut w, &state.sites).map_err(|e| err(&tmp, e))?;
         let f = w.into_inner().map_err(|e| err(&tmp, e.error()))?;
         f.sync_all().map_err(|e| err(&tmp, e))?;
     }
@@ -79,7 +80,15 @@ pub fn load(dir: &Path, microgrids: usize) -> Result<Option<LiveState>, IngestEr
             ),
         ));
     }
-    let state: LiveState = bincode::deserialize_from(&mut r).map_err(|e| err(&p, e))?;
+    let mut state: LiveState = bincode::deserialize_from(&mut r).map_err(|e| err(&p, e))?;
+    // Testing sites follow the state; a checkpoint from before they were
+    // kept ends here, and the sites fill in as reports arrive.
+    state.sites = if r.is_empty() {
+        Vec::new()
+    } else {
+        bincode::deserialize_from(&mut r).map_err(|e| err(&p, e))?
+    };
+    state.sites.resize(microgrids, None);
     Ok(Some(state))
 }
 
@@ -103,11 +112,30 @@ mod tests {
         let mut s = LiveState::new(3);
         s.last_seq = 42;
         s.seen.insert("a".into(), 7);
+        s.sites[1] = Some("site".into());
         save(dir.path(), &s).expect("save");
         let back = load(dir.path(), 3).expect("load").expect("present");
         assert_eq!(back.last_seq, 42);
         assert_eq!(back.seen.get("a"), Some(&7));
+        assert_eq!(back.sites, vec![None, Some("site".into()), None]);
         let e = load(dir.path(), 4).expect_err("mismatch");
         assert!(e.to_string().contains("3 micro-grids"), "{e}");
+    }
+
+    /// A checkpoint written before testing sites were kept still loads.
+    #[test]
+    fn loads_a_checkpoint_without_sites() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = LiveState::new(2);
+        s.last_seq = 9;
+        let mut bytes = bincode::serialize(&Header {
+            magic: MAGIC.into(),
+            microgrids: 2,
+        })
+        .expect("header");
+        bytes.extend(bincode::serialize(&s).expect("state"));
+        write_durably(&path(dir.path()), &bytes).expect("write");
+        let back = load(dir.path(), 2).expect("load").expect("present");
+        assert_eq!((back.last_seq, back.sites), (9, vec![None, None]));
     }
 }

@@ -27,6 +27,7 @@ pub mod publisher;
 pub mod sim;
 pub mod state;
 pub mod telemetry;
+pub mod testing;
 pub mod validate;
 
 use std::sync::Arc;

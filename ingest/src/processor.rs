@@ -8,7 +8,7 @@
 use async_nats::jetstream::Message;
 use bytes::Bytes;
 use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick, ParseError, Reason};
-use gridwatch_model::state::{MAP_NODE, MapState, cell_code};
+use gridwatch_model::state::{MAP_NODE, MapState, TESTING_NODE, cell_code};
 use gridwatch_model::{NodeState, Registry};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -27,6 +27,7 @@ use crate::history;
 use crate::journal::{self, Journal, Kind};
 use crate::nats::state_key;
 use crate::state::{LiveState, Outcome, Row, Topology};
+use crate::testing::Testing;
 use crate::validate::{TimeRules, validate};
 
 /// A dead letter: the original payload, where it came from and why.
@@ -115,6 +116,8 @@ struct Run {
     prev: Vec<Option<NodeState>>,
     /// The status map as last published (cells by micro-grid ordinal).
     map: MapState,
+    /// The testing board (series per 10 minutes, busiest sites).
+    testing: Testing,
     /// Micro-grid metrics between recomputes.
     rollup: RollupCache,
     /// Nodes an event changed since the last recompute (with ancestors).
@@ -181,6 +184,12 @@ impl Processor {
                 seq: self.published.get(MAP_NODE).copied().unwrap_or(0),
                 ..Default::default()
             },
+            testing: Testing::new(
+                &self.registry,
+                &self.topo,
+                &self.state,
+                self.published.get(TESTING_NODE).copied().unwrap_or(0),
+            ),
             rollup: RollupCache::new(&self.registry, &self.topo),
             dirty: vec![false; self.registry.nodes.len()],
             dirty_any: false,
@@ -300,6 +309,7 @@ impl Processor {
         run.stages.decode_validate_apply_us += us(t);
         let t = Instant::now();
         fold_batch(&mut self.state, &rows)?;
+        run.testing.fold(&rows);
         run.stages.polars_batch_us += us(t);
         Ok(())
     }
@@ -499,6 +509,15 @@ impl Processor {
                 .map_err(|e| IngestError::Config(format!("serializing a state: {e}")))?;
             changed.push((state_key(&s.node), Bytes::copy_from_slice(&buf)));
             *prev = Some(s);
+        }
+        // The testing board moves on with the clock, once a tick.
+        if (full || refresh)
+            && let Some(board) = run.testing.update(&self.registry, &self.state, now)
+        {
+            buf.clear();
+            serde_json::to_writer(&mut buf, board)
+                .map_err(|e| IngestError::Config(format!("serializing the testing board: {e}")))?;
+            changed.push((state_key(TESTING_NODE), Bytes::copy_from_slice(&buf)));
         }
         if map_moved {
             run.map.seq += 1;

@@ -167,6 +167,11 @@ pub struct LiveState {
     pub pending_history: BTreeMap<(u32, i64), Bucket>,
     /// First stream sequence the pending history covers.
     pub pending_from_seq: u64,
+    /// The testing site of each micro-grid's newest testing report (by
+    /// ordinal). Saved after the state in the checkpoint, so checkpoints
+    /// written before it existed still load.
+    #[serde(skip)]
+    pub sites: Vec<Option<String>>,
 }
 
 fn conflict(detail: String) -> Outcome {
@@ -178,6 +183,7 @@ impl LiveState {
     pub fn new(microgrids: usize) -> Self {
         Self {
             mgs: vec![Mg::default(); microgrids],
+            sites: vec![None; microgrids],
             ..Default::default()
         }
     }
@@ -216,6 +222,9 @@ impl LiveState {
                 m.recent_samples.push((ts, t.samples));
                 if m.queue.is_none_or(|(qts, _)| ts >= qts) {
                     m.queue = Some((ts, t.queue));
+                    if let Some(site) = self.sites.get_mut(mg as usize) {
+                        *site = Some(t.site.clone());
+                    }
                 }
             }
             EventBody::Video(vid) => match vid.action {

@@ -213,6 +213,39 @@ pub struct MapState {
     pub cells: std::collections::BTreeMap<u32, String>,
 }
 
+/// The id the testing board is published and followed under.
+pub const TESTING_NODE: &str = "beilun/_testing";
+
+/// Testing across the district today, for the wall: samples per 10 minutes
+/// over the local day and the busiest sites' queues, for the district and
+/// each street. Keyed objects, so a delta carries only the slots and lists
+/// that changed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestingBoard {
+    pub node: String,
+    pub seq: u64,
+    pub as_of: String,
+    /// The local day (`YYYY-MM-DD`) the series covers.
+    pub day: String,
+    /// `beilun` and each street → 10-minute slot of the day (0 = 00:00,
+    /// 36 = 06:00, … 143) → samples; slots without samples are absent.
+    pub series: std::collections::BTreeMap<String, std::collections::BTreeMap<u32, u64>>,
+    /// `beilun` and each street → the busiest testing sites now (reports in
+    /// the last 30 minutes), longest queue first.
+    pub sites: std::collections::BTreeMap<String, Vec<SiteQueue>>,
+}
+
+/// One testing site's queue: the newest reports of the micro-grids it
+/// serves, summed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteQueue {
+    pub site: String,
+    /// The community the site serves.
+    pub community: String,
+    pub queue: u64,
+    pub microgrids: u32,
+}
+
 /// A micro-grid's map code: zone letter (`s`ealed, `c`ontrol,
 /// `p`revention, `n`ormal) then status letter (`g`reen, `a`mber, `r`ed).
 pub fn cell_code(zone: Zone, status: Status) -> String {

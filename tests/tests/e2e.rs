@@ -743,6 +743,11 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
             );
             wait_text(&c, "wall-red", &red).await?;
             wait_text(&c, "zone-sealed-population", &sealed_pop).await?;
+            // The chart's samples today add up to the API's.
+            let samples = gridwatch_model::fmt::thousands(
+                d["testing"]["samples_today"].as_u64().unwrap_or(0),
+            );
+            wait_text(&c, "chart-total", &samples).await?;
             wait_for("the map's red count", WAIT, || async {
                 text_of(&c, "map-red")
                     .await?
