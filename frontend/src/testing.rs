@@ -133,7 +133,10 @@ pub fn BusiestSites(
                     key=|s| (s.community.clone(), s.site.clone(), s.queue)
                     children=move |s| view! {
                         <li class="site">
-                            <span class="site-name">{s.site.clone()}</span>
+                            <span class="site-name">
+                                {s.site.clone()}
+                                {(!s.site.contains(&s.community_name)).then(|| view! { <span class="site-where">{s.community_name.clone()}</span> })}
+                            </span>
                             <span class="site-queue">{thousands(s.queue)}</span>
                         </li>
                     }

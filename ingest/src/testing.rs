@@ -170,6 +170,7 @@ impl Testing {
                     SiteQueue {
                         site: site.to_string(),
                         community: reg.node(community).id.to_string(),
+                        community_name: reg.node(community).name.clone(),
                         queue,
                         microgrids,
                     },

@@ -240,8 +240,10 @@ pub struct TestingBoard {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SiteQueue {
     pub site: String,
-    /// The community the site serves.
+    /// The community the site serves (id and name).
     pub community: String,
+    #[serde(default)]
+    pub community_name: String,
     pub queue: u64,
     pub microgrids: u32,
 }
