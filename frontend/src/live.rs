@@ -158,9 +158,9 @@ pub fn follow_with(node: &str, make: impl FnOnce(Live) -> OnState) -> Live {
             );
         }
         i.node = node;
+        // The old node's figures stay until the new snapshot replaces them.
         i.raw = None;
         i.seq = None;
-        live.state.set(None);
         subscribe(&i);
     });
     open(inner, live);

@@ -7,6 +7,7 @@
 //! and its communities.
 
 use gridwatch_model::ids::DISTRICT_ID;
+use gridwatch_model::state::{ChildSummary, TestingBoard};
 use gridwatch_model::{Level, NodeState, Zone};
 use leptos::prelude::*;
 use std::sync::Arc;
@@ -110,7 +111,7 @@ pub fn WallPage() -> impl IntoView {
                 <div class="wall-side">
                     <Ticker feed=ticker_feed geo=geo/>
                     <BusiestSites board=board node=live.node/>
-                    <Children state=state/>
+                    <Children state=state board=board/>
                 </div>
                 <div class="wall-bottom">
                     <SamplesChart board=board node=live.node/>
@@ -189,16 +190,39 @@ fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
 }
 
 /// The node's children (streets of the district, communities of a street):
-/// testing completion today, red and amber micro-grids, worst first.
+/// testing completion today (samples from the testing board over the
+/// child's population), red micro-grids, worst first.
 #[component]
-fn Children(state: Memo<Option<NodeState>>) -> impl IntoView {
+fn Children(
+    state: Memo<Option<NodeState>>,
+    board: RwSignal<Option<TestingBoard>>,
+) -> impl IntoView {
     let rows = move || {
-        let mut c = state.with(|s| s.as_ref().map(|s| s.children.clone()).unwrap_or_default());
-        c.sort_by(|a, b| {
+        let mut c: Vec<(ChildSummary, f64)> = state.with(|s| {
+            let children = s.as_ref().map(|s| s.children.clone()).unwrap_or_default();
+            board.with(|b| {
+                children
+                    .into_iter()
+                    .map(|c| {
+                        let samples = b
+                            .as_ref()
+                            .and_then(|b| b.samples_today.get(&c.node).copied())
+                            .unwrap_or(0);
+                        let done = if c.population == 0 {
+                            0.0
+                        } else {
+                            samples as f64 / c.population as f64
+                        };
+                        (c, done)
+                    })
+                    .collect()
+            })
+        });
+        c.sort_by(|(a, da), (b, db)| {
             b.status
                 .cmp(&a.status)
                 .then(b.red.cmp(&a.red))
-                .then(b.completion_today.total_cmp(&a.completion_today))
+                .then(db.total_cmp(da))
         });
         c.truncate(CHILDREN_SHOWN);
         c
@@ -213,16 +237,16 @@ fn Children(state: Memo<Option<NodeState>>) -> impl IntoView {
             <ul>
                 <For
                     each=rows
-                    key=|c| (c.node.clone(), c.status, c.red, c.amber, c.samples_today)
-                    children=move |c| {
-                        let width = format!("width:{:.1}%", (c.completion_today * 100.0).clamp(0.0, 100.0));
+                    key=|(c, done)| (c.node.clone(), c.status, c.red, (done * 10_000.0) as u64)
+                    children=move |(c, done)| {
+                        let width = format!("width:{:.1}%", (done * 100.0).clamp(0.0, 100.0));
                         let (zh, en) = (c.name.clone(), c.name_en.clone());
                         let label = move || name(&zh, &en).to_string();
                         view! {
                             <li class=format!("child {}", status_class(c.status))>
                                 <span class="child-name">{label}</span>
                                 <span class="child-bar"><i style=width></i></span>
-                                <span class="child-pct">{percent(c.completion_today)}</span>
+                                <span class="child-pct">{percent(done)}</span>
                                 <span class="child-red">{(c.red > 0).then(|| format!("● {}", c.red))}</span>
                             </li>
                         }

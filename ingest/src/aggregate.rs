@@ -282,6 +282,12 @@ impl RollupCache {
         }
     }
 
+    /// Samples taken today under registry node `i`, as of the last
+    /// recompute.
+    pub fn samples_today(&self, i: usize) -> u64 {
+        self.rolled.totals.get(i).map_or(0, |t| t[c::SAMPLES_TODAY])
+    }
+
     /// Stores a micro-grid's new metrics and moves the sums of the nodes on
     /// its path by the difference.
     fn set(&mut self, o: usize, m: MgMetrics) {
@@ -835,8 +841,6 @@ pub fn compute_states(
                         microgrids: t[c::MICROGRIDS] as u32,
                         red: t[c::RED] as u32,
                         amber: t[c::AMBER] as u32,
-                        samples_today: t[c::SAMPLES_TODAY],
-                        completion_today: ratio(t[c::SAMPLES_TODAY], t[c::POPULATION]),
                     }
                 })
                 .collect()

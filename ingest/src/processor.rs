@@ -512,7 +512,9 @@ impl Processor {
         }
         // The testing board moves on with the clock, once a tick.
         if (full || refresh)
-            && let Some(board) = run.testing.update(&self.registry, &self.state, now)
+            && let Some(board) = run.testing.update(&self.registry, &self.state, now, |i| {
+                run.rollup.samples_today(i)
+            })
         {
             buf.clear();
             serde_json::to_writer(&mut buf, board)

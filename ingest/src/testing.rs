@@ -6,9 +6,9 @@
 //! read from each micro-grid's newest report.
 
 use chrono::DateTime;
-use gridwatch_model::Registry;
 use gridwatch_model::state::{SiteQueue, TESTING_NODE, TestingBoard};
 use gridwatch_model::time::{local_date, start_of_local_day, to_local_rfc3339};
+use gridwatch_model::{Level, Registry};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::state::{LiveState, Row, Topology};
@@ -98,7 +98,16 @@ impl Testing {
 
     /// The board at `now`; `Some` (with its version moved up) when it
     /// differs from the last one.
-    pub fn update(&mut self, reg: &Registry, state: &LiveState, now: i64) -> Option<&TestingBoard> {
+    /// `samples_today(i)` gives the samples today under registry node `i`
+    /// (the roll-up's figure), listed for the district, streets and
+    /// communities.
+    pub fn update(
+        &mut self,
+        reg: &Registry,
+        state: &LiveState,
+        now: i64,
+        samples_today: impl Fn(usize) -> u64,
+    ) -> Option<&TestingBoard> {
         let now_dt = DateTime::from_timestamp(now, 0).unwrap_or_default();
         let day = local_date(now_dt);
         let day_start = start_of_local_day(day).timestamp();
@@ -125,12 +134,21 @@ impl Testing {
             }
         }
         let sites = self.sites(reg, state, now);
+        let samples: BTreeMap<String, u64> = reg
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.level <= Level::Community)
+            .map(|(i, n)| (n.id.to_string(), samples_today(i)))
+            .collect();
         if series == self.board.series
             && sites == self.board.sites
+            && samples == self.board.samples_today
             && self.board.day == day.to_string()
         {
             return None;
         }
+        self.board.samples_today = samples;
         self.board.series = series;
         self.board.sites = sites;
         self.board.day = day.to_string();
@@ -242,8 +260,13 @@ mod tests {
             state.mgs[o].queue = Some((now - age, q));
             state.sites[o] = Some(site.to_string());
         }
-        let b = t.update(&reg, &state, now).expect("a first board").clone();
+        let b = t
+            .update(&reg, &state, now, |i| i as u64)
+            .expect("a first board")
+            .clone();
         assert_eq!(b.seq, 8);
+        assert_eq!(b.samples_today.get("beilun"), Some(&0));
+        assert_eq!(b.samples_today.len(), 1 + 11 + 235);
         assert_eq!(b.day, "2022-10-15");
         let district = &b.series["beilun"];
         assert_eq!(district.get(&36), Some(&120));
@@ -265,6 +288,6 @@ mod tests {
             .collect();
         assert_eq!(got, vec![("B", 50, 1), ("A", 42, 2)]);
         // Nothing changed: no new version.
-        assert!(t.update(&reg, &state, now).is_none());
+        assert!(t.update(&reg, &state, now, |i| i as u64).is_none());
     }
 }

@@ -142,11 +142,6 @@ pub struct ChildSummary {
     pub red: u32,
     #[serde(default)]
     pub amber: u32,
-    /// Samples taken today and their share of the population.
-    #[serde(default)]
-    pub samples_today: u64,
-    #[serde(default)]
-    pub completion_today: f64,
 }
 
 /// A red micro-grid and why.
@@ -230,6 +225,12 @@ pub struct TestingBoard {
     /// `beilun` and each street → 10-minute slot of the day (0 = 00:00,
     /// 36 = 06:00, … 143) → samples; slots without samples are absent.
     pub series: std::collections::BTreeMap<String, std::collections::BTreeMap<u32, u64>>,
+    /// Samples taken today under the district, each street and each
+    /// community (node id → samples): completion by child for the wall
+    /// without widening every parent's delta (a merge patch replaces a
+    /// `children` array whole, but changes one key of an object).
+    #[serde(default)]
+    pub samples_today: std::collections::BTreeMap<String, u64>,
     /// `beilun` and each street → the busiest testing sites now (reports in
     /// the last 30 minutes), longest queue first.
     pub sites: std::collections::BTreeMap<String, Vec<SiteQueue>>,
