@@ -46,8 +46,11 @@ async fn client(socket: WebSocket, app: Arc<AppState>) {
     app.store.client_count(1);
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(app.cfg.client_queue.max(1));
-    let mut tasks = JoinSet::new();
-    tasks.spawn(async move {
+    // The forwarders, one per subscription; the writer on its own, so that
+    // a subscription ending (an unsubscribe) never looks like the client
+    // going away.
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut writer = tokio::spawn(async move {
         // Frames already queued go out together: one write instead of one
         // per frame (per-frame writes were most of the backend's CPU with
         // 10,000 clients).
@@ -74,9 +77,11 @@ async fn client(socket: WebSocket, app: Arc<AppState>) {
         let msg = tokio::select! {
             m = stream.next() => m,
             // The writer ended: the client is gone.
-            _ = tasks.join_next() => break,
+            _ = &mut writer => break,
             _ = app.shutdown.cancelled() => break,
         };
+        // Reap the forwarders that ended (unsubscribed, replaced).
+        while tasks.try_join_next().is_some() {}
         let text = match msg {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
@@ -121,6 +126,7 @@ async fn client(socket: WebSocket, app: Arc<AppState>) {
         }
     }
     tasks.shutdown().await;
+    writer.abort();
     app.store.client_count(-1);
     metrics::gauge!("gridwatch_ws_clients").decrement(1.0);
 }

@@ -73,7 +73,11 @@ pub fn Figure(
 /// coverage in the last 2 h, testing completion today, open video flags,
 /// red micro-grids and why.
 #[component]
-pub fn ZonePanel(zone: Zone, state: Memo<Option<NodeState>>) -> impl IntoView {
+pub fn ZonePanel(
+    zone: Zone,
+    state: Memo<Option<NodeState>>,
+    #[prop(optional)] live: Option<Live>,
+) -> impl IntoView {
     let agg = Memo::new(move |_| {
         state.with(|s| {
             s.as_ref()
@@ -113,7 +117,7 @@ pub fn ZonePanel(zone: Zone, state: Memo<Option<NodeState>>) -> impl IntoView {
     };
     view! {
         <section class=move || format!("zone zone-{key} {}", panel_status()) data-testid=format!("zone-{key}")>
-            <h2>{move || zone_title(zone)}</h2>
+            <h2>{move || zone_title(zone)}{live.map(|l| view! { <AsOf live=l/> })}</h2>
             <div class="figures">
                 <Figure label=Signal::derive(|| tr("微网格", "micro-grids")) testid=format!("zone-{key}-microgrids") value=f(|a| thousands(a.microgrids.into()))/>
                 <Figure label=Signal::derive(|| tr("人口", "population")) testid=format!("zone-{key}-population") value=f(|a| thousands(a.population))/>
@@ -185,5 +189,28 @@ mod tests {
             "00:01:01"
         );
         assert_eq!(hms("2022-10-15T07:48:33+08:00"), "07:48:33");
+    }
+}
+
+/// A tile's own freshness: the time of its data and how long since its
+/// feed was last heard; the tile greys out (`stale`) with its feed.
+#[component]
+pub fn AsOf(live: Live) -> impl IntoView {
+    let text = move || {
+        let last = live.last_frame_ms.get();
+        let ago = if last == 0.0 {
+            "–".to_string()
+        } else {
+            age((live.now_ms.get() - last) / 1000.0)
+        };
+        let at = hms(&live.as_of.get());
+        if at.is_empty() {
+            ago
+        } else {
+            format!("{at} · {ago}")
+        }
+    };
+    view! {
+        <span class=move || if live.stale() { "tile-age stale" } else { "tile-age" } data-testid="tile-age">{text}</span>
     }
 }

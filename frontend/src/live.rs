@@ -45,6 +45,11 @@ pub struct Live {
 pub const STALE_AFTER_MS: f64 = 10_000.0;
 /// An open socket silent this long is closed and reopened.
 const SILENT_REOPEN_MS: f64 = 20_000.0;
+/// Watchdog: nothing heard for this long although the server answers
+/// `/healthz` means the page itself is stuck: reload it.
+const RELOAD_AFTER_MS: f64 = 300_000.0;
+/// How often the watchdog asks `/healthz` while nothing is heard.
+const RELOAD_CHECK_MS: f64 = 30_000.0;
 
 impl Live {
     /// Whether no frame arrived for [`STALE_AFTER_MS`].
@@ -126,6 +131,8 @@ pub fn follow_with(node: &str, make: impl FnOnce(Live) -> OnState) -> Live {
     // Tick the clock, and reopen a socket that is open but silent well
     // past its heartbeats (a half-dead connection never closes by itself).
     let watched = inner.clone();
+    let started = now();
+    let last_check = std::cell::Cell::new(0.0);
     set_interval(
         move || {
             let t = now();
@@ -137,6 +144,13 @@ pub fn follow_with(node: &str, make: impl FnOnce(Live) -> OnState) -> Live {
                 && let Some(ws) = &w.ws
             {
                 let _ = ws.close();
+            }
+            // Reload only when the server is there to load from: a wall
+            // reloaded while the server is down would stay on an error page.
+            let heard = live.last_frame_ms.get_untracked().max(started);
+            if t - heard > RELOAD_AFTER_MS && t - last_check.get() > RELOAD_CHECK_MS {
+                last_check.set(t);
+                leptos::task::spawn_local(reload_if_server_up());
             }
         },
         Duration::from_secs(1),
@@ -297,4 +311,21 @@ fn reconnect_later(inner: Rc<RefCell<Inner>>, live: Live) {
         w
     };
     set_timeout(move || open(inner, live), Duration::from_millis(wait));
+}
+
+/// Reloads the page when `/healthz` answers 200.
+async fn reload_if_server_up() {
+    use wasm_bindgen_futures::JsFuture;
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let Ok(resp) = JsFuture::from(window.fetch_with_str("/healthz")).await else {
+        return;
+    };
+    if let Ok(resp) = resp.dyn_into::<web_sys::Response>()
+        && resp.ok()
+    {
+        leptos::logging::warn!("no data for minutes while the server is up: reloading");
+        let _ = window.location().reload();
+    }
 }

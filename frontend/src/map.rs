@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use crate::components::hms;
+use crate::components::{AsOf, hms};
 use crate::geo::Geo;
 use crate::i18n::{name, tr};
 use crate::live::{Live, follow_with};
@@ -158,6 +158,7 @@ pub fn MapView(
     #[prop(into)] focus: Signal<Option<usize>>,
 ) -> impl IntoView {
     let (w, h, size) = (geo.width, geo.height, geo.cell);
+    let feed_live = feed.live;
     let g = geo.clone();
     let view_box = move || match focus.get().and_then(|i| g.streets.get(i)) {
         Some(s) => {
@@ -201,6 +202,15 @@ pub fn MapView(
             }
         })
         .collect_view();
+    // Labels keep their size on screen when the map zooms on a street.
+    let g = geo.clone();
+    let label_size = move || {
+        let zoom = focus
+            .get()
+            .and_then(|i| g.streets.get(i))
+            .map_or(1.0, |s| (s.bbox.2.max(s.bbox.3) * 1.16 / w).min(1.0));
+        format!("{:.1}px", 18.0 * zoom)
+    };
     let labels = geo
         .streets
         .iter()
@@ -215,7 +225,7 @@ pub fn MapView(
             <svg class="map" data-testid="map" viewBox=view_box preserveAspectRatio="xMidYMid meet">
                 <g class="streets">{streets}</g>
                 <g class="cells">{cells}</g>
-                <g class="labels">{labels}</g>
+                <g class="labels" font-size=label_size>{labels}</g>
             </svg>
             <div class="legend">
                 <span><i class="sw c-g"></i>{move || tr("正常", "green")}</span>
@@ -223,6 +233,7 @@ pub fn MapView(
                 <span><i class="sw c-r"></i>{move || tr("红色", "red")}</span>
                 <span><i class="sw z-s"></i>{move || tr("封控区", "sealed")}</span>
                 <span><i class="sw z-c"></i>{move || tr("管控区", "control")}</span>
+                <AsOf live=feed_live/>
                 <span class="legend-count" data-testid="map-red">{move || feed.red.get()}" "{move || tr("红色", "red")}</span>
             </div>
         </div>

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use serde_json::Value;
 use std::rc::Rc;
 
+use crate::components::AsOf;
 use crate::fmt::thousands;
 use crate::i18n::tr;
 use crate::live::{Live, follow_with};
@@ -35,6 +36,7 @@ const AXIS: f64 = 18.0;
 pub fn SamplesChart(
     board: RwSignal<Option<TestingBoard>>,
     #[prop(into)] node: Signal<String>,
+    live: Live,
 ) -> impl IntoView {
     let series = Memo::new(move |_| {
         let node = node.get();
@@ -99,6 +101,7 @@ pub fn SamplesChart(
                 <span class="chart-meta">
                     {move || tr("合计 ", "total ")}<b data-testid="chart-total">{total}</b>
                     " · "{move || tr("高峰 ", "peak ")}<b data-testid="chart-peak">{peak}</b>
+                    <AsOf live=live/>
                 </span>
             </h2>
             <svg viewBox=format!("0 0 {W} {H}") class="chart-svg">
@@ -115,6 +118,7 @@ pub fn SamplesChart(
 pub fn BusiestSites(
     board: RwSignal<Option<TestingBoard>>,
     #[prop(into)] node: Signal<String>,
+    live: Live,
 ) -> impl IntoView {
     let rows = move || {
         let node = node.get();
@@ -126,7 +130,7 @@ pub fn BusiestSites(
     };
     view! {
         <section class="panel sites" data-testid="busiest-sites">
-            <h2>{move || tr("排队最长的采样点", "Busiest testing sites")}</h2>
+            <h2>{move || tr("排队最长的采样点", "Busiest testing sites")}<AsOf live=live/></h2>
             <ul>
                 <For
                     each=rows

@@ -13,12 +13,12 @@ use leptos::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::components::{Header, ZonePanel, status_class, status_name};
+use crate::components::{AsOf, Header, ZonePanel, status_class, status_name};
 use crate::district::RedList;
 use crate::fmt::{percent, thousands};
 use crate::geo::{self, Geo};
 use crate::i18n::{Lang, lang, name, tr};
-use crate::live::follow;
+use crate::live::{Live, follow};
 use crate::map::{MapFeed, MapView};
 use crate::route::query;
 use crate::testing::{self, BusiestSites, SamplesChart};
@@ -28,7 +28,7 @@ use crate::testing::{self, BusiestSites, SamplesChart};
 pub fn WallPage() -> impl IntoView {
     let live = follow(DISTRICT_ID);
     let feed = MapFeed::follow();
-    let (_testing_live, board) = testing::follow();
+    let (testing_live, board) = testing::follow();
     let geo: RwSignal<Option<Arc<Geo>>> = RwSignal::new(None);
     // The geometry is static: fetch it once, retrying until the server
     // answers (the wall may start before the backend).
@@ -100,9 +100,9 @@ pub fn WallPage() -> impl IntoView {
             <Header live=live clock=true subtitle=subtitle/>
             <div class="wall-grid">
                 <div class="wall-zones">
-                    <ZonePanel zone=Zone::Sealed state=state/>
-                    <ZonePanel zone=Zone::Control state=state/>
-                    <ZonePanel zone=Zone::Prevention state=state/>
+                    <ZonePanel zone=Zone::Sealed state=state live=live/>
+                    <ZonePanel zone=Zone::Control state=state live=live/>
+                    <ZonePanel zone=Zone::Prevention state=state live=live/>
                 </div>
                 <section class="wall-map panel" data-testid="wall-map">
                     <Totals state=state/>
@@ -110,11 +110,11 @@ pub fn WallPage() -> impl IntoView {
                 </section>
                 <div class="wall-side">
                     <Ticker feed=ticker_feed geo=geo/>
-                    <BusiestSites board=board node=live.node/>
-                    <Children state=state board=board/>
+                    <BusiestSites board=board node=live.node live=testing_live/>
+                    <Children state=state board=board live=live/>
                 </div>
                 <div class="wall-bottom">
-                    <SamplesChart board=board node=live.node/>
+                    <SamplesChart board=board node=live.node live=testing_live/>
                     <RedList state=state limit=4/>
                 </div>
             </div>
@@ -155,6 +155,7 @@ fn Totals(state: Memo<Option<NodeState>>) -> impl IntoView {
 #[component]
 fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
     let alerts = feed.alerts;
+    let feed_live = feed.live;
     let shown = move || {
         let mut a = alerts.get();
         a.truncate(8);
@@ -162,7 +163,7 @@ fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
     };
     view! {
         <section class="panel ticker" data-testid="ticker">
-            <h2>{move || tr("实时告警", "Alerts")}</h2>
+            <h2>{move || tr("实时告警", "Alerts")}<AsOf live=feed_live/></h2>
             <ul>
                 <For
                     each=shown
@@ -196,6 +197,7 @@ fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
 fn Children(
     state: Memo<Option<NodeState>>,
     board: RwSignal<Option<TestingBoard>>,
+    live: Live,
 ) -> impl IntoView {
     let rows = move || {
         let mut c: Vec<(ChildSummary, f64)> = state.with(|s| {
@@ -233,7 +235,7 @@ fn Children(
     };
     view! {
         <section class="panel children" data-testid="children">
-            <h2>{move || tr("采样完成与状态", "Tested today and status")}</h2>
+            <h2>{move || tr("采样完成与状态", "Tested today and status")}<AsOf live=live/></h2>
             <ul>
                 <For
                     each=rows

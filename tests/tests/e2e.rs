@@ -624,6 +624,22 @@ async fn websocket_snapshot_then_deltas_match_rest_and_resume() -> Result<()> {
         again.deltas > 0,
         "resumed with a snapshot instead of the missed deltas"
     );
+    // Switching node on the same socket (as the wall's rotation does):
+    // unsubscribing keeps the connection, the new node's snapshot comes.
+    again
+        .send(json!({"type": "unsubscribe", "node": "beilun"}))
+        .await?;
+    again
+        .send(json!({"type": "subscribe", "node": "beilun/daqi"}))
+        .await?;
+    let deadline = Instant::now() + WAIT;
+    while !again.states.contains_key("beilun/daqi") {
+        ensure!(Instant::now() < deadline, "no snapshot of beilun/daqi");
+        again
+            .step()
+            .await
+            .context("the socket after an unsubscribe")?;
+    }
     Ok(())
 }
 
@@ -821,6 +837,31 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
         let png = c.screenshot().await?;
         std::fs::write(
             gridwatch_tests::artifacts_dir().join("wall-after-restart.png"),
+            png,
+        )?;
+        // Rotation, in English: the wall moves on to a street, whose figures
+        // are the API's for that street, and lists its communities.
+        c.goto(&format!(
+            "http://127.0.0.1:{}/wall?rotate=2&lang=en",
+            sys.port
+        ))
+        .await?;
+        let street = wait_for("the wall to rotate to a street", WAIT, || async {
+            let name = text_of(&c, "subtitle").await?;
+            reg.nodes
+                .iter()
+                .find(|n| n.level == Level::Street && n.name_en == name)
+                .map(|n| n.id.to_string())
+        })
+        .await?;
+        let s = sys.http.state(&street).await?;
+        let pop = gridwatch_model::fmt::thousands(
+            s["zones"]["prevention"]["population"].as_u64().unwrap_or(0),
+        );
+        wait_text(&c, "zone-prevention-population", &pop).await?;
+        let png = c.screenshot().await?;
+        std::fs::write(
+            gridwatch_tests::artifacts_dir().join("wall-street-en.png"),
             png,
         )?;
         anyhow::Ok(())
