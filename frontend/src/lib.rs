@@ -10,6 +10,7 @@
 //! - [`geo`], [`map`]: the street polygons and micro-grid cells, live.
 //! - [`testing`]: samples per 10 minutes today, busiest testing sites.
 //! - [`wall`]: the command-center wall.
+//! - [`street`]: the street supervisor's tablet.
 //! - [`fmt`]: number formatting.
 
 pub mod components;
@@ -20,6 +21,7 @@ pub mod i18n;
 pub mod live;
 pub mod map;
 pub mod route;
+pub mod street;
 pub mod testing;
 pub mod wall;
 
@@ -32,9 +34,8 @@ pub fn App() -> impl IntoView {
     i18n::provide();
     match route::current() {
         route::Route::Wall => view! { <wall::WallPage/> }.into_any(),
-        // The street tablet comes next; until then its URL shows the
-        // district page.
-        route::Route::District | route::Route::Street(_) => {
+        route::Route::Street(node) => view! { <street::StreetPage node=node/> }.into_any(),
+        route::Route::District => {
             let live = live::follow(gridwatch_model::ids::DISTRICT_ID);
             view! { <district::DistrictPage live=live/> }.into_any()
         }

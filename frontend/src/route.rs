@@ -53,6 +53,20 @@ pub fn query(key: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// Moves the URL to `path` (keeping the query) without reloading, so a
+/// reload comes back to the same screen.
+pub fn set_path(path: &str) {
+    let Some(w) = web_sys::window() else { return };
+    let search = w.location().search().unwrap_or_default();
+    if let Ok(h) = w.history() {
+        let _ = h.replace_state_with_url(
+            &wasm_bindgen::JsValue::NULL,
+            "",
+            Some(&format!("{path}{search}")),
+        );
+    }
+}
+
 /// Sets `?key=value` in the URL without reloading.
 pub fn set_query(key: &str, value: &str) {
     let Some(w) = web_sys::window() else { return };

@@ -871,6 +871,99 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
     result
 }
 
+/// The street tablet at 1024×768 and 1280×800: no scrollbars; tap down
+/// from the street to a micro-grid, whose figures are the API's, and back
+/// up by the breadcrumbs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_tablet_drills_down_and_back() -> Result<()> {
+    let dist = gridwatch_tests::root().join("frontend/dist/index.html");
+    ensure!(
+        dist.exists(),
+        "build the frontend first: scripts/build-frontend.sh"
+    );
+    let sys = System::start().await?;
+    let reg = registry()?;
+    let daqi = mgs_under(&reg, "beilun/daqi");
+    publish_all(
+        &sys.js,
+        &[
+            tick(at(9, 0, 0)),
+            msg(&events::testing("s1", at(8, 30, 0), &daqi[0], 120, 4)),
+        ],
+    )
+    .await?;
+    sys.wait_all_processed().await?;
+    let street_name = reg
+        .lookup("beilun/daqi")
+        .map(|i| reg.node(i).name.clone())
+        .context("Daqi")?;
+    let (_driver, c) = chromium(&sys, (1024, 768)).await?;
+    let result = async {
+        c.goto(&format!("http://127.0.0.1:{}/street/daqi", sys.port))
+            .await?;
+        wait_text(&c, "node-name", &street_name).await?;
+        for (w, h) in [(1024, 768), (1280, 800)] {
+            fit_viewport(&c, w, h).await?;
+            let png = c.screenshot().await?;
+            std::fs::write(
+                gridwatch_tests::artifacts_dir().join(format!("street-{w}x{h}.png")),
+                png,
+            )?;
+        }
+        // Down: street → community → grid → micro-grid, tapping the first
+        // (worst) row each time.
+        let mut name = street_name.clone();
+        for _ in 0..3 {
+            let row = c
+                .find(fantoccini::Locator::Css("[data-testid='child']"))
+                .await?;
+            row.click().await?;
+            name = wait_for("the next level", WAIT, || async {
+                let now = text_of(&c, "node-name").await?;
+                (now != name && now != "–").then_some(now)
+            })
+            .await?;
+        }
+        c.find(fantoccini::Locator::Css("[data-testid='mg-detail']"))
+            .await
+            .context("a micro-grid page at the bottom")?;
+        // Its figures are the API's: the URL names the micro-grid.
+        let url = c.current_url().await?;
+        let mg = url
+            .path()
+            .strip_prefix("/street/")
+            .context("a tablet URL")?
+            .to_string();
+        let s = sys.http.state(&mg).await?;
+        ensure!(s["name"] == json!(name), "{mg} is not {name}");
+        let tested =
+            gridwatch_model::fmt::thousands(s["testing"]["samples_today"].as_u64().unwrap_or(0));
+        wait_for("the micro-grid's tests", WAIT, || async {
+            text_of(&c, "mg-tested")
+                .await?
+                .starts_with(&format!("{tested} /"))
+                .then_some(())
+        })
+        .await?;
+        let png = c.screenshot().await?;
+        std::fs::write(
+            gridwatch_tests::artifacts_dir().join("street-microgrid.png"),
+            png,
+        )?;
+        // Back up to the street by its breadcrumb.
+        let crumbs = c
+            .find_all(fantoccini::Locator::Css("[data-testid='crumbs'] .crumb"))
+            .await?;
+        ensure!(crumbs.len() == 4, "{} breadcrumbs", crumbs.len());
+        crumbs[0].click().await?;
+        wait_text(&c, "node-name", &street_name).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = c.close().await;
+    result
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
     let dist = gridwatch_tests::root().join("frontend/dist/index.html");
