@@ -1,7 +1,7 @@
 //! Pieces every screen shares: the header, labelled figures, the zone-class
 //! panel, status colours.
 
-use gridwatch_model::state::{Status, ZoneAgg};
+use gridwatch_model::state::{RedNode, Status, ZoneAgg};
 use gridwatch_model::{NodeState, Zone};
 use leptos::prelude::*;
 
@@ -54,6 +54,40 @@ pub fn shanghai_hms(ms: f64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// The first two distinct reasons of the red micro-grids a state lists
+/// that `keep` picks, joined for one line.
+pub fn red_reasons(state: Option<&NodeState>, keep: impl Fn(&RedNode) -> bool) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for r in state.iter().flat_map(|s| &s.red_nodes).filter(|r| keep(r)) {
+        for reason in &r.reasons {
+            if !out.contains(&reason.as_str()) {
+                out.push(reason);
+            }
+        }
+    }
+    out.truncate(2);
+    out.join(" · ")
+}
+
+/// A wall tile: a titled panel with its feed's age; it greys out with
+/// the feed.
+#[component]
+pub fn Tile(
+    class: &'static str,
+    testid: &'static str,
+    zh: &'static str,
+    en: &'static str,
+    live: Live,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <section class=format!("panel {class}") data-testid=testid>
+            <h2>{move || tr(zh, en)}<AsOf live=live/></h2>
+            {children()}
+        </section>
+    }
+}
+
 /// One labelled figure.
 #[component]
 pub fn Figure(
@@ -99,22 +133,7 @@ pub fn ZonePanel(
         })
     };
     // The reasons of this class's red micro-grids in the node's red list.
-    let why = move || {
-        state.with(|s| {
-            let mut out: Vec<String> = Vec::new();
-            for r in s.iter().flat_map(|s| &s.red_nodes) {
-                if r.zone == zone {
-                    for reason in &r.reasons {
-                        if !out.contains(reason) {
-                            out.push(reason.clone());
-                        }
-                    }
-                }
-            }
-            out.truncate(2);
-            out.join(" · ")
-        })
-    };
+    let why = move || state.with(|s| red_reasons(s.as_ref(), |r| r.zone == zone));
     view! {
         <section class=move || format!("zone zone-{key} {}", panel_status()) data-testid=format!("zone-{key}")>
             <h2>{move || zone_title(zone)}{live.map(|l| view! { <AsOf live=l/> })}</h2>

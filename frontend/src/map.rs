@@ -94,6 +94,9 @@ fn apply(
     };
     let at = hms(raw.get("as_of").and_then(Value::as_str).unwrap_or_default());
     let mut new_alerts = Vec::new();
+    // Red cells gained (+) or lost (−) by a delta.
+    let mut red_moved: i32 = 0;
+    let is_red = |c: Option<(Zone, Status)>| i32::from(c.is_some_and(|(_, s)| s == Status::Red));
     for (k, v) in changed {
         let Ok(i) = k.parse::<usize>() else { continue };
         let code = v.as_str().and_then(parse_cell_code);
@@ -103,6 +106,7 @@ fn apply(
             continue;
         }
         sig.set(code);
+        red_moved += is_red(code) - is_red(old);
         // Worse than before, while watching: an alert.
         if let (Some(_), Some((zone, to)), Some(_)) = (patch, code, old) {
             let from = old.map_or(Status::Green, |o| o.1);
@@ -117,14 +121,18 @@ fn apply(
             }
         }
     }
-    let count = match cells.lock() {
-        Ok(v) => v
-            .iter()
-            .filter(|c| c.get_untracked().is_some_and(|(_, s)| s == Status::Red))
-            .count() as u32,
-        Err(_) => 0,
-    };
-    red.set(count);
+    if patch.is_some() {
+        red.update(|r| *r = r.saturating_add_signed(red_moved));
+    } else {
+        let count = match cells.lock() {
+            Ok(v) => v
+                .iter()
+                .filter(|c| c.get_untracked().is_some_and(|(_, s)| s == Status::Red))
+                .count() as u32,
+            Err(_) => 0,
+        };
+        red.set(count);
+    }
     if !new_alerts.is_empty() {
         alerts.update(|a| {
             for n in new_alerts {

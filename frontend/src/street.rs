@@ -9,7 +9,7 @@ use gridwatch_model::state::{ChildSummary, Status};
 use gridwatch_model::{Level, NodeState};
 use leptos::prelude::*;
 
-use crate::components::{AsOf, Header, status_class, status_name, zone_title};
+use crate::components::{AsOf, Header, red_reasons, status_class, status_name, zone_title};
 use crate::fmt::{percent, thousands};
 use crate::i18n::{name, tr};
 use crate::live::{Conn, follow};
@@ -77,20 +77,11 @@ pub fn StreetPage(node: String) -> impl IntoView {
     // Why a child is red or amber: the reasons of the red micro-grids under
     // it that the node lists.
     let why = move |child: &str| {
+        let prefix = format!("{child}/");
         state.with(|s| {
-            let prefix = format!("{child}/");
-            let mut out: Vec<String> = Vec::new();
-            for r in s.iter().flat_map(|s| &s.red_nodes) {
-                if r.node == child || r.node.starts_with(&prefix) {
-                    for reason in &r.reasons {
-                        if !out.contains(reason) {
-                            out.push(reason.clone());
-                        }
-                    }
-                }
-            }
-            out.truncate(2);
-            out.join(" · ")
+            red_reasons(s.as_ref(), |r| {
+                r.node == child || r.node.starts_with(&prefix)
+            })
         })
     };
     let at_start = move || page.get() == 0;

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use serde_json::Value;
 use std::rc::Rc;
 
-use crate::components::AsOf;
+use crate::components::{AsOf, Tile};
 use crate::fmt::thousands;
 use crate::i18n::tr;
 use crate::live::{Live, follow_with};
@@ -129,8 +129,7 @@ pub fn BusiestSites(
         })
     };
     view! {
-        <section class="panel sites" data-testid="busiest-sites">
-            <h2>{move || tr("排队最长的采样点", "Busiest testing sites")}<AsOf live=live/></h2>
+        <Tile class="sites" testid="busiest-sites" zh="排队最长的采样点" en="Busiest testing sites" live=live>
             <ul>
                 <For
                     each=rows
@@ -149,6 +148,6 @@ pub fn BusiestSites(
             <Show when=move || rows().is_empty()>
                 <p class="none">{move || tr("暂无排队", "no queues reported")}</p>
             </Show>
-        </section>
+        </Tile>
     }
 }

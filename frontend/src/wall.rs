@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::components::{AsOf, Header, ZonePanel, status_class, status_name};
+use crate::components::{Header, Tile, ZonePanel, status_class, status_name};
 use crate::district::RedList;
 use crate::fmt::{percent, thousands};
 use crate::geo::{self, Geo};
@@ -162,8 +162,7 @@ fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
         a
     };
     view! {
-        <section class="panel ticker" data-testid="ticker">
-            <h2>{move || tr("实时告警", "Alerts")}<AsOf live=feed_live/></h2>
+        <Tile class="ticker" testid="ticker" zh="实时告警" en="Alerts" live=feed_live>
             <ul>
                 <For
                     each=shown
@@ -186,7 +185,7 @@ fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
             <Show when=move || alerts.with(Vec::is_empty)>
                 <p class="none">{move || tr("暂无新告警", "no new alerts")}</p>
             </Show>
-        </section>
+        </Tile>
     }
 }
 
@@ -234,8 +233,7 @@ fn Children(
         (n > CHILDREN_SHOWN).then(|| format!("+{}", n - CHILDREN_SHOWN))
     };
     view! {
-        <section class="panel children" data-testid="children">
-            <h2>{move || tr("采样完成与状态", "Tested today and status")}<AsOf live=live/></h2>
+        <Tile class="children" testid="children" zh="采样完成与状态" en="Tested today and status" live=live>
             <ul>
                 <For
                     each=rows
@@ -256,7 +254,7 @@ fn Children(
                 />
             </ul>
             <p class="more">{more}</p>
-        </section>
+        </Tile>
     }
 }
 

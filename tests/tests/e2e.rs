@@ -643,6 +643,26 @@ async fn websocket_snapshot_then_deltas_match_rest_and_resume() -> Result<()> {
     Ok(())
 }
 
+/// The browser tests need the built frontend.
+fn require_frontend() -> Result<()> {
+    let dist = gridwatch_tests::root().join("frontend/dist/index.html");
+    ensure!(
+        dist.exists(),
+        "build the frontend first: scripts/build-frontend.sh"
+    );
+    Ok(())
+}
+
+/// Saves a screenshot of the page as `tests/artifacts/<name>.png`.
+async fn screenshot(c: &fantoccini::Client, name: &str) -> Result<()> {
+    let png = c.screenshot().await?;
+    std::fs::write(
+        gridwatch_tests::artifacts_dir().join(format!("{name}.png")),
+        png,
+    )?;
+    Ok(())
+}
+
 /// Headless Chromium (through chromedriver) with a window of `size`.
 async fn chromium(sys: &System, size: (u32, u32)) -> Result<(procs::Proc, fantoccini::Client)> {
     let (driver, url) = procs::chromedriver(&sys.work.logs())?;
@@ -694,7 +714,14 @@ async fn fit_viewport(c: &fantoccini::Client, w: u32, h: u32) -> Result<()> {
     );
     c.set_window_size(w + w.saturating_sub(iw), h + h.saturating_sub(ih))
         .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for(&format!("a {w}×{h} viewport"), WAIT, || async {
+        let v = c
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await
+            .ok()?;
+        (v[0].as_u64() == Some(u64::from(w)) && v[1].as_u64() == Some(u64::from(h))).then_some(())
+    })
+    .await?;
     let fits = c
         .execute(
             "const d = document.documentElement; \
@@ -728,11 +755,7 @@ async fn fit_viewport(c: &fantoccini::Client, w: u32, h: u32) -> Result<()> {
 /// without a reload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
-    let dist = gridwatch_tests::root().join("frontend/dist/index.html");
-    ensure!(
-        dist.exists(),
-        "build the frontend first: scripts/build-frontend.sh"
-    );
+    require_frontend()?;
     let mut sys = System::start().await?;
     let reg = registry()?;
     let sealed = first_with_zone(&reg, Zone::Sealed);
@@ -776,11 +799,7 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
         let red0 = agree(c.clone(), sys.http.clone()).await?;
         for (w, h) in [(1920, 1080), (3840, 2160)] {
             fit_viewport(&c, w, h).await?;
-            let png = c.screenshot().await?;
-            std::fs::write(
-                gridwatch_tests::artifacts_dir().join(format!("wall-{w}x{h}.png")),
-                png,
-            )?;
+            screenshot(&c, &format!("wall-{w}x{h}")).await?;
         }
         fit_viewport(&c, 1920, 1080).await?;
         // A sealed-zone exit: the micro-grid turns red, the ticker says so,
@@ -834,11 +853,7 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
         sys.wait_all_processed().await?;
         let red2 = agree(c.clone(), sys.http.clone()).await?;
         ensure!(red2 != red1, "no new data after the restart ({red1})");
-        let png = c.screenshot().await?;
-        std::fs::write(
-            gridwatch_tests::artifacts_dir().join("wall-after-restart.png"),
-            png,
-        )?;
+        screenshot(&c, "wall-after-restart").await?;
         // Rotation, in English: the wall moves on to a street, whose figures
         // are the API's for that street, and lists its communities.
         c.goto(&format!(
@@ -859,11 +874,7 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
             s["zones"]["prevention"]["population"].as_u64().unwrap_or(0),
         );
         wait_text(&c, "zone-prevention-population", &pop).await?;
-        let png = c.screenshot().await?;
-        std::fs::write(
-            gridwatch_tests::artifacts_dir().join("wall-street-en.png"),
-            png,
-        )?;
+        screenshot(&c, "wall-street-en").await?;
         anyhow::Ok(())
     }
     .await;
@@ -876,11 +887,7 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
 /// up by the breadcrumbs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_tablet_drills_down_and_back() -> Result<()> {
-    let dist = gridwatch_tests::root().join("frontend/dist/index.html");
-    ensure!(
-        dist.exists(),
-        "build the frontend first: scripts/build-frontend.sh"
-    );
+    require_frontend()?;
     let sys = System::start().await?;
     let reg = registry()?;
     let daqi = mgs_under(&reg, "beilun/daqi");
@@ -904,11 +911,7 @@ async fn browser_tablet_drills_down_and_back() -> Result<()> {
         wait_text(&c, "node-name", &street_name).await?;
         for (w, h) in [(1024, 768), (1280, 800)] {
             fit_viewport(&c, w, h).await?;
-            let png = c.screenshot().await?;
-            std::fs::write(
-                gridwatch_tests::artifacts_dir().join(format!("street-{w}x{h}.png")),
-                png,
-            )?;
+            screenshot(&c, &format!("street-{w}x{h}")).await?;
         }
         // Down: street → community → grid → micro-grid, tapping the first
         // (worst) row each time.
@@ -945,11 +948,7 @@ async fn browser_tablet_drills_down_and_back() -> Result<()> {
                 .then_some(())
         })
         .await?;
-        let png = c.screenshot().await?;
-        std::fs::write(
-            gridwatch_tests::artifacts_dir().join("street-microgrid.png"),
-            png,
-        )?;
+        screenshot(&c, "street-microgrid").await?;
         // Back up to the street by its breadcrumb.
         let crumbs = c
             .find_all(fantoccini::Locator::Css("[data-testid='crumbs'] .crumb"))
@@ -966,11 +965,7 @@ async fn browser_tablet_drills_down_and_back() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
-    let dist = gridwatch_tests::root().join("frontend/dist/index.html");
-    ensure!(
-        dist.exists(),
-        "build the frontend first: scripts/build-frontend.sh"
-    );
+    require_frontend()?;
     let mut sys = System::start().await?;
     let reg = registry()?;
     let daqi = mgs_under(&reg, "beilun/daqi");
@@ -987,25 +982,7 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
     let (_driver, c) = chromium(&sys, (1920, 1080)).await?;
     let result = async {
         c.goto(&format!("http://127.0.0.1:{}/", sys.port)).await?;
-        // Waits until the page's samples-today figure reads `expected`.
-        let shows = |expected: &'static str| {
-            let c = c.clone();
-            async move {
-                wait_for(
-                    &format!("the page to show {expected} samples"),
-                    WAIT,
-                    || async {
-                        let el = c
-                            .find(fantoccini::Locator::Css("[data-testid='samples-today']"))
-                            .await
-                            .ok()?;
-                        (el.text().await.ok()? == expected).then_some(())
-                    },
-                )
-                .await
-            }
-        };
-        shows("1,234").await?;
+        wait_text(&c, "samples-today", "1,234").await?;
         // Publish one event; the number changes without a reload.
         let t0 = Instant::now();
         publish_all(
@@ -1013,10 +990,9 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
             &[msg(&events::testing("b2", at(6, 20, 0), &daqi[1], 1000, 5))],
         )
         .await?;
-        shows("2,234").await?;
+        wait_text(&c, "samples-today", "2,234").await?;
         eprintln!("publish → page: {} ms", t0.elapsed().as_millis());
-        let png = c.screenshot().await?;
-        std::fs::write(gridwatch_tests::artifacts_dir().join("district.png"), png)?;
+        screenshot(&c, "district").await?;
         // Cut the data: the backend goes away; after 10 s the page says stale.
         sys._backend.kill_hard();
         wait_for("the stale marker", Duration::from_secs(30), || async {
@@ -1026,11 +1002,7 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
                 .map(|_| ())
         })
         .await?;
-        let png = c.screenshot().await?;
-        std::fs::write(
-            gridwatch_tests::artifacts_dir().join("district-stale.png"),
-            png,
-        )?;
+        screenshot(&c, "district-stale").await?;
         // The backend returns; the page reconnects by itself and is live again.
         sys._backend = procs::backend(&sys.nats.url(), sys.port, &sys.work.logs())?;
         publish_all(
@@ -1038,7 +1010,7 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
             &[msg(&events::testing("b3", at(6, 30, 0), &daqi[2], 1, 5))],
         )
         .await?;
-        shows("2,235").await?;
+        wait_text(&c, "samples-today", "2,235").await?;
         ensure!(
             c.find(fantoccini::Locator::Css("[data-testid='stale']"))
                 .await
