@@ -66,6 +66,10 @@ pub struct Config {
     /// Recompute every node with polars this often (also at start and on a
     /// zone designation); in between, only what events or time moved.
     pub full_recompute_s: u64,
+    /// A community, grid or micro-grid state is published at most this
+    /// often (ms); changes in between fold into the next one. District and
+    /// street states, which walls follow, go out with every batch.
+    pub detail_publish_ms: u64,
     /// Events older than this (relative to the clock) are `too_late`.
     pub lateness_s: i64,
     /// Events further ahead of the clock than this are `future`.
@@ -95,6 +99,7 @@ impl Default for Config {
             snapshot_journal_mb: 256,
             tick_ms: 1000,
             full_recompute_s: 60,
+            detail_publish_ms: 250,
             lateness_s: 24 * 3600,
             future_s: 300,
             clock: ClockMode::Wall,

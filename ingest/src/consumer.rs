@@ -5,17 +5,18 @@
 //! last one it forwarded: the processor skips anything it has already
 //! applied, so nothing is lost or doubled.
 
-use async_nats::jetstream::{self, Message};
+use async_nats::jetstream;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::IngestError;
 use crate::nats::consumer_from;
+use crate::processor::Arrived;
 
 /// Shared gauges the consumer updates.
 #[derive(Debug, Default)]
@@ -32,7 +33,7 @@ pub async fn run(
     js: jetstream::Context,
     cfg: Config,
     start_seq: u64,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Arrived>,
     gauges: Arc<ConsumerGauges>,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
@@ -89,7 +90,11 @@ pub async fn run(
                         next_seq = next_seq.max(info.stream_sequence + 1);
                         gauges.lag.store(info.pending, Ordering::Relaxed);
                     }
-                    if tx.send(msg).await.is_err() {
+                    let arrived = Arrived {
+                        at: Instant::now(),
+                        msg,
+                    };
+                    if tx.send(arrived).await.is_err() {
                         return Ok(());
                     }
                 }

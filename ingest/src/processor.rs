@@ -9,7 +9,7 @@ use async_nats::jetstream::Message;
 use bytes::Bytes;
 use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick, ParseError, Reason};
 use gridwatch_model::state::{MAP_NODE, MapState, TESTING_NODE, cell_code};
-use gridwatch_model::{NodeState, Registry};
+use gridwatch_model::{Level, NodeState, Registry};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -29,6 +29,13 @@ use crate::nats::state_key;
 use crate::state::{LiveState, Outcome, Row, Topology};
 use crate::testing::Testing;
 use crate::validate::{TimeRules, validate};
+
+/// A message from the consumer and when it arrived.
+#[derive(Debug)]
+pub struct Arrived {
+    pub at: Instant,
+    pub msg: Message,
+}
 
 /// A dead letter: the original payload, where it came from and why.
 #[derive(Debug)]
@@ -113,7 +120,17 @@ pub struct Processor {
 }
 
 struct Run {
+    /// Each node's state as last published.
     prev: Vec<Option<NodeState>>,
+    /// When each node's state was last published.
+    published_at: Vec<Option<Instant>>,
+    /// Changed community, grid and micro-grid states waiting for
+    /// `detail_publish_ms` to pass since their node's last publish.
+    held: Vec<Option<NodeState>>,
+    /// The nodes in `held` (an index may repeat or be stale: `held` decides).
+    held_order: VecDeque<u32>,
+    /// One serialization buffer for every state.
+    buf: Vec<u8>,
     /// The status map as last published (cells by micro-grid ordinal).
     map: MapState,
     /// The testing board (series per 10 minutes, busiest sites).
@@ -170,15 +187,20 @@ impl Processor {
     /// a final checkpoint and acks.
     pub fn run(
         mut self,
-        mut rx: mpsc::Receiver<Message>,
+        mut rx: mpsc::Receiver<Arrived>,
         out: mpsc::Sender<Outbound>,
     ) -> Result<(), IngestError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| IngestError::Config(format!("processor runtime: {e}")))?;
+        let n = self.registry.nodes.len();
         let mut run = Run {
-            prev: vec![None; self.registry.nodes.len()],
+            prev: vec![None; n],
+            published_at: vec![None; n],
+            held: vec![None; n],
+            held_order: VecDeque::new(),
+            buf: Vec::with_capacity(64 << 10),
             map: MapState {
                 node: MAP_NODE.to_string(),
                 seq: self.published.get(MAP_NODE).copied().unwrap_or(0),
@@ -213,22 +235,44 @@ impl Processor {
         let tick = Duration::from_millis(self.cfg.tick_ms.max(10));
         let batch_wait = Duration::from_millis(self.cfg.batch_max_ms);
         loop {
-            let first = rt.block_on(async { tokio::time::timeout(tick, rx.recv()).await });
+            // Wake for the first held state that falls due, or the tick.
+            let wait = run
+                .held_order
+                .iter()
+                .filter_map(|&i| run.published_at[i as usize])
+                .min()
+                .map_or(tick, |at| {
+                    (at + self.detail_every()).saturating_duration_since(Instant::now())
+                })
+                .min(tick);
+            let first = rt.block_on(async { tokio::time::timeout(wait, rx.recv()).await });
             let mut batch = Vec::new();
             match first {
-                Ok(Some(m)) => batch.push(m),
-                Ok(None) => break,
-                Err(_) => {}
-            }
-            if !batch.is_empty() {
-                let deadline = tokio::time::Instant::now() + batch_wait;
-                while batch.len() < self.cfg.batch_max_events {
-                    match rt.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await })
-                    {
-                        Ok(Some(m)) => batch.push(m),
-                        _ => break,
+                // The batch closes `batch_max_ms` after its first message
+                // *arrived*, not after it was taken: when the previous batch
+                // took longer than that, the backlog is taken at once and the
+                // batch closes without waiting again.
+                Ok(Some(Arrived { at, msg })) => {
+                    batch.push(msg);
+                    let deadline = tokio::time::Instant::from_std(at + batch_wait);
+                    while batch.len() < self.cfg.batch_max_events {
+                        let next = match rx.try_recv() {
+                            Ok(a) => Some(a),
+                            Err(_) => rt
+                                .block_on(async {
+                                    tokio::time::timeout_at(deadline, rx.recv()).await
+                                })
+                                .ok()
+                                .flatten(),
+                        };
+                        match next {
+                            Some(a) => batch.push(a.msg),
+                            None => break,
+                        }
                     }
                 }
+                Ok(None) => break,
+                Err(_) => {}
             }
             let started = Instant::now();
             let got = !batch.is_empty();
@@ -247,8 +291,70 @@ impl Processor {
                 self.send_meta(&mut run, &out)?;
             }
         }
+        let mut changed = Vec::new();
+        self.release_held(&mut run, &mut changed, true)?;
+        if !changed.is_empty() {
+            Self::send(&out, Outbound::States(changed))?;
+        }
         self.checkpoint(&mut run, &out, true)?;
         self.send_meta(&mut run, &out)?;
+        Ok(())
+    }
+
+    fn detail_every(&self) -> Duration {
+        Duration::from_millis(self.cfg.detail_publish_ms)
+    }
+
+    /// Serializes a changed state at its next version and books it as
+    /// published.
+    fn publish_state(
+        &self,
+        run: &mut Run,
+        i: usize,
+        mut s: NodeState,
+        changed: &mut Vec<(String, Bytes)>,
+    ) -> Result<(), IngestError> {
+        s.seq = match &run.prev[i] {
+            Some(p) => p.seq + 1,
+            None => self.published.get(&s.node).copied().unwrap_or(0) + 1,
+        };
+        run.buf.clear();
+        serde_json::to_writer(&mut run.buf, &s)
+            .map_err(|e| IngestError::Config(format!("serializing a state: {e}")))?;
+        changed.push((state_key(&s.node), Bytes::copy_from_slice(&run.buf)));
+        run.prev[i] = Some(s);
+        run.published_at[i] = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Publishes the held states whose node's `detail_publish_ms` has
+    /// passed (all of them when `all`).
+    fn release_held(
+        &self,
+        run: &mut Run,
+        changed: &mut Vec<(String, Bytes)>,
+        all: bool,
+    ) -> Result<(), IngestError> {
+        let every = self.detail_every();
+        let now = Instant::now();
+        let mut due = Vec::new();
+        let (held, published_at) = (&run.held, &run.published_at);
+        run.held_order.retain(|&i| {
+            let i = i as usize;
+            if held[i].is_none() {
+                return false;
+            }
+            let go = all || published_at[i].is_none_or(|at| now.duration_since(at) >= every);
+            if go {
+                due.push(i);
+            }
+            !go
+        });
+        for i in due {
+            if let Some(s) = run.held[i].take() {
+                self.publish_state(run, i, s, changed)?;
+            }
+        }
         Ok(())
     }
 
@@ -456,6 +562,11 @@ impl Processor {
         } else if run.dirty_any {
             Scope::Touched(&run.dirty)
         } else {
+            let mut changed = Vec::new();
+            self.release_held(run, &mut changed, false)?;
+            if !changed.is_empty() {
+                Self::send(out, Outbound::States(changed))?;
+            }
             return Ok(());
         };
         let states = compute_states(
@@ -479,10 +590,9 @@ impl Processor {
         run.stages.rollup_us += us(t0);
         let t = Instant::now();
         let mut changed = Vec::new();
-        // One buffer for every state: each is copied out at its exact size
-        // instead of growing a fresh vector.
-        let mut buf = Vec::with_capacity(64 << 10);
         let mut map_moved = false;
+        let every = self.detail_every();
+        let now_i = Instant::now();
         for (i, s) in states.into_iter().enumerate() {
             let Some(mut s) = s else { continue };
             if let (Some(zone), Some(&o)) = (s.zone, self.topo.ordinal.get(i)) {
@@ -492,24 +602,31 @@ impl Processor {
                     map_moved = true;
                 }
             }
-            let prev = &mut run.prev[i];
-            if let Some(p) = prev.as_ref() {
+            if let Some(p) = run.prev[i].as_ref() {
                 let as_of = std::mem::replace(&mut s.as_of, p.as_of.clone());
                 s.seq = p.seq;
                 if &s == p {
+                    // Back to what was published: nothing to hold.
+                    run.held[i] = None;
                     continue;
                 }
                 s.as_of = as_of;
-                s.seq = p.seq + 1;
-            } else {
-                s.seq = self.published.get(&s.node).copied().unwrap_or(0) + 1;
             }
-            buf.clear();
-            serde_json::to_writer(&mut buf, &s)
-                .map_err(|e| IngestError::Config(format!("serializing a state: {e}")))?;
-            changed.push((state_key(&s.node), Bytes::copy_from_slice(&buf)));
-            *prev = Some(s);
+            // Below the streets, a node published within `detail_publish_ms`
+            // waits (only its newest state is kept).
+            let detail = !matches!(s.level, Level::District | Level::Street);
+            let recent = run.published_at[i].is_some_and(|at| now_i.duration_since(at) < every);
+            if detail && recent {
+                if run.held[i].replace(s).is_none() {
+                    run.held_order.push_back(i as u32);
+                }
+                continue;
+            }
+            run.held[i] = None;
+            self.publish_state(run, i, s, &mut changed)?;
         }
+        self.release_held(run, &mut changed, false)?;
+        let buf = &mut run.buf;
         // The testing board moves on with the clock, once a tick.
         if (full || refresh)
             && let Some(board) = run.testing.update(&self.registry, &self.state, now, |i| {
@@ -517,9 +634,9 @@ impl Processor {
             })
         {
             buf.clear();
-            serde_json::to_writer(&mut buf, board)
+            serde_json::to_writer(&mut *buf, board)
                 .map_err(|e| IngestError::Config(format!("serializing the testing board: {e}")))?;
-            changed.push((state_key(TESTING_NODE), Bytes::copy_from_slice(&buf)));
+            changed.push((state_key(TESTING_NODE), Bytes::copy_from_slice(buf)));
         }
         if map_moved {
             run.map.seq += 1;
@@ -527,9 +644,9 @@ impl Processor {
                 chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
             );
             buf.clear();
-            serde_json::to_writer(&mut buf, &run.map)
+            serde_json::to_writer(&mut *buf, &run.map)
                 .map_err(|e| IngestError::Config(format!("serializing the map: {e}")))?;
-            changed.push((state_key(MAP_NODE), Bytes::copy_from_slice(&buf)));
+            changed.push((state_key(MAP_NODE), Bytes::copy_from_slice(buf)));
         }
         run.stages.diff_serialize_us += us(t);
         if full {

@@ -4,6 +4,11 @@ use clap::Parser;
 use gridwatch_ingest::{Config, clock::ClockMode, config, telemetry};
 use std::path::PathBuf;
 
+// The processor builds and drops thousands of small strings and vectors per
+// batch; glibc's allocator was a third of its time (bench/ANALYSIS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
