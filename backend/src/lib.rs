@@ -98,6 +98,7 @@ pub fn router(app: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/hierarchy", get(routes::hierarchy::get))
         .route("/state", get(routes::state::get))
+        .route("/registry", get(routes::registry::get))
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)

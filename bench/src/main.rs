@@ -14,6 +14,7 @@
 //! Each figure is the median of `--reps` runs (after a warm-up for the
 //! throughput runs), with the spread (min–max).
 
+mod browser;
 mod live;
 mod runs;
 
@@ -61,9 +62,15 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "throughput,latency,fanout"
+        default_value = "throughput,latency,fanout,browser"
     )]
     only: Vec<String>,
+    /// Minutes of the browser's long run.
+    #[arg(long, default_value_t = 10.0)]
+    browser_minutes: f64,
+    /// Speed of the simulated day during the browser run.
+    #[arg(long, default_value_t = 60.0)]
+    browser_speed: f64,
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
@@ -537,7 +544,96 @@ async fn main() -> Result<()> {
             "\nGoal: 10,000 clients at ≤ 20 KB of backend memory each, p99 delivery ≤ 500 ms; the client that never reads does not delay the others.\n"
         )?;
     }
+    if on("browser") {
+        browser_section(&args, &reg, &mut md).await?;
+    }
     std::fs::write(&args.out, md)?;
     eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The browser figures (issue: wall and tablet), or why they failed.
+async fn browser_section(
+    args: &Args,
+    reg: &gridwatch_model::Registry,
+    md: &mut String,
+) -> Result<()> {
+    writeln!(md, "## In the browser\n")?;
+    writeln!(
+        md,
+        "Headless Chromium against the release stack (ingest on the replay clock) while the simulator plays 2022-10-15 from 05:50 at {}× for {} minutes (so {:.1} simulated hours, through the 06:00 testing peak). The wall is `/wall?perf=1` at 1920×1080 with all 4,477 micro-grids on the map; the page measures each frame itself: main-thread time from the frame's arrival until the reactive updates it queued have run and style and layout are recomputed (`frontend/src/perf.rs`; an upper bound). Heap after a forced GC (`--js-flags=--expose-gc`, precise memory info).\n",
+        args.browser_speed,
+        args.browser_minutes,
+        args.browser_minutes * args.browser_speed / 60.0
+    )?;
+    let f = match browser::run(reg, args.browser_minutes, args.browser_speed, 30).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("browser: {e:#}");
+            writeln!(md, "Failed: {e:#}\n")?;
+            return Ok(());
+        }
+    };
+    writeln!(md, "### Main-thread time per frame on the wall\n")?;
+    writeln!(
+        md,
+        "| feed | frames | mean frame | p50 ms | p95 ms | p99 ms | max ms |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    for c in &f.feeds {
+        writeln!(
+            md,
+            "| `{}` | {} | {:.0} B | {:.2} | {:.2} | {:.2} | {:.1} |",
+            c.node, c.frames, c.mean_bytes, c.p50_ms, c.p95_ms, c.p99_ms, c.max_ms
+        )?;
+    }
+    writeln!(md, "\n### The wall over the long run\n")?;
+    writeln!(
+        md,
+        "| minute | JS heap | wasm memory | DOM nodes | frames measured |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    for s in &f.samples {
+        writeln!(
+            md,
+            "| {:.1} | {:.2} MiB | {:.1} MiB | {} | {} |",
+            s.at_s / 60.0,
+            s.heap_mib,
+            s.wasm_mib,
+            s.dom_nodes,
+            s.frames
+        )?;
+    }
+    if let (Some(a), Some(b)) = (f.samples.get(1), f.samples.last()) {
+        writeln!(
+            md,
+            "\nFrom minute {:.1} to {:.1}: JS heap {:+.2} MiB, wasm memory {:+.1} MiB, DOM nodes {:+}.",
+            a.at_s / 60.0,
+            b.at_s / 60.0,
+            b.heap_mib - a.heap_mib,
+            b.wasm_mib - a.wasm_mib,
+            b.dom_nodes as i64 - a.dom_nodes as i64
+        )?;
+    }
+    writeln!(
+        md,
+        "\n### The tablet's first live frame (fresh profile each)\n"
+    )?;
+    writeln!(
+        md,
+        "| network | first live frame | bytes transferred (page, wasm, CSS, API) | its snapshot frame |"
+    )?;
+    writeln!(md, "|---|---|---|---|")?;
+    for t in &f.first {
+        writeln!(
+            md,
+            "| {} | {:.0} ms after navigation start | {:.0} KiB | {:.1} KiB |",
+            t.network,
+            t.ms,
+            t.transfer_bytes / 1024.0,
+            t.snapshot_bytes / 1024.0
+        )?;
+    }
+    writeln!(md)?;
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! Pieces every screen shares: the header, labelled figures, the zone-class
 //! panel, status colours.
 
-use gridwatch_model::state::{RedNode, Status, ZoneAgg};
+use gridwatch_model::state::{RedNode, Status, Why, ZoneAgg};
 use gridwatch_model::{NodeState, Zone};
 use leptos::prelude::*;
 
 use crate::fmt::{age, percent, thousands};
-use crate::i18n::{LangSwitch, tr};
+use crate::i18n::{Lang, LangSwitch, lang, tr};
 use crate::live::{Conn, Live};
 
 /// A zone class's name.
@@ -54,19 +54,45 @@ pub fn shanghai_hms(ms: f64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// A reason in the page's language.
+pub fn why_text(w: &Why) -> String {
+    if lang() == Lang::En {
+        return w.to_string();
+    }
+    match w {
+        Why::ExitFlagOpen { since } => format!("封控区出口告警 {since} 起未处置"),
+        Why::Unpatrolled { zone, minutes } => {
+            format!("{}微网格 {minutes} 分钟未巡查", zone_title(*zone))
+        }
+        Why::FlagsOpen { count } => format!("{count} 条视频告警未处置"),
+        Why::SeriousIncidents { count } => format!("{count} 起三级以上事件未办结"),
+        Why::At { name, why, .. } => format!("{name}：{}", why_text(why)),
+        Why::RedInAll { count } => format!("共 {count} 个红色微网格"),
+        Why::AmberBelow { count } => format!("{count} 个黄色微网格"),
+    }
+}
+
+/// Reasons in the page's language, joined for one line.
+pub fn whys_text(ws: &[Why]) -> String {
+    ws.iter().map(why_text).collect::<Vec<_>>().join(" · ")
+}
+
 /// The first two distinct reasons of the red micro-grids a state lists
-/// that `keep` picks, joined for one line.
+/// that `keep` picks, in the page's language, joined for one line.
 pub fn red_reasons(state: Option<&NodeState>, keep: impl Fn(&RedNode) -> bool) -> String {
-    let mut out: Vec<&str> = Vec::new();
+    let mut out: Vec<&Why> = Vec::new();
     for r in state.iter().flat_map(|s| &s.red_nodes).filter(|r| keep(r)) {
-        for reason in &r.reasons {
-            if !out.contains(&reason.as_str()) {
-                out.push(reason);
+        for w in &r.why {
+            if !out.contains(&w) {
+                out.push(w);
             }
         }
     }
     out.truncate(2);
-    out.join(" · ")
+    out.into_iter()
+        .map(why_text)
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// A wall tile: a titled panel with its feed's age; it greys out with

@@ -6,7 +6,7 @@
 use gridwatch_model::{NodeState, Zone};
 use leptos::prelude::*;
 
-use crate::components::{Figure, Header, ZonePanel, status_class, zone_title};
+use crate::components::{Figure, Header, ZonePanel, status_class, whys_text, zone_title};
 use crate::fmt::{percent, thousands};
 use crate::i18n::tr;
 use crate::live::Live;
@@ -32,15 +32,16 @@ pub fn RedList(
             <ul>
                 <For
                     each=shown
-                    key=|r| (r.node.clone(), r.reasons.clone())
+                    key=|r| (r.node.clone(), r.why.clone())
                     children=move |r| {
                         let zone = r.zone;
+                        let why = r.why.clone();
                         view! {
                             <li class="red-item">
                                 <span class="red-node">{r.name.clone()}</span>
                                 <span class="red-zone">{move || zone_title(zone)}</span>
                                 <span class="red-id">{r.node.clone()}</span>
-                                <span class="red-why">{r.reasons.join(" · ")}</span>
+                                <span class="red-why">{move || whys_text(&why)}</span>
                             </li>
                         }
                     }

@@ -191,18 +191,7 @@ fn str_of(v: &Value) -> String {
 /// Fetches the hierarchy and builds the geometry; `None` when the server
 /// cannot be reached or answers something else (the caller retries).
 pub async fn fetch() -> Option<Arc<Geo>> {
-    use wasm_bindgen::JsCast;
-    use wasm_bindgen_futures::JsFuture;
-    let window = web_sys::window()?;
-    let resp = JsFuture::from(window.fetch_with_str("/api/v1/hierarchy"))
-        .await
-        .ok()?;
-    let resp: web_sys::Response = resp.dyn_into().ok()?;
-    if !resp.ok() {
-        return None;
-    }
-    let text = JsFuture::from(resp.text().ok()?).await.ok()?.as_string()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
+    let v = crate::live::fetch_json("/api/v1/hierarchy").await?;
     Geo::from_hierarchy(&v).map(Arc::new)
 }
 

@@ -20,6 +20,7 @@ pub mod geo;
 pub mod i18n;
 pub mod live;
 pub mod map;
+pub mod perf;
 pub mod route;
 pub mod street;
 pub mod testing;

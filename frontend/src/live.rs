@@ -216,6 +216,7 @@ fn on_message(inner: &Rc<RefCell<Inner>>, live: Live, text: &str) {
         return;
     };
     let mut i = inner.borrow_mut();
+    crate::perf::frame(&i.node, text.len());
     // Frames for a node followed before a switch are late: drop them.
     let node = match &msg {
         ServerMsg::Snapshot { node, .. }
@@ -228,6 +229,7 @@ fn on_message(inner: &Rc<RefCell<Inner>>, live: Live, text: &str) {
     }
     match msg {
         ServerMsg::Snapshot { seq, state, .. } => {
+            crate::perf::first_frame(text.len());
             i.raw = Some(state);
             i.seq = Some(seq);
             publish_state(&i, live, None);
@@ -314,6 +316,21 @@ fn reconnect_later(inner: Rc<RefCell<Inner>>, live: Live) {
 }
 
 /// Reloads the page when `/healthz` answers 200.
+/// GETs `url` and parses it as JSON; `None` when the server cannot be
+/// reached or answers an error or something else.
+pub async fn fetch_json(url: &str) -> Option<serde_json::Value> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let window = web_sys::window()?;
+    let resp = JsFuture::from(window.fetch_with_str(url)).await.ok()?;
+    let resp: web_sys::Response = resp.dyn_into().ok()?;
+    if !resp.ok() {
+        return None;
+    }
+    let text = JsFuture::from(resp.text().ok()?).await.ok()?.as_string()?;
+    serde_json::from_str(&text).ok()
+}
+
 async fn reload_if_server_up() {
     use wasm_bindgen_futures::JsFuture;
     let Some(window) = web_sys::window() else {

@@ -194,7 +194,7 @@ pub fn MapView(
                     "street"
                 }
             };
-            view! { <path d=s.path.clone() class=cls/> }
+            view! { <path d=s.path.clone() class=cls data-node=s.node.clone()/> }
         })
         .collect_view();
     let cells = geo

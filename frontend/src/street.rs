@@ -9,7 +9,9 @@ use gridwatch_model::state::{ChildSummary, Status};
 use gridwatch_model::{Level, NodeState};
 use leptos::prelude::*;
 
-use crate::components::{AsOf, Header, red_reasons, status_class, status_name, zone_title};
+use crate::components::{
+    AsOf, Header, hms, red_reasons, status_class, status_name, whys_text, zone_title,
+};
 use crate::fmt::{percent, thousands};
 use crate::i18n::{name, tr};
 use crate::live::{Conn, follow};
@@ -113,7 +115,7 @@ pub fn StreetPage(node: String) -> impl IntoView {
                 />
             </nav>
             <NodeHead state=state live=live/>
-            <Show when=move || !is_mg() fallback=move || view! { <MicrogridDetail state=state/> }>
+            <Show when=move || !is_mg() fallback=move || view! { <MicrogridDetail state=state live=live/> }>
                 <ul class="rows" data-testid="children">
                     <For
                         each=shown
@@ -164,7 +166,7 @@ fn NodeHead(state: Memo<Option<NodeState>>, live: crate::live::Live) -> impl Int
     view! {
         <section class=move || format!("node-head {}", status_class(status())) data-testid="node-head">
             <h1><span data-testid="node-name">{s(|s| s.name.clone())}</span><AsOf live=live/></h1>
-            <p class="node-why" data-testid="node-why">{s(|s| s.reasons.join(" · "))}</p>
+            <p class="node-why" data-testid="node-why">{move || state.with(|s| s.as_ref().map(|s| whys_text(&s.why)).unwrap_or_default())}</p>
             <div class="node-figs">
                 <span><b data-testid="node-red">{s(|s| thousands(s.red_microgrids.into()))}</b>{move || tr("红色微网格", "red micro-grids")}</span>
                 <span><b>{s(|s| thousands(s.population))}</b>{move || tr("人口", "population")}</span>
@@ -176,9 +178,12 @@ fn NodeHead(state: Memo<Option<NodeState>>, live: crate::live::Live) -> impl Int
     }
 }
 
-/// A micro-grid's own figures.
+/// A micro-grid's own page: its figures, its team (from the registry,
+/// fetched once per micro-grid), since when its zone holds, the day's
+/// findings in full, and its open flags and incidents with how long each
+/// has been open by the deployment clock.
 #[component]
-fn MicrogridDetail(state: Memo<Option<NodeState>>) -> impl IntoView {
+fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> impl IntoView {
     let s = move |f: fn(&NodeState) -> String| {
         move || state.with(|s| s.as_ref().map(f).unwrap_or_else(|| "–".into()))
     };
@@ -190,19 +195,191 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>) -> impl IntoView {
                 .unwrap_or("–")
         })
     };
+    // The registry record (team) of the micro-grid on screen.
+    let record: RwSignal<Option<serde_json::Value>> = RwSignal::new(None);
+    Effect::new(move |_| {
+        let node = live.node.get();
+        record.set(None);
+        leptos::task::spawn_local(async move {
+            let url = format!("/api/v1/registry?node={node}");
+            if let Some(v) = crate::live::fetch_json(&url).await
+                && live.node.get_untracked() == node
+            {
+                record.set(Some(v));
+            }
+        });
+    });
+    let team = move |key: &'static str| {
+        move || {
+            record.with(|r| {
+                let v = r
+                    .as_ref()
+                    .and_then(|r| r.get("team"))
+                    .and_then(|t| t.get(key));
+                match v {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(serde_json::Value::Array(a)) if a.is_empty() => "–".into(),
+                    Some(serde_json::Value::Array(a)) => a
+                        .iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join("、"),
+                    _ => "–".into(),
+                }
+            })
+        }
+    };
+    // The deployment clock: the last heartbeat's, else the state's.
+    let clock = move || {
+        let hb = live.as_of.get();
+        if hb.is_empty() {
+            state.with(|s| s.as_ref().map(|s| s.as_of.clone()).unwrap_or_default())
+        } else {
+            hb
+        }
+    };
+    let open_for = move |since: &str| {
+        gridwatch_model::time::minutes_between(since, &clock())
+            .map(|m| format!("{} min", m.max(0)))
+            .unwrap_or_else(|| "–".into())
+    };
+    let since = move || {
+        state.with(|s| {
+            let d = s.as_ref().and_then(|s| s.detail.as_ref());
+            match d.and_then(|d| d.zone_since.as_deref()) {
+                Some(t) => {
+                    let why = d.and_then(|d| d.zone_reason.clone()).unwrap_or_default();
+                    format!(
+                        "{} {} {}",
+                        t.get(5..16).unwrap_or(t).replace('T', " "),
+                        tr("起", "since"),
+                        why
+                    )
+                }
+                None => tr("登记分区", "as registered").to_string(),
+            }
+        })
+    };
+    let last_patrol = move || {
+        state.with(|s| {
+            let d = s.as_ref().and_then(|s| s.detail.as_ref());
+            match d.and_then(|d| d.last_patrol.clone()) {
+                Some(t) => format!("{} ({} {})", hms(&t), open_for(&t), tr("前", "ago")),
+                None => tr("今日未巡查", "none yet").to_string(),
+            }
+        })
+    };
+    let flags = move || {
+        state.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.detail.as_ref())
+                .map(|d| d.open_flags.clone())
+                .unwrap_or_default()
+        })
+    };
+    let incidents = move || {
+        state.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.detail.as_ref())
+                .map(|d| d.open_incidents.clone())
+                .unwrap_or_default()
+        })
+    };
+    let no_flags = move || flags().is_empty();
+    let no_incidents = move || incidents().is_empty();
+    // More than the three shown: how many more.
+    let more_flags = move || flags().len().saturating_sub(3);
+    let more_incidents = move || incidents().len().saturating_sub(3);
+    let many_flags = move || more_flags() != 0;
+    let many_incidents = move || more_incidents() != 0;
     view! {
         <section class="mg-detail" data-testid="mg-detail">
             <dl>
                 <dt>{move || tr("分区", "zone")}</dt><dd data-testid="mg-zone">{zone}</dd>
+                <dt>{move || tr("分区时间", "zone since")}</dt><dd data-testid="mg-zone-since">{since}</dd>
                 <dt>{move || tr("人口 / 户数", "people / households")}</dt><dd>{s(|s| format!("{} / {}", thousands(s.population), thousands(s.households)))}</dd>
                 <dt>{move || tr("在岗人员", "staff on duty")}</dt><dd>{s(|s| thousands(s.staff))}</dd>
-                <dt>{move || tr("距上次巡查", "since last patrol")}</dt><dd>{s(|s| s.patrol.oldest_last_patrol_min.map(|m| format!("{m} min")).unwrap_or_else(|| "–".into()))}</dd>
-                <dt>{move || tr("今日巡查 / 劝导", "patrols today / persuaded")}</dt><dd>{s(|s| format!("{} / {}", s.patrol.patrols_today, s.patrol.findings_today.people_persuaded))}</dd>
+                <dt>{move || tr("上次巡查", "last patrol")}</dt><dd data-testid="mg-last-patrol">{last_patrol}</dd>
+                <dt>{move || tr("今日巡查", "patrols today")}</dt><dd>{s(|s| thousands(s.patrol.patrols_today))}</dd>
+                <dt>{move || tr("今日发现", "findings today")}</dt><dd data-testid="mg-findings">{move || state.with(|s| s.as_ref().map(|s| findings_text(&s.patrol.findings_today)).unwrap_or_default())}</dd>
                 <dt>{move || tr("今日采样 / 人口", "tested today / people")}</dt><dd data-testid="mg-tested">{s(|s| format!("{} / {} ({})", thousands(s.testing.samples_today), thousands(s.population), percent(s.testing.completion_today)))}</dd>
                 <dt>{move || tr("排队", "queue")}</dt><dd>{s(|s| thousands(s.testing.queue))}</dd>
-                <dt>{move || tr("视频告警 / 今日整改", "open flags / rectified today")}</dt><dd>{s(|s| format!("{} / {}", s.video.flags_open, s.video.rectified_today))}</dd>
-                <dt>{move || tr("待办事件", "open incidents")}</dt><dd>{s(|s| thousands(s.incidents.open))}</dd>
             </dl>
+            <div class="mg-side">
+                <h3>{move || tr("网格团队", "team")}</h3>
+                <dl class="team" data-testid="mg-team">
+                    <dt>{move || tr("网格长", "leader")}</dt><dd data-testid="mg-leader">{team("leader")}</dd>
+                    <dt>{move || tr("网格员", "members")}</dt><dd>{team("members")}</dd>
+                    <dt>{move || tr("志愿者", "volunteers")}</dt><dd>{team("volunteers")}</dd>
+                </dl>
+                <h3>{move || tr("未处置视频告警", "open video flags")}</h3>
+                <ul class="open-list" data-testid="mg-flags">
+                    <For
+                        each=move || flags().into_iter().take(3)
+                        key=|f| f.flag_id.clone()
+                        children=move |f| {
+                            let raised = f.raised.clone();
+                            view! {
+                                <li>
+                                    <span>{move || flag_kind_text(f.kind)}</span>
+                                    <span class="open-for">{move || format!("{} {} · {}", tr("已", "open"), open_for(&raised), hms(&raised))}</span>
+                                </li>
+                            }
+                        }
+                    />
+                    <Show when=no_flags><li class="none">{move || tr("无", "none")}</li></Show>
+                    <Show when=many_flags><li class="more">{move || format!("+{}", more_flags())}</li></Show>
+                </ul>
+                <h3>{move || tr("待办事件", "open incidents")}</h3>
+                <ul class="open-list" data-testid="mg-incidents">
+                    <For
+                        each=move || incidents().into_iter().take(3)
+                        key=|i| (i.incident_id.clone(), i.last_action)
+                        children=move |i| {
+                            let reported = i.reported.clone();
+                            let what = format!("L{} {}", i.level, i.category);
+                            view! {
+                                <li>
+                                    <span>{what}</span>
+                                    <span class="open-for">{move || format!("{} {} · {}", tr("已", "open"), open_for(&reported), hms(&reported))}</span>
+                                </li>
+                            }
+                        }
+                    />
+                    <Show when=no_incidents><li class="none">{move || tr("无", "none")}</li></Show>
+                    <Show when=many_incidents><li class="more">{move || format!("+{}", more_incidents())}</li></Show>
+                </ul>
+            </div>
         </section>
+    }
+}
+
+/// The day's findings, every kind.
+fn findings_text(f: &gridwatch_model::event::Findings) -> String {
+    format!(
+        "{} {} · {} {} · {} {} · {} {} · {} {}",
+        tr("驱散聚集", "gatherings dispersed"),
+        f.gatherings_dispersed,
+        tr("劝导", "persuaded"),
+        f.people_persuaded,
+        tr("关停场所", "venues closed"),
+        f.venues_closed,
+        tr("清理摊贩", "vendors cleared"),
+        f.vendors_cleared,
+        tr("违规", "violations"),
+        f.violations
+    )
+}
+
+/// A video flag's kind in the page's language.
+fn flag_kind_text(k: gridwatch_model::event::FlagKind) -> &'static str {
+    use gridwatch_model::event::FlagKind as F;
+    match k {
+        F::Gathering => tr("聚集", "gathering"),
+        F::DoorBreach => tr("门磁告警", "door breach"),
+        F::SealedExit => tr("封控区外出", "sealed-zone exit"),
+        F::Vendor => tr("流动摊贩", "vendor"),
+        F::NoMask => tr("未戴口罩", "no mask"),
+        F::Other => tr("其他", "other"),
     }
 }

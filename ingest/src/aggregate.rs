@@ -9,10 +9,10 @@
 //!   and per zone class at every level.
 
 use chrono::DateTime;
-use gridwatch_model::event::FlagKind;
+use gridwatch_model::event::{FlagKind, IncidentAction};
 use gridwatch_model::state::{
-    ChildSummary, IncidentAgg, PatrolAgg, RED_LIST_LIMIT, RedNode, Status, TestingAgg, VideoAgg,
-    ZoneAgg, Zones,
+    ChildSummary, FlagOpen, IncidentAgg, IncidentOpen, MgDetail, PatrolAgg, RED_LIST_LIMIT,
+    RedNode, Status, TestingAgg, VideoAgg, Why, ZoneAgg, Zones,
 };
 use gridwatch_model::time::{local_date, start_of_local_day, to_local_rfc3339};
 use gridwatch_model::{Level, NodeState, Registry, Zone};
@@ -229,7 +229,63 @@ struct MgMetrics {
     /// Minutes each flag rectified today was open.
     rectify_min: Vec<f64>,
     status: Status,
-    reasons: Vec<String>,
+    why: Vec<Why>,
+    /// What only the micro-grid's own state shows.
+    own: Own,
+}
+
+/// A micro-grid's designation, last patrol and open flags and incidents,
+/// with times as Unix seconds (formatted only for the states built).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Own {
+    /// (node it was made on, when, why).
+    designation: Option<(u32, i64, String)>,
+    last_patrol: Option<i64>,
+    /// Open flags, oldest first.
+    flags: Vec<OwnFlag>,
+    /// Open incidents, oldest first.
+    incidents: Vec<OwnIncident>,
+}
+
+/// (id, kind, severity, raised).
+type OwnFlag = (String, FlagKind, u8, i64);
+/// (id, level, category, reported, last action).
+type OwnIncident = (String, u8, String, i64, IncidentAction);
+
+impl Own {
+    fn detail(&self, reg: &Registry) -> MgDetail {
+        let t = |ts: i64| to_local_rfc3339(DateTime::from_timestamp(ts, 0).unwrap_or_default());
+        MgDetail {
+            zone_since: self.designation.as_ref().map(|d| t(d.1)),
+            zone_reason: self.designation.as_ref().map(|d| d.2.clone()),
+            zone_by: self
+                .designation
+                .as_ref()
+                .map(|d| reg.node(d.0).id.to_string()),
+            last_patrol: self.last_patrol.map(t),
+            open_flags: self
+                .flags
+                .iter()
+                .map(|(id, kind, severity, raised)| FlagOpen {
+                    flag_id: id.clone(),
+                    kind: *kind,
+                    severity: *severity,
+                    raised: t(*raised),
+                })
+                .collect(),
+            open_incidents: self
+                .incidents
+                .iter()
+                .map(|(id, level, category, reported, last)| IncidentOpen {
+                    incident_id: id.clone(),
+                    level: *level,
+                    category: category.clone(),
+                    reported: t(*reported),
+                    last_action: *last,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// What the roll-up keeps between recomputes: every micro-grid's metrics as
@@ -333,20 +389,33 @@ fn mg_metrics(
     let (today_from, today_to) = (day_start.div_euclid(60), (day_start + 86400).div_euclid(60));
     let mut sealed_exits: HashMap<u32, Vec<i64>> = HashMap::new();
     let mut flags_open = vec![0u64; topo.mg_node.len()];
-    for f in state.flags.values() {
+    let mut flags_of: HashMap<u32, Vec<OwnFlag>> = HashMap::new();
+    for (id, f) in &state.flags {
         flags_open[f.mg as usize] += 1;
         if f.kind == FlagKind::SealedExit {
             sealed_exits.entry(f.mg).or_default().push(f.raised);
         }
+        flags_of
+            .entry(f.mg)
+            .or_default()
+            .push((id.clone(), f.kind, f.severity, f.raised));
     }
     for v in sealed_exits.values_mut() {
         v.sort_unstable();
     }
     let mut open_by_level = vec![[0u64; 4]; topo.mg_node.len()];
-    for inc in state.incidents.values() {
+    let mut incidents_of: HashMap<u32, Vec<OwnIncident>> = HashMap::new();
+    for (id, inc) in &state.incidents {
         if inc.resolved.is_none() {
             let l = usize::from(inc.level.clamp(1, 4)) - 1;
             open_by_level[inc.mg as usize][l] += 1;
+            incidents_of.entry(inc.mg).or_default().push((
+                id.clone(),
+                inc.level,
+                inc.category.clone(),
+                inc.reported,
+                inc.last_action,
+            ));
         }
     }
     for &o in ords {
@@ -407,7 +476,7 @@ fn mg_metrics(
         let mut amber = Vec::new();
         let exits = sealed_exits.get(&(o as u32)).map_or(&[][..], Vec::as_slice);
         for r in exits {
-            red.push(format!("sealed-zone exit flag open since {}", hm(*r)));
+            red.push(Why::ExitFlagOpen { since: hm(*r) });
         }
         let mut patrol_age_min = None;
         if zone.is_closed() {
@@ -415,21 +484,22 @@ fn mg_metrics(
             let reference = last.into_iter().chain(since).fold(day_start, i64::max);
             let age = (now - reference).max(0) / 60;
             patrol_age_min = Some(last.map_or(age, |l| (now - l).max(0) / 60));
+            let why = Why::Unpatrolled { zone, minutes: age };
             if age >= cfg.unpatrolled_red_min {
-                red.push(format!("{zone} micro-grid unpatrolled for {age} min"));
+                red.push(why);
             } else if age >= cfg.unpatrolled_amber_min {
-                amber.push(format!("{zone} micro-grid unpatrolled for {age} min"));
+                amber.push(why);
             }
         }
         let other_flags = flags_open[o] - exits.len() as u64;
         if other_flags > 0 {
-            amber.push(format!("{other_flags} video flag(s) open"));
+            amber.push(Why::FlagsOpen { count: other_flags });
         }
         let serious: u64 = open_by_level[o][2] + open_by_level[o][3];
         if serious > 0 {
-            amber.push(format!("{serious} level-3+ incident(s) open"));
+            amber.push(Why::SeriousIncidents { count: serious });
         }
-        let (status, reasons) = if !red.is_empty() {
+        let (status, why) = if !red.is_empty() {
             (Status::Red, red)
         } else if !amber.is_empty() {
             (Status::Amber, amber)
@@ -438,6 +508,18 @@ fn mg_metrics(
         };
         v[c::RED] = u64::from(status == Status::Red);
         v[c::AMBER] = u64::from(status == Status::Amber);
+        let mut flags = flags_of.remove(&(o as u32)).unwrap_or_default();
+        flags.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+        let mut incidents = incidents_of.remove(&(o as u32)).unwrap_or_default();
+        incidents.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+        let own = Own {
+            designation: state
+                .designation_of(reg, topo.mg_node[o])
+                .map(|(by, d)| (by, d.ts, d.reason.clone())),
+            last_patrol: mg.last_patrol.filter(|&t| t <= now),
+            flags,
+            incidents,
+        };
         let m = MgMetrics {
             zone,
             vals: v,
@@ -445,7 +527,8 @@ fn mg_metrics(
             exit_flags: exits.len(),
             rectify_min,
             status,
-            reasons,
+            why,
+            own,
         };
         if cache.metrics[o] != m {
             cache.set(o, m);
@@ -776,7 +859,7 @@ pub fn compute_states(
             node: info.id.to_string(),
             name: info.name.clone(),
             zone: m.zone,
-            reasons: m.reasons.clone(),
+            why: m.why.clone(),
         };
         for &a in cache.paths[o].iter().filter(|&&a| wanted(a)) {
             let list = red_lists.entry(a).or_default();
@@ -805,10 +888,11 @@ pub fn compute_states(
         }
         let red_nodes = red_lists.remove(&i).unwrap_or_default();
         let mg = cache.mg_of.get(&i).map(|&o| &metrics[o]);
-        let (status, reasons) = match mg {
-            Some(m) => (m.status, m.reasons.clone()),
+        let (status, why) = match mg {
+            Some(m) => (m.status, m.why.clone()),
             None => rollup_status(g[c::RED], g[c::AMBER], &red_nodes),
         };
+        let reasons = why.iter().map(Why::to_string).collect();
         let samples_10 = g[c::SAMPLES_10MIN];
         let population = g[c::POPULATION];
         let samples_today = g[c::SAMPLES_TODAY];
@@ -892,10 +976,12 @@ pub fn compute_states(
             },
             status,
             reasons,
+            why,
             red_microgrids: g[c::RED] as u32,
             amber_microgrids: g[c::AMBER] as u32,
             red_nodes,
             children,
+            detail: mg.map(|m| m.own.detail(reg)),
         }));
     }
     Ok(states)
@@ -903,25 +989,27 @@ pub fn compute_states(
 
 /// Status of a node above the micro-grids: the worst below it, with the
 /// first red micro-grids' reasons.
-fn rollup_status(red: u64, amber: u64, red_nodes: &[RedNode]) -> (Status, Vec<String>) {
+fn rollup_status(red: u64, amber: u64, red_nodes: &[RedNode]) -> (Status, Vec<Why>) {
     const SHOWN: usize = 5;
     if red > 0 {
-        let mut reasons: Vec<String> = red_nodes
+        let mut why: Vec<Why> = red_nodes
             .iter()
             .flat_map(|r| {
-                r.reasons
-                    .iter()
-                    .map(move |why| format!("{why} at {}", r.node))
+                r.why.iter().map(move |w| Why::At {
+                    node: r.node.clone(),
+                    name: r.name.clone(),
+                    why: Box::new(w.clone()),
+                })
             })
             .take(SHOWN)
             .collect();
         let listed = red_nodes.iter().take(SHOWN).count() as u64;
-        if red > listed.min(reasons.len() as u64) && red > 1 {
-            reasons.push(format!("{red} red micro-grids in all"));
+        if red > listed.min(why.len() as u64) && red > 1 {
+            why.push(Why::RedInAll { count: red });
         }
-        (Status::Red, reasons)
+        (Status::Red, why)
     } else if amber > 0 {
-        (Status::Amber, vec![format!("{amber} amber micro-grid(s)")])
+        (Status::Amber, vec![Why::AmberBelow { count: amber }])
     } else {
         (Status::Green, Vec::new())
     }

@@ -340,22 +340,28 @@ impl LiveState {
     /// The zone in force on a micro-grid and since when: the newest
     /// designation (by event time) on it or an ancestor, else the registry's.
     pub fn zone_of(&self, reg: &Registry, node: u32) -> (Zone, Option<i64>) {
-        let info = reg.node(node);
-        let Some(mg) = &info.mg else {
+        let Some(mg) = &reg.node(node).mg else {
             return (Zone::Normal, None);
         };
-        let mut best: Option<&Designation> = None;
-        for a in mg.path {
-            if let Some(d) = self.zones.get(&a)
-                && best.is_none_or(|b| (d.ts, &d.event_id) > (b.ts, &b.event_id))
-            {
-                best = Some(d);
-            }
-        }
-        match best {
-            Some(d) => (d.zone, Some(d.ts)),
+        match self.designation_of(reg, node) {
+            Some((_, d)) => (d.zone, Some(d.ts)),
             None => (mg.zone, None),
         }
+    }
+
+    /// The designation in force on a micro-grid and the node it was made
+    /// on: the newest on its path (none: the registered zone holds).
+    pub fn designation_of(&self, reg: &Registry, node: u32) -> Option<(u32, &Designation)> {
+        let mg = reg.node(node).mg.as_ref()?;
+        let mut best: Option<(u32, &Designation)> = None;
+        for a in mg.path {
+            if let Some(d) = self.zones.get(&a)
+                && best.is_none_or(|(_, b)| (d.ts, &d.event_id) > (b.ts, &b.event_id))
+            {
+                best = Some((a, d));
+            }
+        }
+        best
     }
 
     /// Drops what no window or "today" can need any more: ids and buckets

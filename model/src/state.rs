@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Findings;
+use crate::event::{Findings, FlagKind, IncidentAction};
 use crate::ids::{Level, Zone};
 
 /// Traffic-light status of a node.
@@ -144,13 +144,97 @@ pub struct ChildSummary {
     pub amber: u32,
 }
 
+/// Why a node is red or amber, as data: screens word it in their language;
+/// its `Display` is the English sentence the state's `reasons` carry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Why {
+    /// A sealed-zone exit flag open since `since` (local `HH:MM`).
+    ExitFlagOpen { since: String },
+    /// A sealed or control micro-grid not patrolled for `minutes`.
+    Unpatrolled { zone: Zone, minutes: i64 },
+    /// Other video flags open.
+    FlagsOpen { count: u64 },
+    /// Level-3 and level-4 incidents open.
+    SeriousIncidents { count: u64 },
+    /// A red micro-grid's reason, for a node above it.
+    At {
+        node: String,
+        name: String,
+        why: Box<Why>,
+    },
+    /// Red micro-grids below a node, in all.
+    RedInAll { count: u64 },
+    /// Amber micro-grids below a node.
+    AmberBelow { count: u64 },
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::ExitFlagOpen { since } => write!(f, "sealed-zone exit flag open since {since}"),
+            Why::Unpatrolled { zone, minutes } => {
+                write!(f, "{zone} micro-grid unpatrolled for {minutes} min")
+            }
+            Why::FlagsOpen { count } => write!(f, "{count} video flag(s) open"),
+            Why::SeriousIncidents { count } => write!(f, "{count} level-3+ incident(s) open"),
+            Why::At { node, why, .. } => write!(f, "{why} at {node}"),
+            Why::RedInAll { count } => write!(f, "{count} red micro-grids in all"),
+            Why::AmberBelow { count } => write!(f, "{count} amber micro-grid(s)"),
+        }
+    }
+}
+
 /// A red micro-grid and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RedNode {
     pub node: String,
     pub name: String,
     pub zone: Zone,
-    pub reasons: Vec<String>,
+    pub why: Vec<Why>,
+}
+
+/// An open video flag of a micro-grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlagOpen {
+    pub flag_id: String,
+    pub kind: FlagKind,
+    pub severity: u8,
+    /// When it was raised (RFC 3339, +08:00).
+    pub raised: String,
+}
+
+/// An open incident of a micro-grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentOpen {
+    pub incident_id: String,
+    pub level: u8,
+    pub category: String,
+    /// When it was reported (RFC 3339, +08:00).
+    pub reported: String,
+    pub last_action: IncidentAction,
+}
+
+/// What only a micro-grid's own state carries: since when its zone holds,
+/// its last patrol, and its open flags and incidents (oldest first), so a
+/// tablet can show how long each has been open.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MgDetail {
+    /// When the zone in force was designated (RFC 3339; absent: the zone
+    /// it was registered with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_since: Option<String>,
+    /// Why it was designated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_reason: Option<String>,
+    /// The node the designation was made on (the micro-grid or above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_by: Option<String>,
+    /// The last patrol (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_patrol: Option<String>,
+    pub open_flags: Vec<FlagOpen>,
+    pub open_incidents: Vec<IncidentOpen>,
 }
 
 /// The state of one node.
@@ -176,7 +260,11 @@ pub struct NodeState {
     pub video: VideoAgg,
     pub incidents: IncidentAgg,
     pub status: Status,
+    /// Why the status is red or amber, in English (one sentence each).
     pub reasons: Vec<String>,
+    /// The same reasons as data, for screens to word in their language.
+    #[serde(default)]
+    pub why: Vec<Why>,
     /// Red micro-grids below (or at) this node.
     pub red_microgrids: u32,
     pub amber_microgrids: u32,
@@ -184,6 +272,9 @@ pub struct NodeState {
     /// urgent first (open sealed-zone exits, then the longest unpatrolled).
     pub red_nodes: Vec<RedNode>,
     pub children: Vec<ChildSummary>,
+    /// Micro-grids only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<MgDetail>,
 }
 
 /// How many red micro-grids a state lists by name: more than a wall or a

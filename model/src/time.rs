@@ -33,6 +33,14 @@ pub fn to_local_rfc3339(ts: DateTime<Utc>) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
+/// Whole minutes from one RFC 3339 time to another (negative when `to`
+/// is earlier); `None` when either does not parse.
+pub fn minutes_between(from: &str, to: &str) -> Option<i64> {
+    let f = DateTime::parse_from_rfc3339(from).ok()?;
+    let t = DateTime::parse_from_rfc3339(to).ok()?;
+    Some((t - f).num_minutes())
+}
+
 /// Whole minutes since the Unix epoch (floor), the history bucket key.
 pub fn epoch_minute(ts: DateTime<Utc>) -> i64 {
     ts.timestamp().div_euclid(60)
@@ -49,5 +57,8 @@ mod tests {
         assert_eq!(s.to_rfc3339(), "2022-10-14T16:00:00+00:00");
         assert_eq!(local_date(s), d);
         assert_eq!(to_local_rfc3339(s), "2022-10-15T00:00:00+08:00");
+        let m = minutes_between("2022-10-15T09:00:00+08:00", "2022-10-15T01:30:59Z");
+        assert_eq!(m, Some(30));
+        assert_eq!(minutes_between("09:00", "2022-10-15T01:30:59Z"), None);
     }
 }

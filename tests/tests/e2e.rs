@@ -874,6 +874,34 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
             s["zones"]["prevention"]["population"].as_u64().unwrap_or(0),
         );
         wait_text(&c, "zone-prevention-population", &pop).await?;
+        // The map zooms on that street: its outline is the one in focus and
+        // the view box is narrower than the district's.
+        let focus = c
+            .find(fantoccini::Locator::Css(
+                "[data-testid='map'] path.street.focus",
+            ))
+            .await
+            .context("a street in focus on the map")?;
+        ensure!(
+            focus.attr("data-node").await?.as_deref() == Some(street.as_str()),
+            "the map is not zoomed on {street}"
+        );
+        let view_box = |v: Option<String>| -> Vec<f64> {
+            v.unwrap_or_default()
+                .split(' ')
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        };
+        let zoomed = view_box(
+            c.find(fantoccini::Locator::Css("[data-testid='map']"))
+                .await?
+                .attr("viewBox")
+                .await?,
+        );
+        ensure!(
+            zoomed.len() == 4 && (zoomed[0] != 0.0 || zoomed[1] != 0.0),
+            "the view box {zoomed:?} is the whole district's"
+        );
         screenshot(&c, "wall-street-en").await?;
         anyhow::Ok(())
     }
@@ -888,7 +916,7 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_tablet_drills_down_and_back() -> Result<()> {
     require_frontend()?;
-    let sys = System::start().await?;
+    let mut sys = System::start().await?;
     let reg = registry()?;
     let daqi = mgs_under(&reg, "beilun/daqi");
     publish_all(
@@ -948,7 +976,88 @@ async fn browser_tablet_drills_down_and_back() -> Result<()> {
                 .then_some(())
         })
         .await?;
+        // Its team is the registry's.
+        let leader = reg
+            .lookup(&mg)
+            .and_then(|i| reg.node(i).mg.as_ref())
+            .map(|m| m.team.leader.clone())
+            .context("a micro-grid in the registry")?;
+        wait_text(&c, "mg-leader", &leader).await?;
+        // A flag raised, an incident reported and a designation made on it
+        // reach the open tablet, each with how long it has been open by the
+        // deployment clock (09:00).
+        publish_all(
+            &sys.js,
+            &[
+                msg(&events::video(
+                    "tv1",
+                    at(8, 50, 0),
+                    &mg,
+                    "TF1",
+                    "gathering",
+                    "raised",
+                )),
+                msg(&events::incident(
+                    "ti1",
+                    at(8, 40, 0),
+                    &mg,
+                    "TI1",
+                    "reported",
+                    2,
+                )),
+                msg(&events::zone("tz1", at(8, 55, 0), &mg, "control")),
+            ],
+        )
+        .await?;
+        for (id, expected) in [
+            ("mg-flags", "10 min"),
+            ("mg-incidents", "20 min"),
+            ("mg-zone-since", "08:55"),
+        ] {
+            wait_for(&format!("{id} to show {expected}"), WAIT, || async {
+                text_of(&c, id).await?.contains(expected).then_some(())
+            })
+            .await?;
+        }
         screenshot(&c, "street-microgrid").await?;
+        // Offline: the backend goes away under the tablet; a banner says so.
+        // The flag is rectified meanwhile; when the backend is back the
+        // tablet catches up by itself.
+        sys._backend.kill_hard();
+        wait_for("the offline banner", Duration::from_secs(30), || async {
+            c.find(fantoccini::Locator::Css("[data-testid='offline']"))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await?;
+        screenshot(&c, "street-offline").await?;
+        publish_all(
+            &sys.js,
+            &[msg(&events::video(
+                "tv2",
+                at(8, 58, 0),
+                &mg,
+                "TF1",
+                "gathering",
+                "rectified",
+            ))],
+        )
+        .await?;
+        sys._backend = procs::backend(&sys.nats.url(), sys.port, &sys.work.logs())?;
+        wait_for(
+            "the tablet to catch up",
+            Duration::from_secs(60),
+            || async {
+                let banner = c
+                    .find(fantoccini::Locator::Css("[data-testid='offline']"))
+                    .await
+                    .is_ok();
+                let flags = text_of(&c, "mg-flags").await?;
+                (!banner && !flags.contains("10 min") && flags.contains("无")).then_some(())
+            },
+        )
+        .await?;
         // Back up to the street by its breadcrumb.
         let crumbs = c
             .find_all(fantoccini::Locator::Css("[data-testid='crumbs'] .crumb"))

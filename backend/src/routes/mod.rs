@@ -3,4 +3,5 @@
 pub mod health;
 pub mod hierarchy;
 pub mod metrics;
+pub mod registry;
 pub mod state;

@@ -1,0 +1,270 @@
+//! Browser figures, in a real headless Chromium against the real stack
+//! (nats-server, ingest on the replay clock, backend serving the built
+//! frontend) while the simulator plays the Beilun day at `speed`×:
+//! - the wall (`/wall?perf=1`, 1920×1080, all 4,477 micro-grids on the map):
+//!   main-thread time per frame from the page's own measurements (see
+//!   `frontend/src/perf.rs`), by feed; its JS heap (after a forced GC), wasm
+//!   memory and DOM nodes sampled over the run;
+//! - the tablet (`/street/daqi`, 1024×768), each time in a fresh browser
+//!   profile: the first live frame (ms since navigation start), the bytes
+//!   it took to get there, unthrottled and on an emulated poor Wi-Fi.
+
+use anyhow::{Context, Result, bail};
+use gridwatch_ingest::sim::{Pace, SimConfig};
+use gridwatch_model::Registry;
+use gridwatch_tests::procs;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+use crate::live::{Stack, pct};
+
+/// The emulated poor Wi-Fi: round trip, download and upload bytes/s.
+pub const POOR_WIFI: (u64, u64, u64) = (150, 125_000, 62_500);
+
+/// One sample of the wall over the long run.
+#[derive(Debug)]
+pub struct Sample {
+    pub at_s: f64,
+    pub heap_mib: f64,
+    pub wasm_mib: f64,
+    pub dom_nodes: u64,
+    pub frames: u64,
+}
+
+/// Main-thread time per frame of one feed.
+#[derive(Debug)]
+pub struct FeedCost {
+    pub node: String,
+    pub frames: usize,
+    pub mean_bytes: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The tablet's first live frame.
+#[derive(Debug)]
+pub struct FirstFrame {
+    pub network: String,
+    pub ms: f64,
+    pub transfer_bytes: f64,
+    pub snapshot_bytes: f64,
+}
+
+pub struct BrowserFigures {
+    pub samples: Vec<Sample>,
+    pub feeds: Vec<FeedCost>,
+    pub first: Vec<FirstFrame>,
+}
+
+async fn browser(driver: &str, size: (u32, u32)) -> Result<fantoccini::Client> {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", "--no-first-run", "--enable-precise-memory-info",
+                        "--js-flags=--expose-gc",
+                        format!("--window-size={},{}", size.0, size.1)]}),
+    );
+    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .context("starting headless Chromium through chromedriver")
+}
+
+async fn until<F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<Value>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Value>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(v) = f().await
+            && !v.is_null()
+        {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const SAMPLE_JS: &str = "if (window.gc) { window.gc(); } \
+    return { heap: performance.memory ? performance.memory.usedJSHeapSize : 0, \
+             wasm: window.__gw_wasm_bytes || 0, \
+             dom: document.getElementsByTagName('*').length, \
+             frames: (window.__gw_frames || []).length };";
+
+/// The tablet's first live frame in a fresh profile; `throttle` emulates
+/// the poor Wi-Fi through chromedriver's network conditions.
+async fn first_frame(driver: &str, port: u16, throttle: bool) -> Result<FirstFrame> {
+    let c = browser(driver, (1024, 768)).await?;
+    let r = async {
+        if throttle {
+            let sid = c.session_id().await?.context("a WebDriver session")?;
+            let (latency, down, up) = POOR_WIFI;
+            let resp = reqwest::Client::new()
+                .post(format!(
+                    "{driver}/session/{sid}/chromium/network_conditions"
+                ))
+                .json(&json!({"network_conditions": {
+                    "offline": false, "latency": latency,
+                    "download_throughput": down, "upload_throughput": up}}))
+                .send()
+                .await?;
+            if !resp.status().is_success() {
+                bail!("network conditions refused: {}", resp.text().await?);
+            }
+        }
+        c.goto(&format!("http://127.0.0.1:{port}/street/daqi"))
+            .await?;
+        let v = until("the first live frame", Duration::from_secs(120), || async {
+            Ok(c.execute(
+                "const f = window.__gw_first_frame; if (!f) { return null; } \
+                     const n = performance.getEntriesByType('navigation')[0]; \
+                     const r = performance.getEntriesByType('resource') \
+                        .reduce((s, e) => s + (e.transferSize || 0), 0); \
+                     return { ms: f.ms, bytes: f.bytes, transfer: r + (n ? n.transferSize : 0) };",
+                vec![],
+            )
+            .await?)
+        })
+        .await?;
+        Ok(FirstFrame {
+            network: if throttle {
+                let (l, d, u) = POOR_WIFI;
+                format!(
+                    "poor Wi-Fi ({l} ms, {} kbit/s down, {} kbit/s up)",
+                    d * 8 / 1000,
+                    u * 8 / 1000
+                )
+            } else {
+                "loopback".into()
+            },
+            ms: v["ms"].as_f64().unwrap_or(0.0),
+            transfer_bytes: v["transfer"].as_f64().unwrap_or(0.0),
+            snapshot_bytes: v["bytes"].as_f64().unwrap_or(0.0),
+        })
+    }
+    .await;
+    let _ = c.close().await;
+    r
+}
+
+/// Runs the wall for `minutes` while the simulator plays at `speed`×,
+/// sampling every `sample_s`; then the tablet's first frames.
+pub async fn run(
+    reg: &Registry,
+    minutes: f64,
+    speed: f64,
+    sample_s: u64,
+) -> Result<BrowserFigures> {
+    let stack = Stack::start(&[("GRIDWATCH__CLOCK".into(), "replay".into())]).await?;
+    let work = tempfile::tempdir()?;
+    let (_driver, driver) = procs::chromedriver(work.path())?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sim = gridwatch_ingest::sim::run(
+        stack.js.clone(),
+        reg,
+        SimConfig {
+            seed: 20221015,
+            date: chrono::NaiveDate::from_ymd_opt(2022, 10, 15),
+            from: chrono::NaiveTime::from_hms_opt(5, 50, 0),
+            pace: Pace::Speed(speed),
+            bad_share: 0.0,
+            limit: None,
+            days: 1,
+        },
+        stop.clone(),
+    );
+    let measure = async {
+        let c = browser(&driver, (1920, 1080)).await?;
+        let r = async {
+            c.goto(&format!("http://127.0.0.1:{}/wall?perf=1", stack.port))
+                .await?;
+            until(
+                "the wall's first frames",
+                Duration::from_secs(60),
+                || async {
+                    Ok(c.execute("return window.__gw_frames ? 1 : null;", vec![])
+                        .await?)
+                },
+            )
+            .await?;
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            loop {
+                let v = c.execute(SAMPLE_JS, vec![]).await?;
+                let mib = |k: &str| v[k].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
+                let s = Sample {
+                    at_s: started.elapsed().as_secs_f64(),
+                    heap_mib: mib("heap"),
+                    wasm_mib: mib("wasm"),
+                    dom_nodes: v["dom"].as_u64().unwrap_or(0),
+                    frames: v["frames"].as_u64().unwrap_or(0),
+                };
+                eprintln!("browser: {s:?}");
+                samples.push(s);
+                if started.elapsed().as_secs_f64() >= minutes * 60.0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(sample_s)).await;
+            }
+            let frames = c
+                .execute("return window.__gw_frames || [];", vec![])
+                .await?;
+            let mut by_node: std::collections::BTreeMap<String, (Vec<f64>, f64)> =
+                Default::default();
+            for f in frames.as_array().into_iter().flatten() {
+                let (Some(node), Some(ms)) = (f[0].as_str(), f[1].as_f64()) else {
+                    continue;
+                };
+                let e = by_node.entry(node.to_string()).or_default();
+                e.0.push(ms);
+                e.1 += f[2].as_f64().unwrap_or(0.0);
+            }
+            let feeds = by_node
+                .into_iter()
+                .map(|(node, (mut ms, bytes))| {
+                    ms.sort_by(f64::total_cmp);
+                    FeedCost {
+                        frames: ms.len(),
+                        mean_bytes: bytes / ms.len().max(1) as f64,
+                        p50_ms: pct(&ms, 0.5),
+                        p95_ms: pct(&ms, 0.95),
+                        p99_ms: pct(&ms, 0.99),
+                        max_ms: ms.last().copied().unwrap_or(0.0),
+                        node,
+                    }
+                })
+                .collect();
+            anyhow::Ok((samples, feeds))
+        }
+        .await;
+        let _ = c.close().await;
+        let (samples, feeds) = r?;
+        let mut first = Vec::new();
+        for throttle in [false, true] {
+            first.push(first_frame(&driver, stack.port, throttle).await?);
+        }
+        anyhow::Ok(BrowserFigures {
+            samples,
+            feeds,
+            first,
+        })
+    };
+    let (sent, result) = tokio::join!(sim, async {
+        let r = measure.await;
+        stop.cancel();
+        r
+    });
+    if let Err(e) = sent {
+        eprintln!("browser: the simulator stopped: {e:#}");
+    }
+    result
+}

@@ -1,0 +1,95 @@
+//! Measurements the browser benchmark reads from page globals (bounded,
+//! so a wall can run for days with them on):
+//! - `__gw_first_frame`: `{ms, bytes}` — when the first snapshot arrived
+//!   (ms since navigation start) and its size; always recorded, once.
+//! - with `?perf=1`: `__gw_frames`, the last 20,000 frames as `[node, ms,
+//!   bytes]` where `ms` is the main thread's time from the frame's arrival
+//!   until the reactive updates it queued ran and style and layout were
+//!   recomputed (an upper bound: a task queued in between counts too); and
+//!   `__gw_wasm_bytes`, the size of the wasm linear memory.
+
+use js_sys::{Array, Object, Reflect};
+use leptos::prelude::set_timeout;
+use std::time::Duration;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Frames kept.
+const KEEP: u32 = 20_000;
+
+thread_local! {
+    static ON: bool = crate::route::query("perf").is_some_and(|v| v != "0");
+}
+
+fn now() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+fn global(name: &str) -> JsValue {
+    web_sys::window()
+        .and_then(|w| Reflect::get(&w, &JsValue::from_str(name)).ok())
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+fn set_global(name: &str, v: &JsValue) {
+    if let Some(w) = web_sys::window() {
+        let _ = Reflect::set(&w, &JsValue::from_str(name), v);
+    }
+}
+
+/// Records the first snapshot's arrival (once per page).
+pub fn first_frame(bytes: usize) {
+    if !global("__gw_first_frame").is_undefined() {
+        return;
+    }
+    let o = Object::new();
+    let _ = Reflect::set(&o, &"ms".into(), &now().into());
+    let _ = Reflect::set(&o, &"bytes".into(), &(bytes as f64).into());
+    set_global("__gw_first_frame", &o);
+}
+
+/// Call as a frame arrives: with `?perf=1`, measures it once the work it
+/// queued has run.
+pub fn frame(node: &str, bytes: usize) {
+    if !ON.with(|on| *on) {
+        return;
+    }
+    let t0 = now();
+    let node = node.to_string();
+    set_timeout(
+        move || {
+            // Style and layout now, so they count.
+            if let Some(el) = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.document_element())
+            {
+                let _ = el.get_bounding_client_rect();
+            }
+            let ms = now() - t0;
+            let frames = match global("__gw_frames").dyn_into::<Array>() {
+                Ok(a) => a,
+                Err(_) => {
+                    let a = Array::new();
+                    set_global("__gw_frames", &a);
+                    a
+                }
+            };
+            frames.push(&Array::of3(
+                &node.as_str().into(),
+                &ms.into(),
+                &(bytes as f64).into(),
+            ));
+            if frames.length() > KEEP {
+                frames.shift();
+            }
+            let wasm_bytes = wasm_bindgen::memory()
+                .dyn_into::<js_sys::WebAssembly::Memory>()
+                .ok()
+                .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+                .map_or(0.0, |b| f64::from(b.byte_length()));
+            set_global("__gw_wasm_bytes", &wasm_bytes.into());
+        },
+        Duration::ZERO,
+    );
+}
