@@ -14,6 +14,10 @@ wasm-bindgen --target web --no-typescript --remove-name-section --remove-produce
 # No wasm-opt: Debian's binaryen (108) breaks wasm-bindgen's externref
 # table; the wasm-release profile (opt-level z, LTO) does the shrinking.
 cp frontend/static/* "$OUT/"
+# Precompressed copies, served to browsers that accept gzip.
+for f in "$OUT"/*.wasm "$OUT"/*.js "$OUT"/*.css "$OUT"/*.html; do
+  [ -e "$f" ] && gzip -9 -k -f "$f"
+done
 printf 'frontend: %s bytes wasm, %s bytes gzip\n' \
   "$(stat -c %s "$OUT/gridwatch_frontend_bg.wasm")" \
   "$(gzip -9 -c "$OUT/gridwatch_frontend_bg.wasm" | wc -c)" >&2

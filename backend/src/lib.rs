@@ -94,7 +94,11 @@ async fn api_not_found(uri: Uri) -> ApiError {
 /// The router.
 pub fn router(app: Arc<AppState>) -> Router {
     let index = app.cfg.static_dir.join("index.html");
-    let spa = ServeDir::new(&app.cfg.static_dir).fallback(ServeFile::new(index));
+    // The frontend build writes a .gz beside each file: browsers that
+    // accept gzip get it (the wasm is a third of its size).
+    let spa = ServeDir::new(&app.cfg.static_dir)
+        .precompressed_gzip()
+        .fallback(ServeFile::new(index).precompressed_gzip());
     let api = Router::new()
         .route("/hierarchy", get(routes::hierarchy::get))
         .route("/state", get(routes::state::get))

@@ -94,11 +94,14 @@ where
     }
 }
 
-const SAMPLE_JS: &str = "if (window.gc) { window.gc(); } \
+/// Takes the frames measured since the last sample (so the page's buffer
+/// does not count in its heap), then GCs and reads the heap.
+const SAMPLE_JS: &str = "const frames = window.__gw_frames || []; window.__gw_frames = []; \
+    if (window.gc) { window.gc(); } \
     return { heap: performance.memory ? performance.memory.usedJSHeapSize : 0, \
              wasm: window.__gw_wasm_bytes || 0, \
              dom: document.getElementsByTagName('*').length, \
-             frames: (window.__gw_frames || []).length };";
+             frames: frames };";
 
 /// The tablet's first live frame in a fresh profile; `throttle` emulates
 /// the poor Wi-Fi through chromedriver's network conditions.
@@ -198,15 +201,21 @@ pub async fn run(
             .await?;
             let started = Instant::now();
             let mut samples = Vec::new();
+            let mut frames: Vec<Value> = Vec::new();
             loop {
-                let v = c.execute(SAMPLE_JS, vec![]).await?;
+                let mut v = c.execute(SAMPLE_JS, vec![]).await?;
+                let taken = match v["frames"].take() {
+                    Value::Array(a) => a,
+                    _ => Vec::new(),
+                };
+                frames.extend(taken);
                 let mib = |k: &str| v[k].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
                 let s = Sample {
                     at_s: started.elapsed().as_secs_f64(),
                     heap_mib: mib("heap"),
                     wasm_mib: mib("wasm"),
                     dom_nodes: v["dom"].as_u64().unwrap_or(0),
-                    frames: v["frames"].as_u64().unwrap_or(0),
+                    frames: frames.len() as u64,
                 };
                 eprintln!("browser: {s:?}");
                 samples.push(s);
@@ -215,12 +224,9 @@ pub async fn run(
                 }
                 tokio::time::sleep(Duration::from_secs(sample_s)).await;
             }
-            let frames = c
-                .execute("return window.__gw_frames || [];", vec![])
-                .await?;
             let mut by_node: std::collections::BTreeMap<String, (Vec<f64>, f64)> =
                 Default::default();
-            for f in frames.as_array().into_iter().flatten() {
+            for f in &frames {
                 let (Some(node), Some(ms)) = (f[0].as_str(), f[1].as_f64()) else {
                     continue;
                 };

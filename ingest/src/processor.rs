@@ -80,6 +80,8 @@ pub struct Meta {
     pub duplicates: u64,
     pub redelivered: u64,
     pub dlq: BTreeMap<String, u64>,
+    /// Every state in the bucket reflects the events up to this stream
+    /// sequence (held states are published before this record).
     pub last_seq: u64,
     pub checkpoint_seq: u64,
     pub consumer_lag: u64,
@@ -288,6 +290,13 @@ impl Processor {
                 self.checkpoint(&mut run, &out, false)?;
             }
             if run.last_meta.elapsed() >= Duration::from_secs(1) {
+                // The statistics say which events every state reflects:
+                // held states go out first.
+                let mut changed = Vec::new();
+                self.release_held(&mut run, &mut changed, true)?;
+                if !changed.is_empty() {
+                    Self::send(&out, Outbound::States(changed))?;
+                }
                 self.send_meta(&mut run, &out)?;
             }
         }
