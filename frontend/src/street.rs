@@ -5,7 +5,7 @@
 //! the node on screen (its snapshot, then its deltas); a banner says when
 //! the tablet is offline, and it catches up by itself.
 
-use gridwatch_model::state::{ChildSummary, Status};
+use gridwatch_model::state::{ChildSummary, Status, Why};
 use gridwatch_model::{Level, NodeState};
 use leptos::prelude::*;
 
@@ -125,7 +125,21 @@ pub fn StreetPage(node: String) -> impl IntoView {
                             let label = move || name(&zh, &en).to_string();
                             let to = c.node.clone();
                             let title = c.name.clone();
-                            let reasons = why(&c.node);
+                            // A child whose red micro-grids the node's list
+                            // does not reach still says how many.
+                            let (node, red, amber) = (c.node.clone(), c.red, c.amber);
+                            let reasons = move || {
+                                let listed = why(&node);
+                                if !listed.is_empty() {
+                                    listed
+                                } else if red > 0 {
+                                    whys_text(&[Why::RedInAll { count: u64::from(red) }])
+                                } else if amber > 0 {
+                                    whys_text(&[Why::AmberBelow { count: u64::from(amber) }])
+                                } else {
+                                    String::new()
+                                }
+                            };
                             let status = c.status;
                             view! {
                                 <li>
