@@ -59,14 +59,9 @@ pub struct BrowserFigures {
 }
 
 async fn browser(driver: &str, size: (u32, u32)) -> Result<fantoccini::Client> {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--no-first-run", "--enable-precise-memory-info",
-                        "--js-flags=--expose-gc",
-                        format!("--window-size={},{}", size.0, size.1)]}),
+    let caps = procs::chromium_caps(
+        size,
+        &["--enable-precise-memory-info", "--js-flags=--expose-gc"],
     );
     fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)

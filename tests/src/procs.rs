@@ -297,6 +297,35 @@ pub fn backend(nats: &str, port: u16, logs: &Path) -> Result<Proc> {
     Ok(p)
 }
 
+/// WebDriver capabilities for headless Chromium at `size`, with `extra`
+/// command-line switches.
+pub fn chromium_caps(
+    size: (u32, u32),
+    extra: &[&str],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("--window-size={},{}", size.0, size.1));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({ "args": args }),
+    );
+    caps
+}
+
 /// Starts chromedriver on a free port; returns it and its URL.
 pub fn chromedriver(logs: &Path) -> Result<(Proc, String)> {
     let port = free_port()?;

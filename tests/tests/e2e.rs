@@ -666,14 +666,7 @@ async fn screenshot(c: &fantoccini::Client, name: &str) -> Result<()> {
 /// Headless Chromium (through chromedriver) with a window of `size`.
 async fn chromium(sys: &System, size: (u32, u32)) -> Result<(procs::Proc, fantoccini::Client)> {
     let (driver, url) = procs::chromedriver(&sys.work.logs())?;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--no-first-run",
-                        format!("--window-size={},{}", size.0, size.1)]}),
-    );
+    let caps = procs::chromium_caps(size, &[]);
     let c =
         fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
