@@ -283,22 +283,16 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
             }
         })
     };
-    let flags = move || {
+    // The micro-grid's own part of its state.
+    let detail = move || {
         state.with(|s| {
             s.as_ref()
-                .and_then(|s| s.detail.as_ref())
-                .map(|d| d.open_flags.clone())
+                .and_then(|s| s.detail.clone())
                 .unwrap_or_default()
         })
     };
-    let incidents = move || {
-        state.with(|s| {
-            s.as_ref()
-                .and_then(|s| s.detail.as_ref())
-                .map(|d| d.open_incidents.clone())
-                .unwrap_or_default()
-        })
-    };
+    let flags = move || detail().open_flags;
+    let incidents = move || detail().open_incidents;
     let no_flags = move || flags().is_empty();
     let no_incidents = move || incidents().is_empty();
     // More than the three shown: how many more.
