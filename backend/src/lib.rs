@@ -161,6 +161,7 @@ pub async fn run(
     metrics::gauge!("gridwatch_ws_clients").set(0.0);
     let watcher = tokio::spawn(watch::run(nats, app.clone(), shutdown.child_token()));
     tokio::spawn(flush_paced(app.clone(), shutdown.child_token()));
+    tokio::spawn(heartbeats(app.clone(), shutdown.child_token()));
     tracing::info!(%addr, "listening");
     if let Some(b) = bound {
         let _ = b.send(addr);
@@ -185,6 +186,22 @@ async fn flush_paced(app: Arc<AppState>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tick.tick() => app.store.flush_due(),
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Every `heartbeat_s`, tells each followed node's clients that nothing
+/// changed since the version they know, with the deployment clock's time
+/// (one frame per node, shared by its followers).
+async fn heartbeats(app: Arc<AppState>, stop: CancellationToken) {
+    let every = std::time::Duration::from_secs(app.cfg.heartbeat_s.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => app.store.heartbeat(&app.clock_now()),
             _ = stop.cancelled() => return,
         }
     }

@@ -16,18 +16,20 @@ use futures::{SinkExt, StreamExt};
 use gridwatch_model::ws::ClientMsg;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::AppState;
-use crate::store::{CatchUp, Store, Update, error_frame, heartbeat_frame, snapshot_frame};
+use crate::store::{CatchUp, Store, Update, error_frame, heartbeat_frame};
 
 /// Read buffer per socket: clients only send small requests (the default,
 /// 128 KiB, dominated the backend's memory per client).
 pub const READ_BUFFER: usize = 1024;
-/// Frames gathered per write when a client has several queued.
-pub const WRITE_BUFFER: usize = 8 * 1024;
+/// Frames gathered per write when a client has several queued. The
+/// socket's write buffer keeps the capacity of the most it ever held, for
+/// every client: gathering 8 KiB (then the buffer held ~14 KiB per client
+/// under load, heaptrack) costs more memory than the writes it saves.
+pub const WRITE_BUFFER: usize = 2 * 1024;
 /// Largest request a client may send.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
@@ -133,9 +135,9 @@ async fn client(socket: WebSocket, app: Arc<AppState>) {
 
 /// Sends a snapshot of `node` (if it has a state) and returns its seq.
 async fn send_snapshot(store: &Store, node: &str, tx: &mpsc::Sender<Utf8Bytes>) -> Option<u64> {
-    let s = store.snapshot(node)?;
-    tx.send(snapshot_frame(node, &s)).await.ok()?;
-    Some(s.seq)
+    let (seq, f) = store.snapshot_frame(node)?;
+    tx.send(f).await.ok()?;
+    Some(seq)
 }
 
 /// Moves one node's updates to a client, keeping its `seq` contiguous.
@@ -155,30 +157,29 @@ async fn forward(
             }
             Some(seq)
         }
-        CatchUp::Snapshot(s) => {
-            if tx.send(snapshot_frame(&node, &s)).await.is_err() {
+        CatchUp::Snapshot(s, f) => {
+            if tx.send(f).await.is_err() {
                 return;
             }
-            Some(s.seq)
+            Some(s)
         }
         CatchUp::Nothing => None,
     };
-    let mut beat = tokio::time::interval(Duration::from_secs(app.cfg.heartbeat_s.max(1)));
-    beat.tick().await;
     loop {
-        let u = tokio::select! {
-            u = updates.recv() => u,
-            _ = beat.tick() => {
-                if let Some(s) = seq {
-                    let as_of = app.clock_now();
-                    if tx.send(heartbeat_frame(&node, s, &as_of)).await.is_err() {
-                        return;
-                    }
+        let next = match updates.recv().await {
+            Ok(Update::Heartbeat { seq: s, frame }) => {
+                let frame = match seq {
+                    Some(cur) if cur == s => frame,
+                    // Behind the node (a snapshot is on its way): say
+                    // where this client is.
+                    Some(cur) => heartbeat_frame(&node, cur, &app.clock_now()),
+                    None => continue,
+                };
+                if tx.send(frame).await.is_err() {
+                    return;
                 }
                 continue;
             }
-        };
-        let next = match u {
             Ok(Update::Delta {
                 from,
                 seq: s,
