@@ -432,7 +432,7 @@ async fn main() -> Result<()> {
         writeln!(md, "## Publish → WebSocket latency\n")?;
         writeln!(
             md,
-            "Testing reports at the offered rate spread over all 4,477 micro-grids, plus a probe every {} ms (one patrol in each of the 11 streets at one instant); one client subscribed to the district measures from a probe's publish to the first frame whose patrol count shows it. Fresh nats-server (default flush: the publisher cannot offer 10k events/s with `sync_interval: always` here, see DESIGN), ingest (wall clock, default config) and backend per rate; {} windows of {} s after a 3 s warm-up.\n",
+            "Testing reports at the offered rate spread over all 4,477 micro-grids, plus a probe every {} ms (one patrol in each of the 11 streets at one instant); one client subscribed to the district measures from a probe's publish to the first frame whose patrol count shows it. Fresh nats-server (default flush: the publisher cannot offer 10k events/s with `sync_interval: always` here, see DESIGN), ingest (default config, on the replay clock: the load stamps its events with its own time, 10:00 on 2022-10-15 onwards, and announces it on `gw.clock`, so what the states hold does not depend on the hour the bench runs) and backend per rate; {} windows of {} s after a 3 s warm-up.\n",
             100, args.reps, args.secs
         )?;
         writeln!(
@@ -473,7 +473,7 @@ async fn main() -> Result<()> {
         writeln!(md, "## WebSocket fan-out\n")?;
         writeln!(
             md,
-            "{} events/s flow (testing reports + a probe every 100 ms); half the clients subscribe to the district, half to the 11 streets; one more client subscribes to the district and never reads. Delivery = probe publish → the client's frame showing it (product), or hand-off to the server → client (baseline: a bare tokio-tungstenite server broadcasting frames of the product's mean size at the product's frames/s per client, its own process). RSS per client = (RSS with the clients − RSS before) / clients. CPU = the server process over the window (100 % = one core). The clients run in this process on the same 2 cores.\n",
+            "{} events/s flow (testing reports + a probe every 100 ms); half the clients subscribe to the district, half to the 11 streets; one more client subscribes to the district and never reads. Delivery = probe publish → the client's frame showing it (product), or hand-off to the server → client (baseline: a bare tokio-tungstenite server broadcasting frames of the product's mean size at the product's frames/s per client, its own process). RSS per client = (RSS with the clients − RSS before) / clients. CPU = the server process over the window (100 % = one core). The clients run in this process on the same 2 cores (tokio-tungstenite with a 4 KiB read buffer: with the default 128 KiB, zeroing it before each read was 40 % of the clients' CPU, taken from the servers under test). The load runs on its own clock from 10:00 (see the latency section).\n",
             args.fanout_rate
         )?;
         writeln!(
