@@ -3,9 +3,12 @@
 //! For each node it keeps the current state and version (`seq`, set by
 //! ingest), the last deltas as ready-to-send frames (for clients resuming
 //! after a reconnect), and a broadcast channel to the clients following it.
-//! A state whose `seq` is exactly one more than the last becomes a delta
-//! (RFC 7386 merge patch); anything else (a gap, a restarted ingest) resets
-//! the node, and its clients get a fresh snapshot.
+//! A newer state (higher `seq`) becomes a delta (RFC 7386 merge patch) from
+//! the version the followers know; versions the bucket watch never
+//! delivered (when it falls behind, the bucket keeps only each key's latest
+//! value) fold into it, so followers are not all sent snapshots at once. A
+//! state that is not newer but differs (a restarted ingest) resets the node,
+//! and its clients get a fresh snapshot.
 //!
 //! Most nodes (the 4,477 micro-grids) have nobody following them most of
 //! the time, so a state is kept as the bytes ingest published and parsed
@@ -325,8 +328,8 @@ impl Store {
                 return false;
             }
         };
-        let consecutive = seq == e.seq + 1;
-        let told = if consecutive { e.told() } else { None };
+        let newer = seq > e.seq;
+        let told = if newer { e.told() } else { None };
         e.seq = seq;
         e.raw = Some(raw);
         e.state = Some(Arc::new(state));
@@ -464,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_versions_become_deltas_and_gaps_reset() {
+    fn newer_versions_become_deltas_and_older_ones_reset() {
         let store = Store::new(["a"].into_iter(), 8, Duration::ZERO);
         let (mut rx, c) = store.subscribe("a", None).expect("known node");
         assert!(matches!(c, CatchUp::Nothing));
@@ -488,9 +491,21 @@ mod tests {
             store.subscribe("a", Some(0)).map(|x| x.1),
             Some(CatchUp::Snapshot(..))
         ));
-        // Same state again: ignored. A gap: reset.
+        // Same state again: ignored. Versions 3–8 never seen (the watch
+        // fell behind): one delta from 2 to 9.
         assert!(!store.apply("a", js(json!({"seq": 2, "x": 2}))));
         assert!(store.apply("a", js(json!({"seq": 9, "x": 3}))));
+        match rx.try_recv() {
+            Ok(Update::Delta { from, seq, frame }) => {
+                assert_eq!((from, seq), (2, 9));
+                let v: Value = serde_json::from_str(frame.as_str()).expect("json");
+                assert_eq!(v["patch"], json!({"seq": 9, "x": 3}));
+            }
+            other => panic!("expected a folded delta, got {other:?}"),
+        }
+        // Not newer but different (ingest restarted from an older
+        // checkpoint): reset.
+        assert!(store.apply("a", js(json!({"seq": 4, "x": 5}))));
         assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
     }
 

@@ -140,6 +140,19 @@ async fn send_snapshot(store: &Store, node: &str, tx: &mpsc::Sender<Utf8Bytes>) 
     Some(seq)
 }
 
+/// Sends a fresh snapshot in place of deltas the client cannot apply,
+/// counted by why: the node was `reset`, the client `lagged` behind the
+/// node's channel, or a delta did not start where the client is (`gap`).
+async fn resend_snapshot(
+    store: &Store,
+    node: &str,
+    tx: &mpsc::Sender<Utf8Bytes>,
+    why: &'static str,
+) -> Option<u64> {
+    metrics::counter!("gridwatch_ws_snapshots_resent_total", "why" => why).increment(1);
+    send_snapshot(store, node, tx).await
+}
+
 /// Moves one node's updates to a client, keeping its `seq` contiguous.
 async fn forward(
     app: Arc<AppState>,
@@ -193,11 +206,11 @@ async fn forward(
                 }
                 // Already covered by the snapshot or catch-up.
                 Some(cur) if s <= cur => Some(cur),
-                _ => send_snapshot(&app.store, &node, &tx).await,
+                _ => resend_snapshot(&app.store, &node, &tx, "gap").await,
             },
-            Ok(Update::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                metrics::counter!("gridwatch_ws_snapshots_resent_total").increment(1);
-                send_snapshot(&app.store, &node, &tx).await
+            Ok(Update::Reset) => resend_snapshot(&app.store, &node, &tx, "reset").await,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                resend_snapshot(&app.store, &node, &tx, "lagged").await
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
