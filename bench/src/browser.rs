@@ -25,6 +25,8 @@ pub const POOR_WIFI: (u64, u64, u64) = (150, 125_000, 62_500);
 #[derive(Debug)]
 pub struct Sample {
     pub at_s: f64,
+    /// The deployment clock (simulated), `MM-DD HH:MM`.
+    pub sim: String,
     pub heap_mib: f64,
     pub wasm_mib: f64,
     pub dom_nodes: u64,
@@ -154,14 +156,27 @@ async fn first_frame(driver: &str, port: u16, throttle: bool) -> Result<FirstFra
     r
 }
 
-/// Runs the wall for `minutes` while the simulator plays at `speed`×,
-/// sampling every `sample_s`; then the tablet's first frames.
-pub async fn run(
-    reg: &Registry,
-    minutes: f64,
-    speed: f64,
-    sample_s: u64,
-) -> Result<BrowserFigures> {
+/// What the simulator plays during the wall's run.
+pub struct Play {
+    /// Real minutes the wall runs.
+    pub minutes: f64,
+    /// Simulated time over real time.
+    pub speed: f64,
+    /// Simulated time of day to start at, on 2022-10-15.
+    pub from: chrono::NaiveTime,
+    /// Days the simulator may play, one after another.
+    pub days: u32,
+}
+
+/// Runs the wall for `play.minutes` while the simulator plays, sampling
+/// every `sample_s`; then the tablet's first frames.
+pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFigures> {
+    let &Play {
+        minutes,
+        speed,
+        from,
+        days,
+    } = play;
     let stack = Stack::start(&[("GRIDWATCH__CLOCK".into(), "replay".into())]).await?;
     let work = tempfile::tempdir()?;
     let (_driver, driver) = procs::chromedriver(work.path())?;
@@ -172,11 +187,11 @@ pub async fn run(
         SimConfig {
             seed: 20221015,
             date: chrono::NaiveDate::from_ymd_opt(2022, 10, 15),
-            from: chrono::NaiveTime::from_hms_opt(5, 50, 0),
+            from: Some(from),
             pace: Pace::Speed(speed),
             bad_share: 0.0,
             limit: None,
-            days: 1,
+            days,
         },
         stop.clone(),
     );
@@ -207,6 +222,7 @@ pub async fn run(
                 let mib = |k: &str| v[k].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
                 let s = Sample {
                     at_s: started.elapsed().as_secs_f64(),
+                    sim: sim_clock(stack.port).await,
                     heap_mib: mib("heap"),
                     wasm_mib: mib("wasm"),
                     dom_nodes: v["dom"].as_u64().unwrap_or(0),
@@ -268,4 +284,20 @@ pub async fn run(
         eprintln!("browser: the simulator stopped: {e:#}");
     }
     result
+}
+
+/// The deployment clock as the backend reports it, `MM-DD HH:MM`.
+async fn sim_clock(port: u16) -> String {
+    let v: Option<Value> = async {
+        let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+    .await;
+    v.as_ref()
+        .and_then(|v| v["clock_now"].as_str())
+        .and_then(|t| t.get(5..16))
+        .map(|t| t.replace('T', " "))
+        .unwrap_or_default()
 }

@@ -66,11 +66,18 @@ struct Args {
     )]
     only: Vec<String>,
     /// Minutes of the browser's long run.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 20.0)]
     browser_minutes: f64,
-    /// Speed of the simulated day during the browser run.
-    #[arg(long, default_value_t = 60.0)]
+    /// Speed of the simulated day during the browser run (240× for 20
+    /// minutes: 80 simulated hours, across three midnights).
+    #[arg(long, default_value_t = 240.0)]
     browser_speed: f64,
+    /// Simulated time (HH:MM on 2022-10-15) the browser run starts at.
+    #[arg(long, default_value = "05:50")]
+    browser_from: chrono::NaiveTime,
+    /// Simulated days the browser run may play (one after another).
+    #[arg(long, default_value_t = 4)]
+    browser_days: u32,
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
@@ -561,12 +568,19 @@ async fn browser_section(
     writeln!(md, "## In the browser\n")?;
     writeln!(
         md,
-        "Headless Chromium against the release stack (ingest on the replay clock) while the simulator plays 2022-10-15 from 05:50 at {}× for {} minutes (so {:.1} simulated hours, through the 06:00 testing peak). The wall is `/wall?perf=1` at 1920×1080 with all 4,477 micro-grids on the map; the page measures each frame itself: main-thread time from the frame's arrival until the reactive updates it queued have run and style and layout are recomputed (`frontend/src/perf.rs`; an upper bound). Heap after a forced GC (`--js-flags=--expose-gc`, precise memory info).\n",
+        "Headless Chromium against the release stack (ingest on the replay clock) while the simulator plays 2022-10-15 from {} at {}× for {} minutes (so {:.1} simulated hours; from 05:50 that is through the 06:00 testing peak). The wall is `/wall?perf=1` at 1920×1080 with all 4,477 micro-grids on the map; the page measures each frame itself: main-thread time from the frame's arrival until the reactive updates it queued have run and style and layout are recomputed (`frontend/src/perf.rs`; an upper bound). Heap after a forced GC (`--js-flags=--expose-gc`, precise memory info).\n",
+        args.browser_from.format("%H:%M"),
         args.browser_speed,
         args.browser_minutes,
         args.browser_minutes * args.browser_speed / 60.0
     )?;
-    let f = match browser::run(reg, args.browser_minutes, args.browser_speed, 30).await {
+    let play = browser::Play {
+        minutes: args.browser_minutes,
+        speed: args.browser_speed,
+        from: args.browser_from,
+        days: args.browser_days,
+    };
+    let f = match browser::run(reg, &play, 30).await {
         Ok(f) => f,
         Err(e) => {
             eprintln!("browser: {e:#}");
@@ -590,18 +604,55 @@ async fn browser_section(
     writeln!(md, "\n### The wall over the long run\n")?;
     writeln!(
         md,
-        "| minute | JS heap | wasm memory | DOM nodes | frames measured |"
+        "| minute | simulated time | JS heap | wasm memory | DOM nodes | frames measured |"
     )?;
-    writeln!(md, "|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|")?;
     for s in &f.samples {
         writeln!(
             md,
-            "| {:.1} | {:.2} MiB | {:.1} MiB | {} | {} |",
+            "| {:.1} | {} | {:.2} MiB | {:.1} MiB | {} | {} |",
             s.at_s / 60.0,
+            s.sim,
             s.heap_mib,
             s.wasm_mib,
             s.dom_nodes,
             s.frames
+        )?;
+    }
+    // The same hour on each simulated day: the state is alike, so growth
+    // from one day to the next is what the wall keeps.
+    let mut noon: Vec<&browser::Sample> = Vec::new();
+    for s in &f.samples {
+        let (Some(day), Some(hm)) = (s.sim.get(..5), s.sim.get(6..)) else {
+            continue;
+        };
+        let off = |hm: &str| {
+            let m = hm.get(..2).and_then(|h| h.parse::<i32>().ok()).unwrap_or(0) * 60
+                + hm.get(3..5)
+                    .and_then(|m| m.parse::<i32>().ok())
+                    .unwrap_or(0);
+            (m - 12 * 60).abs()
+        };
+        match noon.iter_mut().find(|n| n.sim.get(..5) == Some(day)) {
+            Some(n) if off(hm) < off(n.sim.get(6..).unwrap_or("")) => *n = s,
+            Some(_) => {}
+            None => noon.push(s),
+        }
+    }
+    if noon.len() > 1 {
+        let cells: Vec<String> = noon
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: JS heap {:.2} MiB, wasm {:.1} MiB, {} DOM nodes",
+                    s.sim, s.heap_mib, s.wasm_mib, s.dom_nodes
+                )
+            })
+            .collect();
+        writeln!(
+            md,
+            "\nNearest noon on each simulated day — {}.",
+            cells.join("; ")
         )?;
     }
     if let (Some(a), Some(b)) = (f.samples.get(1), f.samples.last()) {
