@@ -96,7 +96,7 @@ where
 const SAMPLE_JS: &str = "const frames = window.__gw_frames || []; window.__gw_frames = []; \
     if (window.gc) { window.gc(); } \
     return { heap: performance.memory ? performance.memory.usedJSHeapSize : 0, \
-             wasm: window.__gw_wasm_bytes || 0, \
+             wasm: window.__gw_memory ? window.__gw_memory.buffer.byteLength : 0, \
              dom: document.getElementsByTagName('*').length, \
              frames: frames };";
 
@@ -166,6 +166,8 @@ pub struct Play {
     pub from: chrono::NaiveTime,
     /// Days the simulator may play, one after another.
     pub days: u32,
+    /// The wall's query string (`perf=1` measures each frame).
+    pub query: String,
 }
 
 /// Runs the wall for `play.minutes` while the simulator plays, sampling
@@ -176,6 +178,7 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
         speed,
         from,
         days,
+        ..
     } = play;
     let stack = Stack::start(&[("GRIDWATCH__CLOCK".into(), "replay".into())]).await?;
     let work = tempfile::tempdir()?;
@@ -198,14 +201,19 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
     let measure = async {
         let c = browser(&driver, (1920, 1080)).await?;
         let r = async {
-            c.goto(&format!("http://127.0.0.1:{}/wall?perf=1", stack.port))
-                .await?;
+            c.goto(&format!(
+                "http://127.0.0.1:{}/wall?{}",
+                stack.port, play.query
+            ))
+            .await?;
             until(
                 "the wall's first frames",
                 Duration::from_secs(60),
                 || async {
-                    Ok(c.execute("return window.__gw_frames ? 1 : null;", vec![])
-                        .await?)
+                    Ok(
+                        c.execute("return window.__gw_first_frame ? 1 : null;", vec![])
+                            .await?,
+                    )
                 },
             )
             .await?;

@@ -78,6 +78,10 @@ struct Args {
     /// Simulated days the browser run may play (one after another).
     #[arg(long, default_value_t = 4)]
     browser_days: u32,
+    /// The wall's query string in the browser run (without `perf=1` the
+    /// page does not time its frames: for heap comparisons).
+    #[arg(long, default_value = "perf=1")]
+    browser_query: String,
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
@@ -568,17 +572,19 @@ async fn browser_section(
     writeln!(md, "## In the browser\n")?;
     writeln!(
         md,
-        "Headless Chromium against the release stack (ingest on the replay clock) while the simulator plays 2022-10-15 from {} at {}× for {} minutes (so {:.1} simulated hours; from 05:50 that is through the 06:00 testing peak). The wall is `/wall?perf=1` at 1920×1080 with all 4,477 micro-grids on the map; the page measures each frame itself: main-thread time from the frame's arrival until the reactive updates it queued have run and style and layout are recomputed (`frontend/src/perf.rs`; an upper bound). Heap after a forced GC (`--js-flags=--expose-gc`, precise memory info).\n",
+        "Headless Chromium against the release stack (ingest on the replay clock) while the simulator plays 2022-10-15 from {} at {}× for {} minutes (so {:.1} simulated hours; from 05:50 that is through the 06:00 testing peak). The wall is `/wall?{}` at 1920×1080 with all 4,477 micro-grids on the map; the page measures each frame itself: main-thread time from the frame's arrival until the reactive updates it queued have run and style and layout are recomputed (`frontend/src/perf.rs`; an upper bound). Heap after a forced GC (`--js-flags=--expose-gc`, precise memory info).\n",
         args.browser_from.format("%H:%M"),
         args.browser_speed,
         args.browser_minutes,
-        args.browser_minutes * args.browser_speed / 60.0
+        args.browser_minutes * args.browser_speed / 60.0,
+        args.browser_query
     )?;
     let play = browser::Play {
         minutes: args.browser_minutes,
         speed: args.browser_speed,
         from: args.browser_from,
         days: args.browser_days,
+        query: args.browser_query.clone(),
     };
     let f = match browser::run(reg, &play, 30).await {
         Ok(f) => f,

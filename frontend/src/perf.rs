@@ -1,7 +1,8 @@
 //! Measurements the browser benchmark reads from page globals (bounded,
 //! so a wall can run for days with them on):
 //! - `__gw_first_frame`: `{ms, bytes}` — when the first snapshot arrived
-//!   (ms since navigation start) and its size; always recorded, once.
+//!   (ms since navigation start) and its size; always recorded, once; and
+//!   `__gw_memory`, the wasm memory (its `buffer.byteLength` is its size).
 //! - with `?perf=1`: `__gw_frames`, the last 20,000 frames as `[node, ms,
 //!   bytes]` where `ms` is the main thread's time from the frame's arrival
 //!   until the reactive updates it queued ran and style and layout were
@@ -9,8 +10,8 @@
 //!   `__gw_wasm_bytes`, the size of the wasm linear memory.
 
 use js_sys::{Array, Object, Reflect};
-use leptos::prelude::set_timeout;
-use std::time::Duration;
+use std::cell::RefCell;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Frames kept.
@@ -47,6 +48,22 @@ pub fn first_frame(bytes: usize) {
     let _ = Reflect::set(&o, &"ms".into(), &now().into());
     let _ = Reflect::set(&o, &"bytes".into(), &(bytes as f64).into());
     set_global("__gw_first_frame", &o);
+    // The wasm memory itself, so its size can be read without `?perf=1`.
+    set_global("__gw_memory", &wasm_bindgen::memory());
+}
+
+/// Frames waiting for their measurement: (node, arrival, bytes).
+type Pending = Vec<(String, f64, usize)>;
+
+thread_local! {
+    static PENDING: RefCell<Pending> = const { RefCell::new(Vec::new()) };
+    /// The one callback that measures the pending frames. Made once and
+    /// kept: a closure per frame (as `set_timeout` makes) is freed only
+    /// when the JS GC finalizes it, and on a busy wall that lagged behind —
+    /// the JS heap and wasm memory grew with every frame measured.
+    static MEASURE: Option<Closure<dyn FnMut()>> = ON.with(|on| *on).then(|| {
+        Closure::<dyn FnMut()>::new(measure_pending)
+    });
 }
 
 /// Call as a frame arrives: with `?perf=1`, measures it once the work it
@@ -55,41 +72,53 @@ pub fn frame(node: &str, bytes: usize) {
     if !ON.with(|on| *on) {
         return;
     }
-    let t0 = now();
-    let node = node.to_string();
-    set_timeout(
-        move || {
-            // Style and layout now, so they count.
-            if let Some(el) = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.document_element())
-            {
-                let _ = el.get_bounding_client_rect();
+    let first = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        p.push((node.to_string(), now(), bytes));
+        p.len() == 1
+    });
+    if first {
+        MEASURE.with(|m| {
+            if let (Some(m), Some(w)) = (m, web_sys::window()) {
+                let _ = w.set_timeout_with_callback(m.as_ref().unchecked_ref());
             }
-            let ms = now() - t0;
-            let frames = match global("__gw_frames").dyn_into::<Array>() {
-                Ok(a) => a,
-                Err(_) => {
-                    let a = Array::new();
-                    set_global("__gw_frames", &a);
-                    a
-                }
-            };
-            frames.push(&Array::of3(
-                &node.as_str().into(),
-                &ms.into(),
-                &(bytes as f64).into(),
-            ));
-            if frames.length() > KEEP {
-                frames.shift();
-            }
-            let wasm_bytes = wasm_bindgen::memory()
-                .dyn_into::<js_sys::WebAssembly::Memory>()
-                .ok()
-                .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
-                .map_or(0.0, |b| f64::from(b.byte_length()));
-            set_global("__gw_wasm_bytes", &wasm_bytes.into());
-        },
-        Duration::ZERO,
-    );
+        });
+    }
+}
+
+/// Runs after the work the pending frames queued: style and layout now, so
+/// they count, then one record per frame.
+fn measure_pending() {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = el.get_bounding_client_rect();
+    }
+    let end = now();
+    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let frames = match global("__gw_frames").dyn_into::<Array>() {
+        Ok(a) => a,
+        Err(_) => {
+            let a = Array::new();
+            set_global("__gw_frames", &a);
+            a
+        }
+    };
+    for (node, t0, bytes) in pending {
+        frames.push(&Array::of3(
+            &node.as_str().into(),
+            &(end - t0).into(),
+            &(bytes as f64).into(),
+        ));
+    }
+    while frames.length() > KEEP {
+        frames.shift();
+    }
+    let wasm_bytes = wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+        .map_or(0.0, |b| f64::from(b.byte_length()));
+    set_global("__gw_wasm_bytes", &wasm_bytes.into());
 }
