@@ -198,7 +198,12 @@ fn Children(
     board: RwSignal<Option<TestingBoard>>,
     live: Live,
 ) -> impl IntoView {
-    let rows = move || {
+    // Rows are keyed by node alone and read their figures from this memo:
+    // a row made afresh on every update (as keying by the figures did)
+    // leaves its effects behind in the subscriber lists of signals that
+    // rarely change (the language), and the wasm memory grew with every
+    // update.
+    let rows = Memo::new(move |_| {
         let mut c: Vec<(ChildSummary, f64)> = state.with(|s| {
             let children = s.as_ref().map(|s| s.children.clone()).unwrap_or_default();
             board.with(|b| {
@@ -227,7 +232,8 @@ fn Children(
         });
         c.truncate(CHILDREN_SHOWN);
         c
-    };
+    });
+    let nodes = move || rows.with(|r| r.iter().map(|(c, _)| c.node.clone()).collect::<Vec<_>>());
     let more = move || {
         let n = state.with(|s| s.as_ref().map_or(0, |s| s.children.len()));
         (n > CHILDREN_SHOWN).then(|| format!("+{}", n - CHILDREN_SHOWN))
@@ -236,18 +242,21 @@ fn Children(
         <Tile class="children" testid="children" zh="采样完成与状态" en="Tested today and status" live=live>
             <ul>
                 <For
-                    each=rows
-                    key=|(c, done)| (c.node.clone(), c.status, c.red, (done * 10_000.0) as u64)
-                    children=move |(c, done)| {
-                        let width = format!("width:{:.1}%", (done * 100.0).clamp(0.0, 100.0));
-                        let (zh, en) = (c.name.clone(), c.name_en.clone());
-                        let label = move || name(&zh, &en).to_string();
+                    each=nodes
+                    key=|node| node.clone()
+                    children=move |node| {
+                        let row = Memo::new(move |_| rows.with(|r| r.iter().find(|(c, _)| c.node == node).cloned()));
+                        let class = move || row.get().map_or_else(String::new, |(c, _)| format!("child {}", status_class(c.status)));
+                        let label = move || row.get().map(|(c, _)| name(&c.name, &c.name_en).to_string()).unwrap_or_default();
+                        let width = move || row.get().map(|(_, done)| format!("width:{:.1}%", (done * 100.0).clamp(0.0, 100.0))).unwrap_or_default();
+                        let pct = move || row.get().map(|(_, done)| percent(done)).unwrap_or_default();
+                        let red = move || row.get().and_then(|(c, _)| (c.red > 0).then(|| format!("● {}", c.red)));
                         view! {
-                            <li class=format!("child {}", status_class(c.status))>
+                            <li class=class>
                                 <span class="child-name">{label}</span>
                                 <span class="child-bar"><i style=width></i></span>
-                                <span class="child-pct">{percent(done)}</span>
-                                <span class="child-red">{(c.red > 0).then(|| format!("● {}", c.red))}</span>
+                                <span class="child-pct">{pct}</span>
+                                <span class="child-red">{red}</span>
                             </li>
                         }
                     }
