@@ -259,3 +259,29 @@ pub fn AsOf(live: Live) -> impl IntoView {
         <span class=move || if live.stale() { "tile-age stale" } else { "tile-age" } data-testid="tile-age">{text}</span>
     }
 }
+
+/// A list whose rows are made once per identity (`id`) and read their
+/// current value from a memo of their own. Rows remade whenever their
+/// figures change (`<For>` keyed by the figures) each leave their effects
+/// behind in the subscriber lists of signals that rarely change — the
+/// language — and the wasm memory grew with every update (bench/ANALYSIS.md,
+/// "The wall over days").
+pub fn keyed_rows<T, K, V, R>(rows: Memo<Vec<T>>, id: fn(&T) -> K, row: R) -> impl IntoView
+where
+    T: Clone + PartialEq + Send + Sync + 'static,
+    K: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
+    R: Fn(Memo<Option<T>>) -> V + Clone + Send + 'static,
+    V: IntoView + 'static,
+{
+    let ids = move || rows.with(|r| r.iter().map(id).collect::<Vec<K>>());
+    view! {
+        <For
+            each=ids
+            key=|k: &K| k.clone()
+            children=move |k: K| {
+                let item = Memo::new(move |_| rows.with(|r| r.iter().find(|t| id(t) == k).cloned()));
+                row(item)
+            }
+        />
+    }
+}

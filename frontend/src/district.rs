@@ -3,10 +3,13 @@
 //! and red counts; district totals; the red micro-grids with their reasons.
 //! Every number carries a `data-testid` so browser tests can read it.
 
+use gridwatch_model::state::RedNode;
 use gridwatch_model::{NodeState, Zone};
 use leptos::prelude::*;
 
-use crate::components::{Figure, Header, ZonePanel, status_class, whys_text, zone_title};
+use crate::components::{
+    Figure, Header, ZonePanel, keyed_rows, status_class, whys_text, zone_title,
+};
 use crate::fmt::{percent, thousands};
 use crate::i18n::tr;
 use crate::live::Live;
@@ -19,33 +22,30 @@ pub fn RedList(
     #[prop(optional)] limit: Option<usize>,
 ) -> impl IntoView {
     let limit = limit.unwrap_or(usize::MAX);
-    let shown = move || {
+    let shown = Memo::new(move |_| {
         state.with(|s| {
             let mut r = s.as_ref().map(|s| s.red_nodes.clone()).unwrap_or_default();
             r.truncate(limit);
             r
         })
-    };
+    });
     view! {
         <section class="red-list" data-testid="red-list">
             <h2>{move || tr("红色微网格及原因", "Red micro-grids and why")}</h2>
             <ul>
-                <For
-                    each=shown
-                    key=|r| (r.node.clone(), r.why.clone())
-                    children=move |r| {
-                        let zone = r.zone;
-                        let why = r.why.clone();
-                        view! {
-                            <li class="red-item">
-                                <span class="red-node">{r.name.clone()}</span>
-                                <span class="red-zone">{move || zone_title(zone)}</span>
-                                <span class="red-id">{r.node.clone()}</span>
-                                <span class="red-why">{move || whys_text(&why)}</span>
-                            </li>
-                        }
+                {keyed_rows(shown, |r| r.node.clone(), move |r| {
+                    let field = move |f: fn(&RedNode) -> String| move || r.with(|r| r.as_ref().map(f).unwrap_or_default());
+                    let zone = move || r.with(|r| r.as_ref().map(|r| zone_title(r.zone).to_string()).unwrap_or_default());
+                    let why = move || r.with(|r| r.as_ref().map(|r| whys_text(&r.why)).unwrap_or_default());
+                    view! {
+                        <li class="red-item">
+                            <span class="red-node">{field(|r| r.name.clone())}</span>
+                            <span class="red-zone">{zone}</span>
+                            <span class="red-id">{field(|r| r.node.clone())}</span>
+                            <span class="red-why">{why}</span>
+                        </li>
                     }
-                />
+                })}
             </ul>
             <Show when=move || state.with(|s| s.as_ref().is_some_and(|s| s.red_nodes.is_empty()))>
                 <p class="none">{move || tr("无", "none")}</p>

@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::components::{Header, Tile, ZonePanel, status_class, status_name};
+use crate::components::{Header, Tile, ZonePanel, keyed_rows, status_class, status_name};
 use crate::district::RedList;
 use crate::fmt::{percent, thousands};
 use crate::geo::{self, Geo};
@@ -198,11 +198,6 @@ fn Children(
     board: RwSignal<Option<TestingBoard>>,
     live: Live,
 ) -> impl IntoView {
-    // Rows are keyed by node alone and read their figures from this memo:
-    // a row made afresh on every update (as keying by the figures did)
-    // leaves its effects behind in the subscriber lists of signals that
-    // rarely change (the language), and the wasm memory grew with every
-    // update.
     let rows = Memo::new(move |_| {
         let mut c: Vec<(ChildSummary, f64)> = state.with(|s| {
             let children = s.as_ref().map(|s| s.children.clone()).unwrap_or_default();
@@ -233,7 +228,6 @@ fn Children(
         c.truncate(CHILDREN_SHOWN);
         c
     });
-    let nodes = move || rows.with(|r| r.iter().map(|(c, _)| c.node.clone()).collect::<Vec<_>>());
     let more = move || {
         let n = state.with(|s| s.as_ref().map_or(0, |s| s.children.len()));
         (n > CHILDREN_SHOWN).then(|| format!("+{}", n - CHILDREN_SHOWN))
@@ -241,26 +235,21 @@ fn Children(
     view! {
         <Tile class="children" testid="children" zh="采样完成与状态" en="Tested today and status" live=live>
             <ul>
-                <For
-                    each=nodes
-                    key=|node| node.clone()
-                    children=move |node| {
-                        let row = Memo::new(move |_| rows.with(|r| r.iter().find(|(c, _)| c.node == node).cloned()));
-                        let class = move || row.get().map_or_else(String::new, |(c, _)| format!("child {}", status_class(c.status)));
-                        let label = move || row.get().map(|(c, _)| name(&c.name, &c.name_en).to_string()).unwrap_or_default();
-                        let width = move || row.get().map(|(_, done)| format!("width:{:.1}%", (done * 100.0).clamp(0.0, 100.0))).unwrap_or_default();
-                        let pct = move || row.get().map(|(_, done)| percent(done)).unwrap_or_default();
-                        let red = move || row.get().and_then(|(c, _)| (c.red > 0).then(|| format!("● {}", c.red)));
-                        view! {
-                            <li class=class>
-                                <span class="child-name">{label}</span>
-                                <span class="child-bar"><i style=width></i></span>
-                                <span class="child-pct">{pct}</span>
-                                <span class="child-red">{red}</span>
-                            </li>
-                        }
+                {keyed_rows(rows, |(c, _)| c.node.clone(), move |row| {
+                    let class = move || row.get().map_or_else(String::new, |(c, _)| format!("child {}", status_class(c.status)));
+                    let label = move || row.get().map(|(c, _)| name(&c.name, &c.name_en).to_string()).unwrap_or_default();
+                    let width = move || row.get().map(|(_, done)| format!("width:{:.1}%", (done * 100.0).clamp(0.0, 100.0))).unwrap_or_default();
+                    let pct = move || row.get().map(|(_, done)| percent(done)).unwrap_or_default();
+                    let red = move || row.get().and_then(|(c, _)| (c.red > 0).then(|| format!("● {}", c.red)));
+                    view! {
+                        <li class=class>
+                            <span class="child-name">{label}</span>
+                            <span class="child-bar"><i style=width></i></span>
+                            <span class="child-pct">{pct}</span>
+                            <span class="child-red">{red}</span>
+                        </li>
                     }
-                />
+                })}
             </ul>
             <p class="more">{more}</p>
         </Tile>
