@@ -466,6 +466,22 @@ mod tests {
         bytes::Bytes::from(v.to_string())
     }
 
+    /// The next update is a delta from `from` to `seq` carrying `patch`.
+    fn expect_delta(rx: &mut broadcast::Receiver<Update>, (from, seq): (u64, u64), patch: Value) {
+        match rx.try_recv() {
+            Ok(Update::Delta {
+                from: f,
+                seq: s,
+                frame,
+            }) => {
+                assert_eq!((f, s), (from, seq));
+                let v: Value = serde_json::from_str(frame.as_str()).expect("json");
+                assert_eq!(v["patch"], patch);
+            }
+            other => panic!("expected a delta {from} → {seq}, got {other:?}"),
+        }
+    }
+
     #[test]
     fn newer_versions_become_deltas_and_older_ones_reset() {
         let store = Store::new(["a"].into_iter(), 8, Duration::ZERO);
@@ -474,14 +490,7 @@ mod tests {
         assert!(store.apply("a", js(json!({"seq": 1, "x": 1}))));
         assert!(matches!(rx.try_recv(), Ok(Update::Reset)));
         assert!(store.apply("a", js(json!({"seq": 2, "x": 2}))));
-        match rx.try_recv() {
-            Ok(Update::Delta { from, seq, frame }) => {
-                assert_eq!((from, seq), (1, 2));
-                let v: Value = serde_json::from_str(frame.as_str()).expect("json");
-                assert_eq!(v["patch"], json!({"seq": 2, "x": 2}));
-            }
-            other => panic!("expected a delta, got {other:?}"),
-        }
+        expect_delta(&mut rx, (1, 2), json!({"seq": 2, "x": 2}));
         // Resume from 1: one delta; from 0: not in history → snapshot.
         match store.subscribe("a", Some(1)).map(|x| x.1) {
             Some(CatchUp::Deltas(f, 2)) => assert_eq!(f.len(), 1),
@@ -495,14 +504,7 @@ mod tests {
         // fell behind): one delta from 2 to 9.
         assert!(!store.apply("a", js(json!({"seq": 2, "x": 2}))));
         assert!(store.apply("a", js(json!({"seq": 9, "x": 3}))));
-        match rx.try_recv() {
-            Ok(Update::Delta { from, seq, frame }) => {
-                assert_eq!((from, seq), (2, 9));
-                let v: Value = serde_json::from_str(frame.as_str()).expect("json");
-                assert_eq!(v["patch"], json!({"seq": 9, "x": 3}));
-            }
-            other => panic!("expected a folded delta, got {other:?}"),
-        }
+        expect_delta(&mut rx, (2, 9), json!({"seq": 9, "x": 3}));
         // Not newer but different (ingest restarted from an older
         // checkpoint): reset.
         assert!(store.apply("a", js(json!({"seq": 4, "x": 5}))));
@@ -579,15 +581,8 @@ mod tests {
         assert!(rx.try_recv().is_err(), "still paced");
         store.client_count(-1);
         store.flush_due();
-        match rx.try_recv() {
-            Ok(Update::Delta { from, seq, frame }) => {
-                assert_eq!((from, seq), (2, 4));
-                let v: Value = serde_json::from_str(frame.as_str()).expect("json");
-                // y went 1 → 2 → 1: unchanged over the folded versions.
-                assert_eq!(v["patch"], json!({"seq": 4, "x": 3}));
-            }
-            other => panic!("expected a folded delta, got {other:?}"),
-        }
+        // y went 1 → 2 → 1: unchanged over the folded versions.
+        expect_delta(&mut rx, (2, 4), json!({"seq": 4, "x": 3}));
         // Resuming from 1 replays both deltas, from 2 the folded one.
         match store.subscribe("a", Some(1)).map(|x| x.1) {
             Some(CatchUp::Deltas(f, 4)) => assert_eq!(f.len(), 2),
