@@ -25,8 +25,8 @@ pub const POOR_WIFI: (u64, u64, u64) = (150, 125_000, 62_500);
 #[derive(Debug)]
 pub struct Sample {
     pub at_s: f64,
-    /// The deployment clock (simulated), `MM-DD HH:MM`.
-    pub sim: String,
+    /// The deployment clock (simulated, local time), if the backend said.
+    pub sim: Option<chrono::NaiveDateTime>,
     pub heap_mib: f64,
     pub wasm_mib: f64,
     pub dom_nodes: u64,
@@ -294,8 +294,8 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
     result
 }
 
-/// The deployment clock as the backend reports it, `MM-DD HH:MM`.
-async fn sim_clock(port: u16) -> String {
+/// The deployment clock as the backend reports it, in local time.
+async fn sim_clock(port: u16) -> Option<chrono::NaiveDateTime> {
     let v: Option<Value> = async {
         let r = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
             .await
@@ -303,9 +303,8 @@ async fn sim_clock(port: u16) -> String {
         r.json().await.ok()
     }
     .await;
-    v.as_ref()
-        .and_then(|v| v["clock_now"].as_str())
-        .and_then(|t| t.get(5..16))
-        .map(|t| t.replace('T', " "))
-        .unwrap_or_default()
+    let t = v.as_ref()?["clock_now"].as_str()?;
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.naive_local())
 }

@@ -618,7 +618,9 @@ async fn browser_section(
             md,
             "| {:.1} | {} | {:.2} MiB | {:.1} MiB | {} | {} |",
             s.at_s / 60.0,
-            s.sim,
+            s.sim
+                .map(|t| t.format("%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
             s.heap_mib,
             s.wasm_mib,
             s.dom_nodes,
@@ -627,31 +629,28 @@ async fn browser_section(
     }
     // The same hour on each simulated day: the state is alike, so growth
     // from one day to the next is what the wall keeps.
-    let mut noon: Vec<&browser::Sample> = Vec::new();
+    let from_noon = |t: chrono::NaiveDateTime| {
+        (t.time() - chrono::NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default()).abs()
+    };
+    let mut noon: Vec<(chrono::NaiveDateTime, &browser::Sample)> = Vec::new();
     for s in &f.samples {
-        let (Some(day), Some(hm)) = (s.sim.get(..5), s.sim.get(6..)) else {
-            continue;
-        };
-        let off = |hm: &str| {
-            let m = hm.get(..2).and_then(|h| h.parse::<i32>().ok()).unwrap_or(0) * 60
-                + hm.get(3..5)
-                    .and_then(|m| m.parse::<i32>().ok())
-                    .unwrap_or(0);
-            (m - 12 * 60).abs()
-        };
-        match noon.iter_mut().find(|n| n.sim.get(..5) == Some(day)) {
-            Some(n) if off(hm) < off(n.sim.get(6..).unwrap_or("")) => *n = s,
+        let Some(t) = s.sim else { continue };
+        match noon.iter_mut().find(|(n, _)| n.date() == t.date()) {
+            Some(n) if from_noon(t) < from_noon(n.0) => *n = (t, s),
             Some(_) => {}
-            None => noon.push(s),
+            None => noon.push((t, s)),
         }
     }
     if noon.len() > 1 {
         let cells: Vec<String> = noon
             .iter()
-            .map(|s| {
+            .map(|(t, s)| {
                 format!(
                     "{}: JS heap {:.2} MiB, wasm {:.1} MiB, {} DOM nodes",
-                    s.sim, s.heap_mib, s.wasm_mib, s.dom_nodes
+                    t.format("%m-%d %H:%M"),
+                    s.heap_mib,
+                    s.wasm_mib,
+                    s.dom_nodes
                 )
             })
             .collect();
