@@ -29,6 +29,8 @@ pub struct Sample {
     pub sim: Option<chrono::NaiveDateTime>,
     pub heap_mib: f64,
     pub wasm_mib: f64,
+    /// Of the wasm memory, the bytes in use (allocated, not freed).
+    pub live_mib: f64,
     pub dom_nodes: u64,
     pub frames: u64,
 }
@@ -97,6 +99,7 @@ const SAMPLE_JS: &str = "const frames = window.__gw_frames || []; window.__gw_fr
     if (window.gc) { window.gc(); } \
     return { heap: performance.memory ? performance.memory.usedJSHeapSize : 0, \
              wasm: window.__gw_memory ? window.__gw_memory.buffer.byteLength : 0, \
+             live: window.__gw_heap_live ? window.__gw_heap_live() : 0, \
              dom: document.getElementsByTagName('*').length, \
              frames: frames };";
 
@@ -233,6 +236,7 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
                     sim: sim_clock(stack.port).await,
                     heap_mib: mib("heap"),
                     wasm_mib: mib("wasm"),
+                    live_mib: mib("live"),
                     dom_nodes: v["dom"].as_u64().unwrap_or(0),
                     frames: frames.len() as u64,
                 };

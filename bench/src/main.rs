@@ -610,19 +610,20 @@ async fn browser_section(
     writeln!(md, "\n### The wall over the long run\n")?;
     writeln!(
         md,
-        "| minute | simulated time | JS heap | wasm memory | DOM nodes | frames measured |"
+        "| minute | simulated time | JS heap | wasm memory | of it in use | DOM nodes | frames measured |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
     for s in &f.samples {
         writeln!(
             md,
-            "| {:.1} | {} | {:.2} MiB | {:.1} MiB | {} | {} |",
+            "| {:.1} | {} | {:.2} MiB | {:.1} MiB | {:.2} MiB | {} | {} |",
             s.at_s / 60.0,
             s.sim
                 .map(|t| t.format("%m-%d %H:%M").to_string())
                 .unwrap_or_default(),
             s.heap_mib,
             s.wasm_mib,
+            s.live_mib,
             s.dom_nodes,
             s.frames
         )?;
@@ -646,10 +647,11 @@ async fn browser_section(
             .iter()
             .map(|(t, s)| {
                 format!(
-                    "{}: JS heap {:.2} MiB, wasm {:.1} MiB, {} DOM nodes",
+                    "{}: JS heap {:.2} MiB, wasm {:.1} MiB ({:.2} in use), {} DOM nodes",
                     t.format("%m-%d %H:%M"),
                     s.heap_mib,
                     s.wasm_mib,
+                    s.live_mib,
                     s.dom_nodes
                 )
             })
@@ -663,11 +665,12 @@ async fn browser_section(
     if let (Some(a), Some(b)) = (f.samples.get(1), f.samples.last()) {
         writeln!(
             md,
-            "\nFrom minute {:.1} to {:.1}: JS heap {:+.2} MiB, wasm memory {:+.1} MiB, DOM nodes {:+}.",
+            "\nFrom minute {:.1} to {:.1}: JS heap {:+.2} MiB, wasm memory {:+.1} MiB (in use {:+.2} MiB), DOM nodes {:+}.",
             a.at_s / 60.0,
             b.at_s / 60.0,
             b.heap_mib - a.heap_mib,
             b.wasm_mib - a.wasm_mib,
+            b.live_mib - a.live_mib,
             b.dom_nodes as i64 - a.dom_nodes as i64
         )?;
     }

@@ -260,27 +260,37 @@ pub fn AsOf(live: Live) -> impl IntoView {
     }
 }
 
-/// A list whose rows are made once per identity (`id`) and read their
-/// current value from a memo of their own. Rows remade whenever their
-/// figures change (`<For>` keyed by the figures) each leave their effects
-/// behind in the subscriber lists of signals that rarely change — the
-/// language — and the wasm memory grew with every update (bench/ANALYSIS.md,
-/// "The wall over days").
-pub fn keyed_rows<T, K, V, R>(rows: Memo<Vec<T>>, id: fn(&T) -> K, row: R) -> impl IntoView
+/// A list drawn in slots that are made once and then only refilled: slot
+/// `i` shows `rows[i]` (its figures from a memo of its own, so only slots
+/// whose row changed update), and a slot past the end of the list is
+/// hidden. Slots grow to the longest list seen and are never removed.
+///
+/// Why not rows made per item (`<For>` keyed by item): every row made
+/// under a component that lives as long as the page leaves a little behind
+/// in reactive_graph 0.2 when it goes — its owner stays listed (weakly) in
+/// the parent's children until the parent is cleaned up, and its effects
+/// stay in the subscriber lists of signals that rarely change (the language,
+/// the geometry) until those change. On a wall whose ticker gains a row per
+/// alert that grew the wasm heap all day (bench/ANALYSIS.md, "The wall over
+/// days"); with slots nothing is made once the lists are full.
+pub fn slot_rows<T, V, R>(rows: Memo<Vec<T>>, class: fn(&T) -> String, row: R) -> impl IntoView
 where
     T: Clone + PartialEq + Send + Sync + 'static,
-    K: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
     R: Fn(Memo<Option<T>>) -> V + Clone + Send + 'static,
     V: IntoView + 'static,
 {
-    let ids = move || rows.with(|r| r.iter().map(id).collect::<Vec<K>>());
+    let slots =
+        Memo::new(move |seen: Option<&usize>| rows.with(Vec::len).max(seen.copied().unwrap_or(0)));
     view! {
         <For
-            each=ids
-            key=|k: &K| k.clone()
-            children=move |k: K| {
-                let item = Memo::new(move |_| rows.with(|r| r.iter().find(|t| id(t) == k).cloned()));
-                row(item)
+            each=move || 0..slots.get()
+            key=|i: &usize| *i
+            children=move |i: usize| {
+                let item = Memo::new(move |_| rows.with(|r| r.get(i).cloned()));
+                let cls = move || item.with(|t| t.as_ref().map(class).unwrap_or_default());
+                view! {
+                    <li class=cls hidden=move || item.with(Option::is_none)>{row(item)}</li>
+                }
             }
         />
     }

@@ -8,7 +8,7 @@ use gridwatch_model::{NodeState, Zone};
 use leptos::prelude::*;
 
 use crate::components::{
-    Figure, Header, ZonePanel, keyed_rows, status_class, whys_text, zone_title,
+    Figure, Header, ZonePanel, slot_rows, status_class, whys_text, zone_title,
 };
 use crate::fmt::{percent, thousands};
 use crate::i18n::tr;
@@ -33,17 +33,15 @@ pub fn RedList(
         <section class="red-list" data-testid="red-list">
             <h2>{move || tr("红色微网格及原因", "Red micro-grids and why")}</h2>
             <ul>
-                {keyed_rows(shown, |r| r.node.clone(), move |r| {
+                {slot_rows(shown, |_| "red-item".to_string(), move |r| {
                     let field = move |f: fn(&RedNode) -> String| move || r.with(|r| r.as_ref().map(f).unwrap_or_default());
                     let zone = move || r.with(|r| r.as_ref().map(|r| zone_title(r.zone).to_string()).unwrap_or_default());
                     let why = move || r.with(|r| r.as_ref().map(|r| whys_text(&r.why)).unwrap_or_default());
                     view! {
-                        <li class="red-item">
-                            <span class="red-node">{field(|r| r.name.clone())}</span>
-                            <span class="red-zone">{zone}</span>
-                            <span class="red-id">{field(|r| r.node.clone())}</span>
-                            <span class="red-why">{why}</span>
-                        </li>
+                        <span class="red-node">{field(|r| r.name.clone())}</span>
+                        <span class="red-zone">{zone}</span>
+                        <span class="red-id">{field(|r| r.node.clone())}</span>
+                        <span class="red-why">{why}</span>
                     }
                 })}
             </ul>

@@ -29,6 +29,26 @@ pub mod wall;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+/// The system allocator, counting the bytes it has handed out and not had
+/// back: the wasm memory only grows (pages are never returned), so its
+/// size alone cannot tell a leak from fragmentation; these live bytes can
+/// (`__gw_heap_live()`, see [`perf`]).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+/// Bytes of the wasm heap in use now.
+#[cfg(target_arch = "wasm32")]
+pub fn heap_live_bytes() -> usize {
+    ALLOC.allocated()
+}
+
+/// Bytes of the wasm heap in use now (counted only in the browser).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn heap_live_bytes() -> usize {
+    0
+}
+
 /// The application root.
 #[component]
 pub fn App() -> impl IntoView {

@@ -1,8 +1,10 @@
 //! Measurements the browser benchmark reads from page globals (bounded,
 //! so a wall can run for days with them on):
 //! - `__gw_first_frame`: `{ms, bytes}` — when the first snapshot arrived
-//!   (ms since navigation start) and its size; always recorded, once; and
-//!   `__gw_memory`, the wasm memory (its `buffer.byteLength` is its size).
+//!   (ms since navigation start) and its size; always recorded, once;
+//!   `__gw_memory`, the wasm memory (its `buffer.byteLength` is its size);
+//!   and `__gw_heap_live()`, the bytes of that memory the allocator has
+//!   handed out and not had back (the memory never shrinks; this does).
 //! - with `?perf=1`: `__gw_frames`, the last 20,000 frames as `[node, ms,
 //!   bytes]` where `ms` is the main thread's time from the frame's arrival
 //!   until the reactive updates it queued ran and style and layout were
@@ -50,12 +52,16 @@ pub fn first_frame(bytes: usize) {
     set_global("__gw_first_frame", &o);
     // The wasm memory itself, so its size can be read without `?perf=1`.
     set_global("__gw_memory", &wasm_bindgen::memory());
+    HEAP_LIVE.with(|f| set_global("__gw_heap_live", f.as_ref()));
 }
 
 /// Frames waiting for their measurement: (node, arrival, bytes).
 type Pending = Vec<(String, f64, usize)>;
 
 thread_local! {
+    /// `__gw_heap_live()`: made once, kept for the page's life.
+    static HEAP_LIVE: Closure<dyn Fn() -> f64> =
+        Closure::<dyn Fn() -> f64>::new(|| crate::heap_live_bytes() as f64);
     static PENDING: RefCell<Pending> = const { RefCell::new(Vec::new()) };
     /// The one callback that measures the pending frames. Made once and
     /// kept: a closure per frame (as `set_timeout` makes) is freed only

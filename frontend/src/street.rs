@@ -10,7 +10,7 @@ use gridwatch_model::{Level, NodeState};
 use leptos::prelude::*;
 
 use crate::components::{
-    AsOf, Header, hms, red_reasons, status_class, status_name, whys_text, zone_title,
+    AsOf, Header, hms, red_reasons, slot_rows, status_class, status_name, whys_text, zone_title,
 };
 use crate::fmt::{percent, thousands};
 use crate::i18n::{name, tr};
@@ -68,14 +68,14 @@ pub fn StreetPage(node: String) -> impl IntoView {
         })
     };
     let pages = move || children().len().div_ceil(PER_PAGE).max(1);
-    let shown = move || {
+    let shown = Memo::new(move |_| {
         let p = page.get().min(pages() - 1);
         children()
             .into_iter()
             .skip(p * PER_PAGE)
             .take(PER_PAGE)
             .collect::<Vec<_>>()
-    };
+    });
     // Why a child is red or amber: the reasons of the red micro-grids under
     // it that the node lists.
     let why = move |child: &str| {
@@ -117,48 +117,48 @@ pub fn StreetPage(node: String) -> impl IntoView {
             <NodeHead state=state live=live/>
             <Show when=move || !is_mg() fallback=move || view! { <MicrogridDetail state=state live=live/> }>
                 <ul class="rows" data-testid="children">
-                    <For
-                        each=shown
-                        key=|c| (c.node.clone(), c.status, c.red, c.amber)
-                        children=move |c| {
-                            let (zh, en) = (c.name.clone(), c.name_en.clone());
-                            let label = move || name(&zh, &en).to_string();
-                            let to = c.node.clone();
-                            let title = c.name.clone();
-                            // A child whose red micro-grids the node's list
-                            // does not reach still says how many.
-                            let (node, red, amber) = (c.node.clone(), c.red, c.amber);
-                            let reasons = move || {
-                                let listed = why(&node);
-                                if !listed.is_empty() {
-                                    listed
-                                } else if red > 0 {
-                                    whys_text(&[Why::RedInAll { count: u64::from(red) }])
-                                } else if amber > 0 {
-                                    whys_text(&[Why::AmberBelow { count: u64::from(amber) }])
-                                } else {
-                                    String::new()
-                                }
+                    {slot_rows(shown, |_| String::new(), move |c| {
+                        let get = move |f: fn(&ChildSummary) -> String| move || c.with(|c| c.as_ref().map(f).unwrap_or_default());
+                        let label = move || c.with(|c| c.as_ref().map(|c| name(&c.name, &c.name_en).to_string()).unwrap_or_default());
+                        let status = move || c.with(|c| c.as_ref().map_or(Status::Green, |c| c.status));
+                        // A child whose red micro-grids the node's list
+                        // does not reach still says how many.
+                        let reasons = move || {
+                            let Some((node, red, amber)) = c.with(|c| c.as_ref().map(|c| (c.node.clone(), c.red, c.amber))) else {
+                                return String::new();
                             };
-                            let status = c.status;
-                            view! {
-                                <li>
-                                    <button class=format!("row {}", status_class(status)) data-testid="child"
-                                        on:click=move |_| go(to.clone(), title.clone())>
-                                        <span class="row-dot"></span>
-                                        <span class="row-name">{label}</span>
-                                        <span class="row-status">{move || status_name(status)}</span>
-                                        <span class="row-counts">
-                                            {(c.red > 0).then(|| format!("{} {}", c.red, tr("红", "red")))}
-                                            " "
-                                            {(c.amber > 0).then(|| format!("{} {}", c.amber, tr("黄", "amber")))}
-                                        </span>
-                                        <span class="row-why">{reasons}</span>
-                                    </button>
-                                </li>
+                            let listed = why(&node);
+                            if !listed.is_empty() {
+                                listed
+                            } else if red > 0 {
+                                whys_text(&[Why::RedInAll { count: u64::from(red) }])
+                            } else if amber > 0 {
+                                whys_text(&[Why::AmberBelow { count: u64::from(amber) }])
+                            } else {
+                                String::new()
                             }
+                        };
+                        let counts = move || c.with(|c| c.as_ref().map(|c| {
+                            let red = (c.red > 0).then(|| format!("{} {}", c.red, tr("红", "red")));
+                            let amber = (c.amber > 0).then(|| format!("{} {}", c.amber, tr("黄", "amber")));
+                            [red, amber].into_iter().flatten().collect::<Vec<_>>().join(" ")
+                        })).unwrap_or_default();
+                        let open = move |_| {
+                            if let Some((to, title)) = c.get_untracked().map(|c| (c.node, c.name)) {
+                                go(to, title);
+                            }
+                        };
+                        view! {
+                            <button class=move || format!("row {}", status_class(status())) data-testid="child"
+                                data-node=get(|c| c.node.clone()) on:click=open>
+                                <span class="row-dot"></span>
+                                <span class="row-name">{label}</span>
+                                <span class="row-status">{move || status_name(status())}</span>
+                                <span class="row-counts">{counts}</span>
+                                <span class="row-why">{reasons}</span>
+                            </button>
                         }
-                    />
+                    })}
                 </ul>
                 <div class="pager">
                     <button class="page-btn" data-testid="prev" disabled=at_start on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>"‹"</button>

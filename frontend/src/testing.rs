@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use serde_json::Value;
 use std::rc::Rc;
 
-use crate::components::{AsOf, Tile};
+use crate::components::{AsOf, Tile, slot_rows};
 use crate::fmt::thousands;
 use crate::i18n::tr;
 use crate::live::{Live, follow_with};
@@ -120,32 +120,32 @@ pub fn BusiestSites(
     #[prop(into)] node: Signal<String>,
     live: Live,
 ) -> impl IntoView {
-    let rows = move || {
+    let rows = Memo::new(move |_| {
         let node = node.get();
         board.with(|b| {
             b.as_ref()
                 .and_then(|b| b.sites.get(&node).cloned())
                 .unwrap_or_default()
         })
-    };
+    });
     view! {
         <Tile class="sites" testid="busiest-sites" zh="排队最长的采样点" en="Busiest testing sites" live=live>
             <ul>
-                <For
-                    each=rows
-                    key=|s| (s.community.clone(), s.site.clone(), s.queue)
-                    children=move |s| view! {
-                        <li class="site">
-                            <span class="site-name">
-                                {s.site.clone()}
-                                {(!s.site.contains(&s.community_name)).then(|| view! { <span class="site-where">{s.community_name.clone()}</span> })}
-                            </span>
-                            <span class="site-queue">{thousands(s.queue)}</span>
-                        </li>
+                {slot_rows(rows, |_| "site".to_string(), move |s| {
+                    let site = move || s.with(|s| s.as_ref().map(|s| s.site.clone()).unwrap_or_default());
+                    // The community, unless the site's name already says it.
+                    let place = move || s.with(|s| s.as_ref().filter(|s| !s.site.contains(&s.community_name)).map(|s| s.community_name.clone()));
+                    let queue = move || s.with(|s| s.as_ref().map(|s| thousands(s.queue)).unwrap_or_default());
+                    view! {
+                        <span class="site-name">
+                            {site}
+                            <span class="site-where" hidden=move || place().is_none()>{place}</span>
+                        </span>
+                        <span class="site-queue">{queue}</span>
                     }
-                />
+                })}
             </ul>
-            <Show when=move || rows().is_empty()>
+            <Show when=move || rows.with(Vec::is_empty)>
                 <p class="none">{move || tr("暂无排队", "no queues reported")}</p>
             </Show>
         </Tile>

@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::components::{Header, Tile, ZonePanel, keyed_rows, status_class, status_name};
+use crate::components::{Header, Tile, ZonePanel, slot_rows, status_class, status_name};
 use crate::district::RedList;
 use crate::fmt::{percent, thousands};
 use crate::geo::{self, Geo};
@@ -156,31 +156,24 @@ fn Totals(state: Memo<Option<NodeState>>) -> impl IntoView {
 fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
     let alerts = feed.alerts;
     let feed_live = feed.live;
-    let shown = move || {
-        let mut a = alerts.get();
-        a.truncate(8);
-        a
-    };
+    let shown = Memo::new(move |_| {
+        alerts.with(|a| a.iter().take(TICKER_SHOWN).cloned().collect::<Vec<_>>())
+    });
     view! {
         <Tile class="ticker" testid="ticker" zh="实时告警" en="Alerts" live=feed_live>
             <ul>
-                <For
-                    each=shown
-                    key=|a| (a.at.clone(), a.ordinal, a.to)
-                    children=move |a| {
-                        let place = move || geo.with(|g| g.as_ref().and_then(|g| {
-                            g.cells.get(a.ordinal).map(|c| g.place(&c.node, lang() == Lang::En))
-                        })).unwrap_or_default();
-                        let to = a.to;
-                        view! {
-                            <li class=format!("alert {}", status_class(to))>
-                                <span class="alert-at">{a.at.get(..5).unwrap_or_default().to_string()}</span>
-                                <span class="alert-what">{move || status_name(to)}</span>
-                                <span class="alert-where">{place}</span>
-                            </li>
-                        }
+                {slot_rows(shown, |a| format!("alert {}", status_class(a.to)), move |a| {
+                    let place = move || a.with(|a| a.as_ref().and_then(|a| geo.with(|g| g.as_ref().and_then(|g| {
+                        g.cells.get(a.ordinal).map(|c| g.place(&c.node, lang() == Lang::En))
+                    })))).unwrap_or_default();
+                    let at = move || a.with(|a| a.as_ref().and_then(|a| a.at.get(..5)).unwrap_or_default().to_string());
+                    let what = move || a.with(|a| a.as_ref().map(|a| status_name(a.to)).unwrap_or_default());
+                    view! {
+                        <span class="alert-at">{at}</span>
+                        <span class="alert-what">{what}</span>
+                        <span class="alert-where">{place}</span>
                     }
-                />
+                })}
             </ul>
             <Show when=move || alerts.with(Vec::is_empty)>
                 <p class="none">{move || tr("暂无新告警", "no new alerts")}</p>
@@ -235,19 +228,16 @@ fn Children(
     view! {
         <Tile class="children" testid="children" zh="采样完成与状态" en="Tested today and status" live=live>
             <ul>
-                {keyed_rows(rows, |(c, _)| c.node.clone(), move |row| {
-                    let class = move || row.get().map_or_else(String::new, |(c, _)| format!("child {}", status_class(c.status)));
+                {slot_rows(rows, |(c, _)| format!("child {}", status_class(c.status)), move |row| {
                     let label = move || row.get().map(|(c, _)| name(&c.name, &c.name_en).to_string()).unwrap_or_default();
                     let width = move || row.get().map(|(_, done)| format!("width:{:.1}%", (done * 100.0).clamp(0.0, 100.0))).unwrap_or_default();
                     let pct = move || row.get().map(|(_, done)| percent(done)).unwrap_or_default();
                     let red = move || row.get().and_then(|(c, _)| (c.red > 0).then(|| format!("● {}", c.red)));
                     view! {
-                        <li class=class>
-                            <span class="child-name">{label}</span>
-                            <span class="child-bar"><i style=width></i></span>
-                            <span class="child-pct">{pct}</span>
-                            <span class="child-red">{red}</span>
-                        </li>
+                        <span class="child-name">{label}</span>
+                        <span class="child-bar"><i style=width></i></span>
+                        <span class="child-pct">{pct}</span>
+                        <span class="child-red">{red}</span>
                     }
                 })}
             </ul>
@@ -255,6 +245,9 @@ fn Children(
         </Tile>
     }
 }
+
+/// Alerts on the wall's ticker.
+const TICKER_SHOWN: usize = 8;
 
 /// Children listed on the wall (a street may have 47 communities).
 const CHILDREN_SHOWN: usize = 11;
