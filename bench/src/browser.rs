@@ -1,10 +1,12 @@
 //! Browser figures, in a real headless Chromium against the real stack
 //! (nats-server, ingest on the replay clock, backend serving the built
 //! frontend) while the simulator plays the Beilun day at `speed`×:
-//! - the wall (`/wall?perf=1`, 1920×1080, all 4,477 micro-grids on the map):
-//!   main-thread time per frame from the page's own measurements (see
-//!   `frontend/src/perf.rs`), by feed; its JS heap (after a forced GC), wasm
-//!   memory and DOM nodes sampled over the run;
+//! - the wall (1920×1080, all 4,477 micro-grids on the map), in two phases:
+//!   first `/wall?perf=1`, main-thread time per frame from the page's own
+//!   measurements (see `frontend/src/perf.rs`), by feed; then the plain
+//!   `/wall` (nothing measured in the page) over the following simulated
+//!   days. Its JS heap (after a forced GC), wasm memory and the part of it
+//!   in use, and DOM nodes are sampled through both;
 //! - the tablet (`/street/daqi`, 1024×768), each time in a fresh browser
 //!   profile: the first live frame (ms since navigation start), the bytes
 //!   it took to get there, unthrottled and on an emulated poor Wi-Fi.
@@ -24,6 +26,8 @@ pub const POOR_WIFI: (u64, u64, u64) = (150, 125_000, 62_500);
 /// One sample of the wall over the long run.
 #[derive(Debug)]
 pub struct Sample {
+    /// The page sampled: `/wall?perf=1` (measuring each frame) or `/wall`.
+    pub measuring: bool,
     pub at_s: f64,
     /// The deployment clock (simulated, local time), if the backend said.
     pub sim: Option<chrono::NaiveDateTime>,
@@ -169,8 +173,9 @@ pub struct Play {
     pub from: chrono::NaiveTime,
     /// Days the simulator may play, one after another.
     pub days: u32,
-    /// The wall's query string (`perf=1` measures each frame).
-    pub query: String,
+    /// Of `minutes`, the first ones on `/wall?perf=1` (frames timed); the
+    /// rest on the plain `/wall`, a fresh page load.
+    pub perf_minutes: f64,
 }
 
 /// Runs the wall for `play.minutes` while the simulator plays, sampling
@@ -202,81 +207,28 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
         stop.clone(),
     );
     let measure = async {
-        let c = browser(&driver, (1920, 1080)).await?;
-        let r = async {
-            c.goto(&format!(
-                "http://127.0.0.1:{}/wall?{}",
-                stack.port, play.query
-            ))
-            .await?;
-            until(
-                "the wall's first frames",
-                Duration::from_secs(60),
-                || async {
-                    Ok(
-                        c.execute("return window.__gw_first_frame ? 1 : null;", vec![])
-                            .await?,
-                    )
-                },
-            )
-            .await?;
-            let started = Instant::now();
-            let mut samples = Vec::new();
-            let mut frames: Vec<Value> = Vec::new();
-            loop {
-                let mut v = c.execute(SAMPLE_JS, vec![]).await?;
-                let taken = match v["frames"].take() {
-                    Value::Array(a) => a,
-                    _ => Vec::new(),
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        let mut frames = Vec::new();
+        let phases = [
+            (true, play.perf_minutes.min(minutes)),
+            (false, minutes - play.perf_minutes.min(minutes)),
+        ];
+        for (measuring, mins) in phases {
+            if mins > 0.0 {
+                let until_s = started.elapsed().as_secs_f64() + mins * 60.0;
+                let page = Phase {
+                    driver: &driver,
+                    port: stack.port,
+                    measuring,
+                    started,
+                    until_s,
+                    sample_s,
                 };
-                frames.extend(taken);
-                let mib = |k: &str| v[k].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
-                let s = Sample {
-                    at_s: started.elapsed().as_secs_f64(),
-                    sim: sim_clock(stack.port).await,
-                    heap_mib: mib("heap"),
-                    wasm_mib: mib("wasm"),
-                    live_mib: mib("live"),
-                    dom_nodes: v["dom"].as_u64().unwrap_or(0),
-                    frames: frames.len() as u64,
-                };
-                eprintln!("browser: {s:?}");
-                samples.push(s);
-                if started.elapsed().as_secs_f64() >= minutes * 60.0 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_secs(sample_s)).await;
+                frames.extend(page.run(&mut samples).await?);
             }
-            let mut by_node: std::collections::BTreeMap<String, (Vec<f64>, f64)> =
-                Default::default();
-            for f in &frames {
-                let (Some(node), Some(ms)) = (f[0].as_str(), f[1].as_f64()) else {
-                    continue;
-                };
-                let e = by_node.entry(node.to_string()).or_default();
-                e.0.push(ms);
-                e.1 += f[2].as_f64().unwrap_or(0.0);
-            }
-            let feeds = by_node
-                .into_iter()
-                .map(|(node, (mut ms, bytes))| {
-                    ms.sort_by(f64::total_cmp);
-                    FeedCost {
-                        frames: ms.len(),
-                        mean_bytes: bytes / ms.len().max(1) as f64,
-                        p50_ms: pct(&ms, 0.5),
-                        p95_ms: pct(&ms, 0.95),
-                        p99_ms: pct(&ms, 0.99),
-                        max_ms: ms.last().copied().unwrap_or(0.0),
-                        node,
-                    }
-                })
-                .collect();
-            anyhow::Ok((samples, feeds))
         }
-        .await;
-        let _ = c.close().await;
-        let (samples, feeds) = r?;
+        let feeds = feeds(&frames);
         let mut first = Vec::new();
         for throttle in [false, true] {
             first.push(first_frame(&driver, stack.port, throttle).await?);
@@ -296,6 +248,101 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
         eprintln!("browser: the simulator stopped: {e:#}");
     }
     result
+}
+
+/// One page load of the wall in a browser of its own (so the heap is this
+/// page's alone), sampled until `until_s` after `started`.
+struct Phase<'a> {
+    driver: &'a str,
+    port: u16,
+    measuring: bool,
+    started: Instant,
+    until_s: f64,
+    sample_s: u64,
+}
+
+impl Phase<'_> {
+    /// Loads the page and samples it; returns the frames it measured.
+    async fn run(&self, samples: &mut Vec<Sample>) -> Result<Vec<Value>> {
+        let c = browser(self.driver, (1920, 1080)).await?;
+        let r = self.sample(&c, samples).await;
+        let _ = c.close().await;
+        r
+    }
+
+    async fn sample(
+        &self,
+        c: &fantoccini::Client,
+        samples: &mut Vec<Sample>,
+    ) -> Result<Vec<Value>> {
+        let query = if self.measuring { "?perf=1" } else { "" };
+        c.goto(&format!("http://127.0.0.1:{}/wall{query}", self.port))
+            .await?;
+        until(
+            "the wall's first frames",
+            Duration::from_secs(60),
+            || async {
+                Ok(
+                    c.execute("return window.__gw_first_frame ? 1 : null;", vec![])
+                        .await?,
+                )
+            },
+        )
+        .await?;
+        let mut frames: Vec<Value> = Vec::new();
+        loop {
+            let mut v = c.execute(SAMPLE_JS, vec![]).await?;
+            if let Value::Array(a) = v["frames"].take() {
+                frames.extend(a);
+            }
+            let mib = |k: &str| v[k].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0);
+            let s = Sample {
+                measuring: self.measuring,
+                at_s: self.started.elapsed().as_secs_f64(),
+                sim: sim_clock(self.port).await,
+                heap_mib: mib("heap"),
+                wasm_mib: mib("wasm"),
+                live_mib: mib("live"),
+                dom_nodes: v["dom"].as_u64().unwrap_or(0),
+                frames: frames.len() as u64,
+            };
+            eprintln!("browser: {s:?}");
+            samples.push(s);
+            let left = self.until_s - self.started.elapsed().as_secs_f64();
+            if left <= 0.0 {
+                return Ok(frames);
+            }
+            tokio::time::sleep(Duration::from_secs_f64(left.min(self.sample_s as f64))).await;
+        }
+    }
+}
+
+/// Main-thread time per frame, by feed, from the page's `[node, ms, bytes]`.
+fn feeds(frames: &[Value]) -> Vec<FeedCost> {
+    let mut by_node: std::collections::BTreeMap<String, (Vec<f64>, f64)> = Default::default();
+    for f in frames {
+        let (Some(node), Some(ms)) = (f[0].as_str(), f[1].as_f64()) else {
+            continue;
+        };
+        let e = by_node.entry(node.to_string()).or_default();
+        e.0.push(ms);
+        e.1 += f[2].as_f64().unwrap_or(0.0);
+    }
+    by_node
+        .into_iter()
+        .map(|(node, (mut ms, bytes))| {
+            ms.sort_by(f64::total_cmp);
+            FeedCost {
+                frames: ms.len(),
+                mean_bytes: bytes / ms.len().max(1) as f64,
+                p50_ms: pct(&ms, 0.5),
+                p95_ms: pct(&ms, 0.95),
+                p99_ms: pct(&ms, 0.99),
+                max_ms: ms.last().copied().unwrap_or(0.0),
+                node,
+            }
+        })
+        .collect()
 }
 
 /// The deployment clock as the backend reports it, in local time.

@@ -78,10 +78,11 @@ struct Args {
     /// Simulated days the browser run may play (one after another).
     #[arg(long, default_value_t = 4)]
     browser_days: u32,
-    /// The wall's query string in the browser run (without `perf=1` the
-    /// page does not time its frames: for heap comparisons).
-    #[arg(long, default_value = "perf=1")]
-    browser_query: String,
+    /// Of the browser's long run, the first minutes on `/wall?perf=1`
+    /// (each frame timed); the rest on the plain `/wall`, whose memory is
+    /// then the product's alone.
+    #[arg(long, default_value_t = 5.0)]
+    browser_perf_minutes: f64,
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
@@ -572,19 +573,19 @@ async fn browser_section(
     writeln!(md, "## In the browser\n")?;
     writeln!(
         md,
-        "Headless Chromium against the release stack (ingest on the replay clock) while the simulator plays 2022-10-15 from {} at {}× for {} minutes (so {:.1} simulated hours; from 05:50 that is through the 06:00 testing peak). The wall is `/wall?{}` at 1920×1080 with all 4,477 micro-grids on the map; the page measures each frame itself: main-thread time from the frame's arrival until the reactive updates it queued have run and style and layout are recomputed (`frontend/src/perf.rs`; an upper bound). Heap after a forced GC (`--js-flags=--expose-gc`, precise memory info).\n",
+        "Headless Chromium against the release stack (ingest on the replay clock) while the simulator plays from 2022-10-15 {} at {}× for {} minutes (so {:.1} simulated hours; from 05:50 that is through the 06:00 testing peak, then on over the following days). The wall runs at 1920×1080 with all 4,477 micro-grids on the map, in two page loads: for the first {} minutes `/wall?perf=1`, where the page measures each frame itself — main-thread time from the frame's arrival until the reactive updates it queued have run and style and layout are recomputed (`frontend/src/perf.rs`; an upper bound); then the plain `/wall`, measuring nothing, for the rest. Heap after a forced GC (`--js-flags=--expose-gc`, precise memory info); the wasm memory never shrinks, so beside it the bytes of it in use (the frontend's counting allocator).\n",
         args.browser_from.format("%H:%M"),
         args.browser_speed,
         args.browser_minutes,
         args.browser_minutes * args.browser_speed / 60.0,
-        args.browser_query
+        args.browser_perf_minutes
     )?;
     let play = browser::Play {
         minutes: args.browser_minutes,
         speed: args.browser_speed,
         from: args.browser_from,
         days: args.browser_days,
-        query: args.browser_query.clone(),
+        perf_minutes: args.browser_perf_minutes,
     };
     let f = match browser::run(reg, &play, 30).await {
         Ok(f) => f,
@@ -610,14 +611,16 @@ async fn browser_section(
     writeln!(md, "\n### The wall over the long run\n")?;
     writeln!(
         md,
-        "| minute | simulated time | JS heap | wasm memory | of it in use | DOM nodes | frames measured |"
+        "| minute | page | simulated time | JS heap | wasm memory | of it in use | DOM nodes | frames measured |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+    let page = |s: &browser::Sample| if s.measuring { "`?perf=1`" } else { "`/wall`" };
     for s in &f.samples {
         writeln!(
             md,
-            "| {:.1} | {} | {:.2} MiB | {:.1} MiB | {:.2} MiB | {} | {} |",
+            "| {:.1} | {} | {} | {:.2} MiB | {:.1} MiB | {:.2} MiB | {} | {} |",
             s.at_s / 60.0,
+            page(s),
             s.sim
                 .map(|t| t.format("%m-%d %H:%M").to_string())
                 .unwrap_or_default(),
@@ -647,8 +650,9 @@ async fn browser_section(
             .iter()
             .map(|(t, s)| {
                 format!(
-                    "{}: JS heap {:.2} MiB, wasm {:.1} MiB ({:.2} in use), {} DOM nodes",
+                    "{} on {}: JS heap {:.2} MiB, wasm {:.1} MiB ({:.2} in use), {} DOM nodes",
                     t.format("%m-%d %H:%M"),
+                    page(s),
                     s.heap_mib,
                     s.wasm_mib,
                     s.live_mib,
@@ -662,10 +666,13 @@ async fn browser_section(
             cells.join("; ")
         )?;
     }
-    if let (Some(a), Some(b)) = (f.samples.get(1), f.samples.last()) {
+    // The plain page over its run, from its second sample (the first is
+    // taken as it loads).
+    let plain: Vec<&browser::Sample> = f.samples.iter().filter(|s| !s.measuring).collect();
+    if let (Some(a), Some(b)) = (plain.get(1), plain.last()) {
         writeln!(
             md,
-            "\nFrom minute {:.1} to {:.1}: JS heap {:+.2} MiB, wasm memory {:+.1} MiB (in use {:+.2} MiB), DOM nodes {:+}.",
+            "\nThe plain `/wall` from minute {:.1} to {:.1}: JS heap {:+.2} MiB, wasm memory {:+.1} MiB (in use {:+.2} MiB), DOM nodes {:+}.",
             a.at_s / 60.0,
             b.at_s / 60.0,
             b.heap_mib - a.heap_mib,
