@@ -293,6 +293,10 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
     };
     let flags = move || detail().open_flags;
     let incidents = move || detail().open_incidents;
+    // The first three of each, and how long each has been open.
+    let shown_flags = Memo::new(move |_| flags().into_iter().take(3).collect::<Vec<_>>());
+    let shown_incidents = Memo::new(move |_| incidents().into_iter().take(3).collect::<Vec<_>>());
+    let open_since = move |t: &str| format!("{} {} · {}", tr("已", "open"), open_for(t), hms(t));
     let no_flags = move || flags().is_empty();
     let no_incidents = move || incidents().is_empty();
     // More than the three shown: how many more.
@@ -322,38 +326,27 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
                 </dl>
                 <h3>{move || tr("未处置视频告警", "open video flags")}</h3>
                 <ul class="open-list" data-testid="mg-flags">
-                    <For
-                        each=move || flags().into_iter().take(3)
-                        key=|f| f.flag_id.clone()
-                        children=move |f| {
-                            let raised = f.raised.clone();
-                            view! {
-                                <li>
-                                    <span>{move || flag_kind_text(f.kind)}</span>
-                                    <span class="open-for">{move || format!("{} {} · {}", tr("已", "open"), open_for(&raised), hms(&raised))}</span>
-                                </li>
-                            }
+                    {slot_rows(shown_flags, |_| String::new(), move |f| {
+                        let kind = move || f.with(|f| f.as_ref().map(|f| flag_kind_text(f.kind)).unwrap_or_default());
+                        let open = move || f.with(|f| f.as_ref().map(|f| open_since(&f.raised)).unwrap_or_default());
+                        view! {
+                            <span>{kind}</span>
+                            <span class="open-for">{open}</span>
                         }
-                    />
+                    })}
                     <Show when=no_flags><li class="none">{move || tr("无", "none")}</li></Show>
                     <Show when=many_flags><li class="more">{move || format!("+{}", more_flags())}</li></Show>
                 </ul>
                 <h3>{move || tr("待办事件", "open incidents")}</h3>
                 <ul class="open-list" data-testid="mg-incidents">
-                    <For
-                        each=move || incidents().into_iter().take(3)
-                        key=|i| (i.incident_id.clone(), i.last_action)
-                        children=move |i| {
-                            let reported = i.reported.clone();
-                            let what = format!("L{} {}", i.level, i.category);
-                            view! {
-                                <li>
-                                    <span>{what}</span>
-                                    <span class="open-for">{move || format!("{} {} · {}", tr("已", "open"), open_for(&reported), hms(&reported))}</span>
-                                </li>
-                            }
+                    {slot_rows(shown_incidents, |_| String::new(), move |i| {
+                        let what = move || i.with(|i| i.as_ref().map(|i| format!("L{} {}", i.level, i.category)).unwrap_or_default());
+                        let open = move || i.with(|i| i.as_ref().map(|i| open_since(&i.reported)).unwrap_or_default());
+                        view! {
+                            <span>{what}</span>
+                            <span class="open-for">{open}</span>
                         }
-                    />
+                    })}
                     <Show when=no_incidents><li class="none">{move || tr("无", "none")}</li></Show>
                     <Show when=many_incidents><li class="more">{move || format!("+{}", more_incidents())}</li></Show>
                 </ul>
