@@ -436,7 +436,10 @@ fn mg_metrics(
                 v[c::PATROLS_1H] += 1;
                 v[c::PERSONS_1H] += u64::from(persons);
             }
-            patrolled_2h |= ts > now - 7200 && ts <= now;
+            // A patrol stamped a little ahead of the clock (a device's
+            // clock, or between two replay ticks) has happened: it was
+            // received. It covers the micro-grid now.
+            patrolled_2h |= ts > now - 7200;
         }
         v[c::CLOSED] = u64::from(zone.is_closed());
         v[c::PATROLLED_2H] = u64::from(patrolled_2h);
@@ -480,7 +483,11 @@ fn mg_metrics(
         }
         let mut patrol_age_min = None;
         if zone.is_closed() {
-            let last = mg.last_patrol.filter(|&t| t <= now);
+            // Ahead of the clock counts as now (see above): filtering it out
+            // instead read as "never patrolled today" and turned the
+            // micro-grid red with its age since midnight until the clock
+            // caught up.
+            let last = mg.last_patrol.map(|t| t.min(now));
             let reference = last.into_iter().chain(since).fold(day_start, i64::max);
             let age = (now - reference).max(0) / 60;
             patrol_age_min = Some(last.map_or(age, |l| (now - l).max(0) / 60));
@@ -516,7 +523,7 @@ fn mg_metrics(
             designation: state
                 .designation_of(reg, topo.mg_node[o])
                 .map(|(by, d)| (by, d.ts, d.reason.clone())),
-            last_patrol: mg.last_patrol.filter(|&t| t <= now),
+            last_patrol: mg.last_patrol,
             flags,
             incidents,
         };
@@ -1030,20 +1037,11 @@ mod tests {
         let now = 1_665_820_800; // 2022-10-15 16:00 +08:00
         let cfg = StatusConfig::default();
         let id = |k: usize| reg.node(reg.microgrids[k]).id.as_str().to_string();
-        let street = |n: &str| n.split('/').nth(1).unwrap_or("").to_string();
         let video = |n: &str, id: &str, flag: &str, kind: &str, action: &str, ts: &str| {
             (
                 format!("gw.ev.video.{}", street(n)),
                 format!(
                     r#"{{"v":1,"kind":"video","id":"{id}","ts":"2022-10-15T{ts}:00+08:00","node":"{n}","camera":"c","flag_id":"{flag}","flag":"{kind}","action":"{action}","severity":3}}"#
-                ),
-            )
-        };
-        let patrol = |n: &str, id: &str, ts: &str| {
-            (
-                format!("gw.ev.patrol.{}", street(n)),
-                format!(
-                    r#"{{"v":1,"kind":"patrol","id":"{id}","ts":"2022-10-15T{ts}:00+08:00","node":"{n}","team":"t","persons":2,"checkpoints":1,"findings":{{"gatherings_dispersed":1,"people_persuaded":0,"venues_closed":0,"vendors_cleared":0,"violations":0}}}}"#
                 ),
             )
         };
@@ -1154,6 +1152,66 @@ mod tests {
         }
         assert!(built > 0, "the patrol left the 1 h window: its path moved");
         assert!(built < reg.nodes.len(), "untouched nodes are not rebuilt");
+    }
+
+    /// The street of a node id.
+    fn street(n: &str) -> String {
+        n.split('/').nth(1).unwrap_or("").to_string()
+    }
+
+    /// A patrol of `n` at `ts` (`HH:MM` on 2022-10-15): subject, payload.
+    fn patrol(n: &str, id: &str, ts: &str) -> (String, String) {
+        (
+            format!("gw.ev.patrol.{}", street(n)),
+            format!(
+                r#"{{"v":1,"kind":"patrol","id":"{id}","ts":"2022-10-15T{ts}:00+08:00","node":"{n}","team":"t","persons":2,"checkpoints":1,"findings":{{"gatherings_dispersed":1,"people_persuaded":0,"venues_closed":0,"vendors_cleared":0,"violations":0}}}}"#
+            ),
+        )
+    }
+
+    /// A patrol stamped ahead of the clock (between two replay ticks, or a
+    /// device clock a little fast) has happened — it was received: its
+    /// closed micro-grid is patrolled now. (Read as "not yet", it left the
+    /// micro-grid unpatrolled since midnight and red until the clock caught
+    /// up: spurious reds on the wall's ticker.)
+    #[test]
+    fn a_patrol_ahead_of_the_clock_counts_as_patrolled_now() {
+        let reg = crate::load_registry(None).expect("built-in registry");
+        let topo = Topology::new(&reg);
+        let mut state = LiveState::new(reg.microgrids.len());
+        let now = 1_665_820_800; // 2022-10-15 16:00 +08:00
+        let cfg = StatusConfig::default();
+        let mg = *reg
+            .microgrids
+            .iter()
+            .find(|&&m| state.zone_of(&reg, m).0.is_closed())
+            .expect("a sealed or control micro-grid");
+        let node = reg.node(mg).id.as_str().to_string();
+        let rules = TimeRules {
+            lateness_s: 86400,
+            future_s: 300,
+        };
+        let mut rows = Vec::new();
+        for (subject, payload) in [patrol(&node, "p1", "13:00"), patrol(&node, "p2", "16:02")] {
+            let v = validate(&subject, payload.as_bytes(), &reg, Some(now), rules)
+                .expect("a valid event");
+            match state.apply(&v, &topo) {
+                crate::state::Outcome::Applied(r) => rows.extend(r),
+                other => panic!("not applied: {other:?}"),
+            }
+        }
+        fold_batch(&mut state, &rows).expect("fold");
+        let mut cache = RollupCache::new(&reg, &topo);
+        let states =
+            compute_states(&reg, &topo, &state, now, &cfg, &mut cache, Scope::Full).expect("full");
+        let s = states[mg as usize].as_ref().expect("its state");
+        assert_eq!(s.status, Status::Green, "{:?}", s.why);
+        assert_eq!(s.patrol.coverage_2h, 1.0);
+        assert_eq!(s.patrol.oldest_last_patrol_min, Some(0));
+        // The windowed counts stay by the clock (the patrol ahead of it is
+        // not in the last hour's yet); the day's count has both.
+        assert_eq!(s.patrol.patrols_1h, 0);
+        assert_eq!(s.patrol.patrols_today, 2);
     }
 
     /// Red micro-grids of an empty state at `now`.
