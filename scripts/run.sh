@@ -36,11 +36,22 @@ else
 fi
 BIN="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
+if [ -n "$SPEED" ]; then
+  CLOCK=replay
+  SIM_ARGS=(--date 2022-10-15 --from 05:30 --speed "$SPEED")
+  # A replay plays the past day afresh each time: its stream and state
+  # start empty (the live run's, on the wall clock, are kept apart).
+  rm -rf "$RUN/jetstream-replay" "$RUN/data-replay"
+else
+  CLOCK=wall
+  SIM_ARGS=(--days 365)
+fi
+
 mkdir -p "$RUN/logs"
 cat > "$RUN/nats.conf" <<CONF
 listen: 127.0.0.1:$NATS_PORT
 jetstream {
-  store_dir: "$RUN/jetstream"
+  store_dir: "$RUN/jetstream-$CLOCK"
   sync_interval: always
 }
 CONF
@@ -57,13 +68,6 @@ trap cleanup EXIT INT TERM
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
 NATS="nats://127.0.0.1:$NATS_PORT"
 
-if [ -n "$SPEED" ]; then
-  CLOCK=replay
-  SIM_ARGS=(--date 2022-10-15 --from 05:30 --speed "$SPEED")
-else
-  CLOCK=wall
-  SIM_ARGS=(--days 365)
-fi
 "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
 "$BIN/gridwatch-backend" --nats "$NATS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
 "$BIN/gridwatch-sim" --nats "$NATS" --bad-share "$BAD" "${SIM_ARGS[@]}" >"$RUN/logs/sim.log" 2>&1 & pids+=($!)
