@@ -57,9 +57,17 @@ jetstream {
 CONF
 
 pids=()
+# Stops in the reverse order of starting (the simulator first, nats-server
+# last), so ingest checkpoints and publishes its last states while the
+# server is still there; a process that has not exited after 15 s is killed.
 cleanup() {
   log "stopping"
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    p="${pids[$i]}"
+    kill "$p" 2>/dev/null || continue
+    for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -75,5 +83,7 @@ NATS="nats://127.0.0.1:$NATS_PORT"
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 log "Gridwatch is running: http://127.0.0.1:$PORT/   (logs in $RUN/logs, Ctrl-C stops)"
 log "API: http://127.0.0.1:$PORT/api/v1/state?node=beilun   metrics: /metrics   health: /healthz"
-wait -n "${pids[@]}" || true
-log "a process exited; see $RUN/logs"
+# The simulator may finish (a replayed day ends): the rest stays up to look
+# at. Any of the services exiting stops everything.
+wait -n "${pids[@]:0:3}" || true
+log "a service exited; see $RUN/logs"
