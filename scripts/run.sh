@@ -42,16 +42,18 @@ if [ -n "$SPEED" ]; then
   # A replay plays the past day afresh each time: its stream and state
   # start empty (the live run's, on the wall clock, are kept apart).
   rm -rf "$RUN/jetstream-replay" "$RUN/data-replay"
+  JS_DIR="$RUN/jetstream-replay"
 else
   CLOCK=wall
   SIM_ARGS=(--days 365)
+  JS_DIR="$RUN/jetstream"
 fi
 
 mkdir -p "$RUN/logs"
 cat > "$RUN/nats.conf" <<CONF
 listen: 127.0.0.1:$NATS_PORT
 jetstream {
-  store_dir: "$RUN/jetstream-$CLOCK"
+  store_dir: "$JS_DIR"
   sync_interval: always
 }
 CONF
