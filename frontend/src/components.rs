@@ -287,11 +287,30 @@ where
             key=|i: &usize| *i
             children=move |i: usize| {
                 let item = Memo::new(move |_| rows.with(|r| r.get(i).cloned()));
-                let cls = move || item.with(|t| t.as_ref().map(class).unwrap_or_default());
                 view! {
-                    <li class=cls hidden=move || item.with(Option::is_none)>{row(item)}</li>
+                    <li class=from_row(item, class) hidden=move || item.with(Option::is_none)>{row(item)}</li>
                 }
             }
         />
+    }
+}
+
+/// What a slot row shows of its item: `f` of it, or the default (empty)
+/// while the slot is past the end of its list.
+pub fn from_row<T, R>(
+    item: Memo<Option<T>>,
+    f: impl Fn(&T) -> R + Send + Sync + 'static,
+) -> impl Fn() -> R + Copy + Send + Sync + 'static
+where
+    T: Send + Sync + 'static,
+    R: Default,
+{
+    let f = StoredValue::new(f);
+    move || {
+        item.with(|t| {
+            t.as_ref()
+                .map(|t| f.with_value(|f| f(t)))
+                .unwrap_or_default()
+        })
     }
 }

@@ -3,12 +3,11 @@
 //! and red counts; district totals; the red micro-grids with their reasons.
 //! Every number carries a `data-testid` so browser tests can read it.
 
-use gridwatch_model::state::RedNode;
 use gridwatch_model::{NodeState, Zone};
 use leptos::prelude::*;
 
 use crate::components::{
-    Figure, Header, ZonePanel, slot_rows, status_class, whys_text, zone_title,
+    Figure, Header, ZonePanel, from_row, slot_rows, status_class, whys_text, zone_title,
 };
 use crate::fmt::{percent, thousands};
 use crate::i18n::tr;
@@ -34,13 +33,12 @@ pub fn RedList(
             <h2>{move || tr("红色微网格及原因", "Red micro-grids and why")}</h2>
             <ul>
                 {slot_rows(shown, |_| "red-item".to_string(), move |r| {
-                    let field = move |f: fn(&RedNode) -> String| move || r.with(|r| r.as_ref().map(f).unwrap_or_default());
-                    let zone = move || r.with(|r| r.as_ref().map(|r| zone_title(r.zone).to_string()).unwrap_or_default());
-                    let why = move || r.with(|r| r.as_ref().map(|r| whys_text(&r.why)).unwrap_or_default());
+                    let zone = from_row(r, |r| zone_title(r.zone).to_string());
+                    let why = from_row(r, |r| whys_text(&r.why));
                     view! {
-                        <span class="red-node">{field(|r| r.name.clone())}</span>
+                        <span class="red-node">{from_row(r, |r| r.name.clone())}</span>
                         <span class="red-zone">{zone}</span>
-                        <span class="red-id">{field(|r| r.node.clone())}</span>
+                        <span class="red-id">{from_row(r, |r| r.node.clone())}</span>
                         <span class="red-why">{why}</span>
                     }
                 })}

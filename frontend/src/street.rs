@@ -10,7 +10,8 @@ use gridwatch_model::{Level, NodeState};
 use leptos::prelude::*;
 
 use crate::components::{
-    AsOf, Header, hms, red_reasons, slot_rows, status_class, status_name, whys_text, zone_title,
+    AsOf, Header, from_row, hms, red_reasons, slot_rows, status_class, status_name, whys_text,
+    zone_title,
 };
 use crate::fmt::{percent, thousands};
 use crate::i18n::{name, tr};
@@ -118,8 +119,7 @@ pub fn StreetPage(node: String) -> impl IntoView {
             <Show when=move || !is_mg() fallback=move || view! { <MicrogridDetail state=state live=live/> }>
                 <ul class="rows" data-testid="children">
                     {slot_rows(shown, |_| String::new(), move |c| {
-                        let get = move |f: fn(&ChildSummary) -> String| move || c.with(|c| c.as_ref().map(f).unwrap_or_default());
-                        let label = move || c.with(|c| c.as_ref().map(|c| name(&c.name, &c.name_en).to_string()).unwrap_or_default());
+                        let label = from_row(c, |c| name(&c.name, &c.name_en).to_string());
                         let status = move || c.with(|c| c.as_ref().map_or(Status::Green, |c| c.status));
                         // A child whose red micro-grids the node's list
                         // does not reach still says how many.
@@ -150,7 +150,7 @@ pub fn StreetPage(node: String) -> impl IntoView {
                         };
                         view! {
                             <button class=move || format!("row {}", status_class(status())) data-testid="child"
-                                data-node=get(|c| c.node.clone()) on:click=open>
+                                data-node=from_row(c, |c| c.node.clone()) on:click=open>
                                 <span class="row-dot"></span>
                                 <span class="row-name">{label}</span>
                                 <span class="row-status">{move || status_name(status())}</span>
@@ -327,8 +327,8 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
                 <h3>{move || tr("未处置视频告警", "open video flags")}</h3>
                 <ul class="open-list" data-testid="mg-flags">
                     {slot_rows(shown_flags, |_| String::new(), move |f| {
-                        let kind = move || f.with(|f| f.as_ref().map(|f| flag_kind_text(f.kind)).unwrap_or_default());
-                        let open = move || f.with(|f| f.as_ref().map(|f| open_since(&f.raised)).unwrap_or_default());
+                        let kind = from_row(f, |f| flag_kind_text(f.kind));
+                        let open = from_row(f, move |f| open_since(&f.raised));
                         view! {
                             <span>{kind}</span>
                             <span class="open-for">{open}</span>
@@ -340,8 +340,8 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
                 <h3>{move || tr("待办事件", "open incidents")}</h3>
                 <ul class="open-list" data-testid="mg-incidents">
                     {slot_rows(shown_incidents, |_| String::new(), move |i| {
-                        let what = move || i.with(|i| i.as_ref().map(|i| format!("L{} {}", i.level, i.category)).unwrap_or_default());
-                        let open = move || i.with(|i| i.as_ref().map(|i| open_since(&i.reported)).unwrap_or_default());
+                        let what = from_row(i, |i| format!("L{} {}", i.level, i.category));
+                        let open = from_row(i, move |i| open_since(&i.reported));
                         view! {
                             <span>{what}</span>
                             <span class="open-for">{open}</span>

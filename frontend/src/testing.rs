@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use serde_json::Value;
 use std::rc::Rc;
 
-use crate::components::{AsOf, Tile, slot_rows};
+use crate::components::{AsOf, Tile, from_row, slot_rows};
 use crate::fmt::thousands;
 use crate::i18n::tr;
 use crate::live::{Live, follow_with};
@@ -132,10 +132,10 @@ pub fn BusiestSites(
         <Tile class="sites" testid="busiest-sites" zh="排队最长的采样点" en="Busiest testing sites" live=live>
             <ul>
                 {slot_rows(rows, |_| "site".to_string(), move |s| {
-                    let site = move || s.with(|s| s.as_ref().map(|s| s.site.clone()).unwrap_or_default());
+                    let site = from_row(s, |s| s.site.clone());
                     // The community, unless the site's name already says it.
                     let place = move || s.with(|s| s.as_ref().filter(|s| !s.site.contains(&s.community_name)).map(|s| s.community_name.clone()));
-                    let queue = move || s.with(|s| s.as_ref().map(|s| thousands(s.queue)).unwrap_or_default());
+                    let queue = from_row(s, |s| thousands(s.queue));
                     view! {
                         <span class="site-name">
                             {site}

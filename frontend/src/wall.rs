@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::components::{Header, Tile, ZonePanel, slot_rows, status_class, status_name};
+use crate::components::{Header, Tile, ZonePanel, from_row, slot_rows, status_class, status_name};
 use crate::district::RedList;
 use crate::fmt::{percent, thousands};
 use crate::geo::{self, Geo};
@@ -167,7 +167,7 @@ fn Ticker(feed: MapFeed, geo: RwSignal<Option<Arc<Geo>>>) -> impl IntoView {
                         g.cells.get(a.ordinal).map(|c| g.place(&c.node, lang() == Lang::En))
                     })))).unwrap_or_default();
                     let at = move || a.with(|a| a.as_ref().and_then(|a| a.at.get(..5)).unwrap_or_default().to_string());
-                    let what = move || a.with(|a| a.as_ref().map(|a| status_name(a.to)).unwrap_or_default());
+                    let what = from_row(a, |a| status_name(a.to));
                     view! {
                         <span class="alert-at">{at}</span>
                         <span class="alert-what">{what}</span>
@@ -229,10 +229,10 @@ fn Children(
         <Tile class="children" testid="children" zh="采样完成与状态" en="Tested today and status" live=live>
             <ul>
                 {slot_rows(rows, |(c, _)| format!("child {}", status_class(c.status)), move |row| {
-                    let label = move || row.get().map(|(c, _)| name(&c.name, &c.name_en).to_string()).unwrap_or_default();
-                    let width = move || row.get().map(|(_, done)| format!("width:{:.1}%", (done * 100.0).clamp(0.0, 100.0))).unwrap_or_default();
-                    let pct = move || row.get().map(|(_, done)| percent(done)).unwrap_or_default();
-                    let red = move || row.get().and_then(|(c, _)| (c.red > 0).then(|| format!("● {}", c.red)));
+                    let label = from_row(row, |(c, _)| name(&c.name, &c.name_en).to_string());
+                    let width = from_row(row, |(_, done)| format!("width:{:.1}%", (done * 100.0).clamp(0.0, 100.0)));
+                    let pct = from_row(row, |(_, done)| percent(*done));
+                    let red = from_row(row, |(c, _)| (c.red > 0).then(|| format!("● {}", c.red)));
                     view! {
                         <span class="child-name">{label}</span>
                         <span class="child-bar"><i style=width></i></span>
