@@ -8,8 +8,7 @@
 //! - with `?perf=1`: `__gw_frames`, the last 20,000 frames as `[node, ms,
 //!   bytes]` where `ms` is the main thread's time from the frame's arrival
 //!   until the reactive updates it queued ran and style and layout were
-//!   recomputed (an upper bound: a task queued in between counts too); and
-//!   `__gw_wasm_bytes`, the size of the wasm linear memory.
+//!   recomputed (an upper bound: a task queued in between counts too).
 
 use js_sys::{Array, Object, Reflect};
 use std::cell::RefCell;
@@ -121,10 +120,4 @@ fn measure_pending() {
     while frames.length() > KEEP {
         frames.shift();
     }
-    let wasm_bytes = wasm_bindgen::memory()
-        .dyn_into::<js_sys::WebAssembly::Memory>()
-        .ok()
-        .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
-        .map_or(0.0, |b| f64::from(b.byte_length()));
-    set_global("__gw_wasm_bytes", &wasm_bytes.into());
 }
