@@ -1031,11 +1031,9 @@ mod tests {
     /// cache) yields exactly the states a full polars recompute gives them.
     #[test]
     fn partial_recompute_matches_full() {
-        let reg = crate::load_registry(None).expect("built-in registry");
-        let topo = Topology::new(&reg);
+        let fx = Fixture::new();
+        let (reg, topo, now, cfg) = (&fx.reg, &fx.topo, fx.now, &fx.cfg);
         let mut state = LiveState::new(reg.microgrids.len());
-        let now = 1_665_820_800; // 2022-10-15 16:00 +08:00
-        let cfg = StatusConfig::default();
         let id = |k: usize| reg.node(reg.microgrids[k]).id.as_str().to_string();
         let video = |n: &str, id: &str, flag: &str, kind: &str, action: &str, ts: &str| {
             (
@@ -1057,45 +1055,26 @@ mod tests {
             video(&a, "v2", "f2", "gathering", "raised", "15:20"),
             video(&a, "v2r", "f2", "gathering", "rectified", "15:45"),
         ];
-        let rules = TimeRules {
-            lateness_s: 86400,
-            future_s: 300,
-        };
-        let apply = |state: &mut LiveState, evs: &[(String, String)], mask: &mut [bool]| {
-            let mut rows = Vec::new();
-            for (subject, payload) in evs {
-                let v = validate(subject, payload.as_bytes(), &reg, Some(now), rules)
-                    .expect("a valid event");
-                for &a in &reg.node(v.node).mg.as_ref().expect("a micro-grid").path {
-                    mask[a as usize] = true;
-                }
-                match state.apply(&v, &topo) {
-                    crate::state::Outcome::Applied(r) => rows.extend(r),
-                    other => panic!("not applied: {other:?}"),
-                }
-            }
-            fold_batch(state, &rows).expect("fold");
-        };
         let mut ignored = vec![false; reg.nodes.len()];
-        apply(&mut state, &before, &mut ignored);
+        fx.apply(&mut state, &before, &mut ignored);
         // The cache as of before the batch, as the processor keeps it.
-        let mut cache = RollupCache::new(&reg, &topo);
-        compute_states(&reg, &topo, &state, now, &cfg, &mut cache, Scope::Full).expect("first");
+        let mut cache = RollupCache::new(reg, topo);
+        compute_states(reg, topo, &state, now, cfg, &mut cache, Scope::Full).expect("first");
         let mut mask = vec![false; reg.nodes.len()];
-        apply(&mut state, &after, &mut mask);
+        fx.apply(&mut state, &after, &mut mask);
         let part = compute_states(
-            &reg,
-            &topo,
+            reg,
+            topo,
             &state,
             now,
-            &cfg,
+            cfg,
             &mut cache,
             Scope::Touched(&mask),
         )
         .expect("partial");
-        let mut fresh = RollupCache::new(&reg, &topo);
+        let mut fresh = RollupCache::new(reg, topo);
         let full =
-            compute_states(&reg, &topo, &state, now, &cfg, &mut fresh, Scope::Full).expect("full");
+            compute_states(reg, topo, &state, now, cfg, &mut fresh, Scope::Full).expect("full");
         let mut compared = 0;
         for (i, m) in mask.iter().enumerate() {
             if *m {
@@ -1114,7 +1093,7 @@ mod tests {
         // closed micro-grids nobody patrolled today.
         let red = full[reg.microgrids[4000] as usize].as_ref();
         assert_eq!(red.map(|s| s.status), Some(Status::Red));
-        let before = red_in_empty_state(&reg, &topo, now, &cfg);
+        let before = red_in_empty_state(reg, topo, now, cfg);
         assert_eq!(district.red_microgrids, before + 1);
 
         // 75 minutes on, with nothing new: a refresh builds exactly the
@@ -1122,18 +1101,18 @@ mod tests {
         let later = now + 75 * 60;
         let none = vec![false; reg.nodes.len()];
         let refreshed = compute_states(
-            &reg,
-            &topo,
+            reg,
+            topo,
             &state,
             later,
-            &cfg,
+            cfg,
             &mut cache,
             Scope::Refresh(&none),
         )
         .expect("refresh");
-        let mut fresh = RollupCache::new(&reg, &topo);
-        let full_later = compute_states(&reg, &topo, &state, later, &cfg, &mut fresh, Scope::Full)
-            .expect("full");
+        let mut fresh = RollupCache::new(reg, topo);
+        let full_later =
+            compute_states(reg, topo, &state, later, cfg, &mut fresh, Scope::Full).expect("full");
         let mut built = 0;
         for i in 0..reg.nodes.len() {
             let id = &reg.nodes[i].id;
@@ -1152,6 +1131,62 @@ mod tests {
         }
         assert!(built > 0, "the patrol left the 1 h window: its path moved");
         assert!(built < reg.nodes.len(), "untouched nodes are not rebuilt");
+    }
+
+    /// The built-in registry at 16:00 on 2022-10-15, default status rules.
+    struct Fixture {
+        reg: Registry,
+        topo: Topology,
+        now: i64,
+        cfg: StatusConfig,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let reg = crate::load_registry(None).expect("built-in registry");
+            let topo = Topology::new(&reg);
+            Fixture {
+                reg,
+                topo,
+                now: 1_665_820_800, // 2022-10-15 16:00 +08:00
+                cfg: StatusConfig::default(),
+            }
+        }
+
+        /// Validates and applies `evs` as ingest does, folds them in, and
+        /// marks their micro-grids' paths in `mask`.
+        fn apply(&self, state: &mut LiveState, evs: &[(String, String)], mask: &mut [bool]) {
+            let rules = TimeRules {
+                lateness_s: 86400,
+                future_s: 300,
+            };
+            let mut rows = Vec::new();
+            for (subject, payload) in evs {
+                let v = validate(
+                    subject,
+                    payload.as_bytes(),
+                    &self.reg,
+                    Some(self.now),
+                    rules,
+                )
+                .expect("a valid event");
+                for &a in &self
+                    .reg
+                    .node(v.node)
+                    .mg
+                    .as_ref()
+                    .expect("a micro-grid")
+                    .path
+                {
+                    mask[a as usize] = true;
+                }
+                match state.apply(&v, &self.topo) {
+                    crate::state::Outcome::Applied(r) => rows.extend(r),
+                    other => panic!("not applied: {other:?}"),
+                }
+            }
+            fold_batch(state, &rows).expect("fold");
+        }
     }
 
     /// The street of a node id.
@@ -1176,34 +1211,20 @@ mod tests {
     /// up: spurious reds on the wall's ticker.)
     #[test]
     fn a_patrol_ahead_of_the_clock_counts_as_patrolled_now() {
-        let reg = crate::load_registry(None).expect("built-in registry");
-        let topo = Topology::new(&reg);
+        let fx = Fixture::new();
+        let (reg, topo, now, cfg) = (&fx.reg, &fx.topo, fx.now, &fx.cfg);
         let mut state = LiveState::new(reg.microgrids.len());
-        let now = 1_665_820_800; // 2022-10-15 16:00 +08:00
-        let cfg = StatusConfig::default();
         let mg = *reg
             .microgrids
             .iter()
-            .find(|&&m| state.zone_of(&reg, m).0.is_closed())
+            .find(|&&m| state.zone_of(reg, m).0.is_closed())
             .expect("a sealed or control micro-grid");
         let node = reg.node(mg).id.as_str().to_string();
-        let rules = TimeRules {
-            lateness_s: 86400,
-            future_s: 300,
-        };
-        let mut rows = Vec::new();
-        for (subject, payload) in [patrol(&node, "p1", "13:00"), patrol(&node, "p2", "16:02")] {
-            let v = validate(&subject, payload.as_bytes(), &reg, Some(now), rules)
-                .expect("a valid event");
-            match state.apply(&v, &topo) {
-                crate::state::Outcome::Applied(r) => rows.extend(r),
-                other => panic!("not applied: {other:?}"),
-            }
-        }
-        fold_batch(&mut state, &rows).expect("fold");
-        let mut cache = RollupCache::new(&reg, &topo);
+        let evs = [patrol(&node, "p1", "13:00"), patrol(&node, "p2", "16:02")];
+        fx.apply(&mut state, &evs, &mut vec![false; reg.nodes.len()]);
+        let mut cache = RollupCache::new(reg, topo);
         let states =
-            compute_states(&reg, &topo, &state, now, &cfg, &mut cache, Scope::Full).expect("full");
+            compute_states(reg, topo, &state, now, cfg, &mut cache, Scope::Full).expect("full");
         let s = states[mg as usize].as_ref().expect("its state");
         assert_eq!(s.status, Status::Green, "{:?}", s.why);
         assert_eq!(s.patrol.coverage_2h, 1.0);
