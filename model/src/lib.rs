@@ -11,15 +11,22 @@
 //!   micro-grids) and its flattened, indexed form.
 //! - [`state`]: the aggregate state of one node, as the state API returns it.
 //! - [`ws`]: WebSocket messages between backend and clients.
+//! - [`api`]: the REST bodies of the hierarchy and the registry records.
 //! - [`merge_patch`]: RFC 7386 JSON Merge Patch, to diff and apply states.
 //! - [`time`]: local (Asia/Shanghai, UTC+8) calendar helpers.
+//! - [`fmt`]: numbers as the screens show them.
+//! - [`kv`]: the state bucket and its keys (`node.<id>`, `meta.ingest`).
+//! - [`stats`]: ingest's statistics record (`meta.ingest`).
 
+pub mod api;
 pub mod event;
 pub mod fmt;
 pub mod ids;
+pub mod kv;
 pub mod merge_patch;
 pub mod registry;
 pub mod state;
+pub mod stats;
 pub mod time;
 pub mod ws;
 

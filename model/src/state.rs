@@ -277,6 +277,78 @@ pub struct NodeState {
     pub detail: Option<MgDetail>,
 }
 
+/// Declares [`NodeState::set_field`] over the listed fields.
+macro_rules! node_state_fields {
+    ($($field:ident),* $(,)?) => {
+        impl NodeState {
+            /// The serialized names of every field.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Sets the field serialized as `key` from `v`; an unknown key
+            /// (from a newer server) is ignored.
+            ///
+            /// Fails when `v` is not of the field's type.
+            pub fn set_field(&mut self, key: &str, v: &serde_json::Value) -> Result<(), serde_json::Error> {
+                match key {
+                    $(stringify!($field) => self.$field = Deserialize::deserialize(v)?,)*
+                    _ => {}
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+node_state_fields!(
+    node,
+    name,
+    level,
+    as_of,
+    seq,
+    microgrids,
+    population,
+    households,
+    staff,
+    zone,
+    zones,
+    patrol,
+    testing,
+    video,
+    incidents,
+    status,
+    reasons,
+    why,
+    red_microgrids,
+    amber_microgrids,
+    red_nodes,
+    children,
+    detail,
+);
+
+impl NodeState {
+    /// Brings this state up to `merged` — its JSON after the merge patch
+    /// `patch` was applied — re-reading only the top-level fields the patch
+    /// touched, not the whole state.
+    ///
+    /// Fails when a touched field cannot be read (the caller then reads
+    /// `merged` whole).
+    pub fn apply_fields(
+        &mut self,
+        merged: &serde_json::Value,
+        patch: &serde_json::Value,
+    ) -> Result<(), serde_json::Error> {
+        let Some(keys) = patch.as_object() else {
+            *self = Deserialize::deserialize(merged)?;
+            return Ok(());
+        };
+        for k in keys.keys() {
+            let v = merged.get(k).unwrap_or(&serde_json::Value::Null);
+            self.set_field(k, v)?;
+        }
+        Ok(())
+    }
+}
+
 /// How many red micro-grids a state lists by name: more than a wall or a
 /// tablet shows at once (the count, `red_microgrids`, is always exact). It
 /// bounds the district snapshot, which every WebSocket client's send buffer
@@ -388,5 +460,65 @@ mod tests {
             }
         }
         assert_eq!(parse_cell_code("x"), None);
+    }
+
+    fn sample() -> NodeState {
+        NodeState {
+            node: "beilun/daqi".into(),
+            name: "大碶".into(),
+            level: Level::Street,
+            as_of: "2022-10-15T10:00:00+08:00".into(),
+            seq: 3,
+            microgrids: 2,
+            population: 500,
+            households: 200,
+            staff: 12,
+            zone: None,
+            zones: Zones::default(),
+            patrol: PatrolAgg::default(),
+            testing: TestingAgg::default(),
+            video: VideoAgg::default(),
+            incidents: IncidentAgg::default(),
+            status: Status::Green,
+            reasons: vec![],
+            why: vec![],
+            red_microgrids: 0,
+            amber_microgrids: 0,
+            red_nodes: vec![],
+            children: vec![],
+            detail: None,
+        }
+    }
+
+    /// A delta applied field by field gives the state a whole read gives,
+    /// including a field the patch removes.
+    #[test]
+    fn applying_the_touched_fields_equals_reading_the_whole() {
+        let mut old = sample();
+        old.zone = Some(Zone::Sealed);
+        let mut new = old.clone();
+        new.seq = 4;
+        new.as_of = "2022-10-15T10:01:00+08:00".into();
+        new.zone = None;
+        new.status = Status::Red;
+        new.patrol.patrols_today = 7;
+        new.reasons = vec!["x".into()];
+        let (a, b) = (
+            serde_json::to_value(&old).expect("json"),
+            serde_json::to_value(&new).expect("json"),
+        );
+        let patch = crate::merge_patch::diff(&a, &b).expect("they differ");
+        let mut merged = a.clone();
+        crate::merge_patch::apply(&mut merged, &patch);
+        let mut typed = old.clone();
+        typed.apply_fields(&merged, &patch).expect("applies");
+        assert_eq!(typed, new);
+        // Every serialized field has a setter.
+        old.detail = Some(MgDetail::default());
+        let full = serde_json::to_value(&old).expect("json");
+        for k in full.as_object().expect("an object").keys() {
+            assert!(NodeState::FIELDS.contains(&k.as_str()), "no setter for {k}");
+        }
+        assert!(typed.set_field("seq", &serde_json::json!("x")).is_err());
     }
 }

@@ -1,0 +1,234 @@
+//! The REST bodies the backend serves and the frontend reads, beyond the
+//! node state ([`NodeState`](crate::NodeState)):
+//!
+//! - [`Hierarchy`] — `GET /api/v1/hierarchy`: the registry as a tree
+//!   (streets with their polygons, communities, grids, micro-grids with
+//!   population, households, zone and cell position);
+//! - [`RegistryRecord`] — `GET /api/v1/registry?node=`: what the registry
+//!   knows of one node, with a micro-grid's team.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Level;
+use crate::Zone;
+use crate::registry::{CommunityKind, Registry, SourceNotice, Team};
+
+/// The registry as a tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hierarchy {
+    pub node: String,
+    pub name: String,
+    pub name_en: String,
+    pub sources: Vec<HierarchySource>,
+    pub streets: Vec<HStreet>,
+}
+
+/// Where the data came from (as in the registry file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HierarchySource {
+    pub what: String,
+    pub source: String,
+    pub license: String,
+}
+
+/// A street with its polygon and communities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HStreet {
+    pub node: String,
+    pub name: String,
+    pub name_en: String,
+    pub code: String,
+    /// [lon, lat] of the label point.
+    pub center: [f64; 2],
+    /// MultiPolygon coordinates, GeoJSON order ([lon, lat]).
+    pub polygon: Vec<Vec<Vec<[f64; 2]>>>,
+    pub communities: Vec<HCommunity>,
+}
+
+/// A village or community with its grids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HCommunity {
+    pub node: String,
+    pub name: String,
+    pub name_en: String,
+    pub code: String,
+    pub kind: CommunityKind,
+    pub grids: Vec<HGrid>,
+}
+
+/// A grid with its micro-grids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HGrid {
+    pub node: String,
+    pub microgrids: Vec<HMicrogrid>,
+}
+
+/// A micro-grid's place on the map and its registered figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HMicrogrid {
+    pub node: String,
+    pub population: u32,
+    pub households: u32,
+    /// Zone designation registered at the start.
+    pub zone: Zone,
+    /// [lon, lat] of its cell.
+    pub pos: [f64; 2],
+}
+
+impl From<&SourceNotice> for HierarchySource {
+    fn from(s: &SourceNotice) -> Self {
+        HierarchySource {
+            what: s.what.clone(),
+            source: s.source.clone(),
+            license: s.license.clone(),
+        }
+    }
+}
+
+impl Hierarchy {
+    /// The tree of `reg`, micro-grids in registry order (so a micro-grid's
+    /// position in the tree is its ordinal).
+    pub fn of(reg: &Registry) -> Hierarchy {
+        let f = &reg.file;
+        let root = f.district.id.as_str();
+        Hierarchy {
+            node: root.into(),
+            name: f.district.name.clone(),
+            name_en: f.district.name_en.clone(),
+            sources: f.sources.iter().map(HierarchySource::from).collect(),
+            streets: f
+                .streets
+                .iter()
+                .map(|s| {
+                    let sid = format!("{root}/{}", s.id);
+                    HStreet {
+                        communities: s
+                            .communities
+                            .iter()
+                            .map(|c| {
+                                let cid = format!("{sid}/{}", c.id);
+                                HCommunity {
+                                    grids: c
+                                        .grids
+                                        .iter()
+                                        .map(|g| {
+                                            let gid = format!("{cid}/{}", g.id);
+                                            HGrid {
+                                                microgrids: g
+                                                    .microgrids
+                                                    .iter()
+                                                    .map(|m| HMicrogrid {
+                                                        node: format!("{gid}/{}", m.id),
+                                                        population: m.population,
+                                                        households: m.households,
+                                                        zone: m.zone,
+                                                        pos: m.pos,
+                                                    })
+                                                    .collect(),
+                                                node: gid,
+                                            }
+                                        })
+                                        .collect(),
+                                    node: cid,
+                                    name: c.name.clone(),
+                                    name_en: c.name_en.clone(),
+                                    code: c.code.clone(),
+                                    kind: c.kind,
+                                }
+                            })
+                            .collect(),
+                        node: sid,
+                        name: s.name.clone(),
+                        name_en: s.name_en.clone(),
+                        code: s.code.clone(),
+                        center: s.center,
+                        polygon: s.polygon.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One node's registry record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegistryRecord {
+    pub node: String,
+    pub name: String,
+    pub name_en: String,
+    pub level: Level,
+    pub population: u64,
+    pub households: u64,
+    pub microgrids: u32,
+    pub parent: Option<String>,
+    pub children: Vec<String>,
+    /// A micro-grid's registered zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_zone: Option<Zone>,
+    /// A micro-grid's team (personal data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<Team>,
+}
+
+impl RegistryRecord {
+    /// The record of registry node `i`.
+    pub fn of(reg: &Registry, i: u32) -> RegistryRecord {
+        let n = reg.node(i);
+        RegistryRecord {
+            node: n.id.to_string(),
+            name: n.name.clone(),
+            name_en: n.name_en.clone(),
+            level: n.level,
+            population: n.population,
+            households: n.households,
+            microgrids: n.microgrids,
+            parent: n.parent.map(|p| reg.node(p).id.to_string()),
+            children: n
+                .children
+                .iter()
+                .map(|&c| reg.node(c).id.to_string())
+                .collect(),
+            registered_zone: n.mg.as_ref().map(|m| m.zone),
+            team: n.mg.as_ref().map(|m| m.team.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_lists_every_micro_grid_in_registry_order() {
+        let reg = Registry::from_json(crate::registry::BEILUN_REGISTRY_JSON).expect("registry");
+        let h = Hierarchy::of(&reg);
+        let listed: Vec<&str> = h
+            .streets
+            .iter()
+            .flat_map(|s| &s.communities)
+            .flat_map(|c| &c.grids)
+            .flat_map(|g| &g.microgrids)
+            .map(|m| m.node.as_str())
+            .collect();
+        let ordinals: Vec<&str> = reg
+            .microgrids
+            .iter()
+            .map(|&m| reg.node(m).id.as_str())
+            .collect();
+        assert_eq!(listed, ordinals);
+        let text = serde_json::to_string(&h).expect("serializes");
+        assert_eq!(serde_json::from_str::<Hierarchy>(&text).ok(), Some(h));
+    }
+
+    #[test]
+    fn a_micro_grid_record_has_its_team_and_a_street_none() {
+        let reg = Registry::from_json(crate::registry::BEILUN_REGISTRY_JSON).expect("registry");
+        let mg = RegistryRecord::of(&reg, reg.microgrids[0]);
+        assert!(mg.team.is_some() && mg.registered_zone.is_some());
+        let street = RegistryRecord::of(&reg, reg.nodes[0].children[0]);
+        assert_eq!(street.level, Level::Street);
+        assert!(street.team.is_none());
+        let text = serde_json::to_string(&street).expect("serializes");
+        assert!(!text.contains("team"), "{text}");
+    }
+}
