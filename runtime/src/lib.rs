@@ -1,0 +1,23 @@
+//! Gridwatch's service runtime, written once and used by ingest, the
+//! backend and the simulator (the model stays free of I/O):
+//!
+//! - [`config`]: typed configuration, layered defaults → TOML file →
+//!   `GRIDWATCH__…` environment variables → flags; unknown keys rejected.
+//! - [`telemetry`]: `tracing` with `RUST_LOG`.
+//! - [`shutdown`]: one root `CancellationToken` cancelled on SIGINT or
+//!   SIGTERM, and the bound on how long a service may take to stop.
+//! - [`nats`]: connect options (retry, reconnect forever, count
+//!   disconnections).
+//! - [`publish`]: a JetStream publish retried until stored or cancelled.
+//! - [`registry`]: the registry from a file, or the Beilun one built in.
+//! - [`error`]: the crate's error.
+
+pub mod config;
+pub mod error;
+pub mod nats;
+pub mod publish;
+pub mod registry;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::RuntimeError;
