@@ -1,10 +1,9 @@
 //! Typed, layered configuration: defaults → `--config` file (TOML) →
-//! `GRIDWATCH__…` environment variables → flags. Unknown keys are rejected.
+//! `GRIDWATCH__…` environment variables → flags. Unknown keys are rejected
+//! (loaded by `gridwatch_runtime::config::load`).
 
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
-
-use crate::error::BackendError;
+use std::path::PathBuf;
 
 /// Backend configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -30,6 +29,9 @@ pub struct Config {
     /// times the number of connected clients (at most once a second);
     /// versions in between are folded into one delta.
     pub pace_us_per_client: u64,
+    /// After SIGINT or SIGTERM, the process exits within this many seconds
+    /// even when connections or NATS do not let go.
+    pub shutdown_s: u64,
 }
 
 impl Default for Config {
@@ -39,40 +41,12 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             registry: None,
             static_dir: PathBuf::from("frontend/dist"),
-            state_bucket: "GW_STATE".into(),
+            state_bucket: gridwatch_model::kv::DEFAULT_BUCKET.into(),
             heartbeat_s: 5,
             resume_history: 512,
             client_queue: 256,
             pace_us_per_client: 20,
+            shutdown_s: gridwatch_runtime::shutdown::DEFAULT_SHUTDOWN_S,
         }
     }
-}
-
-/// Loads configuration: defaults, `file`, `GRIDWATCH__…`, then `overrides`.
-///
-/// Fails when the file cannot be read or a key is unknown or mistyped.
-pub fn load(
-    file: Option<&Path>,
-    overrides: &[(&str, Option<String>)],
-) -> Result<Config, BackendError> {
-    let mut b = config::Config::builder();
-    if let Some(f) = file {
-        b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
-    }
-    b = b.add_source(
-        config::Environment::with_prefix("GRIDWATCH")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true),
-    );
-    for (k, v) in overrides {
-        if let Some(v) = v {
-            b = b
-                .set_override(*k, v.clone())
-                .map_err(|e| BackendError::Config(e.to_string()))?;
-        }
-    }
-    b.build()
-        .and_then(|c| c.try_deserialize())
-        .map_err(|e| BackendError::Config(e.to_string()))
 }

@@ -64,4 +64,6 @@ pub enum BackendError {
     Registry(#[from] gridwatch_model::registry::RegistryError),
     #[error("NATS: {0}")]
     Nats(String),
+    #[error(transparent)]
+    Runtime(#[from] gridwatch_runtime::RuntimeError),
 }

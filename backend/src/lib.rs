@@ -48,11 +48,7 @@ impl AppState {
     pub fn clock_now(&self) -> String {
         self.store
             .meta()
-            .and_then(|m| {
-                m.get("clock_now")
-                    .and_then(|v| v.as_str())
-                    .map(String::from)
-            })
+            .and_then(|m| m.clock_now.clone())
             .unwrap_or_else(|| gridwatch_model::time::to_local_rfc3339(chrono::Utc::now()))
     }
 }
@@ -69,22 +65,6 @@ fn prometheus() -> PrometheusHandle {
             handle
         })
         .clone()
-}
-
-/// Loads the registry named by `path`, or the Beilun registry built in.
-///
-/// Fails naming the file, or the place and field that are wrong.
-pub fn load_registry(path: Option<&std::path::Path>) -> Result<Registry, BackendError> {
-    let Some(p) = path else {
-        return Ok(Registry::from_json(
-            gridwatch_model::registry::BEILUN_REGISTRY_JSON,
-        )?);
-    };
-    let text = std::fs::read_to_string(p).map_err(|e| BackendError::Io {
-        path: p.display().to_string(),
-        source: e,
-    })?;
-    Ok(Registry::from_json(&text)?)
 }
 
 async fn api_not_found(uri: Uri) -> ApiError {
@@ -122,15 +102,11 @@ pub async fn run(
     shutdown: CancellationToken,
     bound: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> Result<(), BackendError> {
-    let registry = Arc::new(load_registry(cfg.registry.as_deref())?);
-    let hierarchy = Bytes::from(routes::hierarchy::build(&registry).to_string());
-    let nats = async_nats::ConnectOptions::new()
-        .name("gridwatch-backend")
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connect(&cfg.nats)
-        .await
-        .map_err(|e| BackendError::Nats(e.to_string()))?;
+    let registry = Arc::new(gridwatch_runtime::registry::load(cfg.registry.as_deref())?);
+    let hierarchy = serde_json::to_vec(&gridwatch_model::api::Hierarchy::of(&registry))
+        .map(Bytes::from)
+        .map_err(|e| BackendError::Config(format!("serializing the hierarchy: {e}")))?;
+    let (nats, _) = gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-backend").await?;
     let store = store::Store::new(
         registry.nodes.iter().map(|n| n.id.as_str()).chain([
             gridwatch_model::state::MAP_NODE,

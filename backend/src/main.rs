@@ -2,9 +2,11 @@
 //! states ingest publishes.
 
 use clap::Parser;
-use gridwatch_backend::config;
+use gridwatch_backend::Config;
+use gridwatch_runtime::config::{self, path_value};
+use gridwatch_runtime::{shutdown, telemetry};
 use std::path::PathBuf;
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -29,50 +31,22 @@ struct Args {
     static_dir: Option<PathBuf>,
 }
 
-fn shutdown_on_signals() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {},
-                        _ = term.recv() => {},
-                    }
-                }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        t.cancel();
-    });
-    token
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    telemetry::init_tracing();
     let a = Args::parse();
-    let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string());
-    let cfg = config::load(
+    let cfg: Config = config::load(
         a.config.as_deref(),
         &[
             ("nats", a.nats),
             ("listen", a.listen),
-            ("registry", path(a.registry)),
-            ("static_dir", path(a.static_dir)),
+            ("registry", path_value(a.registry.as_deref())),
+            ("static_dir", path_value(a.static_dir.as_deref())),
         ],
     )?;
-    let shutdown = shutdown_on_signals();
-    gridwatch_backend::run(cfg, shutdown, None).await?;
+    let limit = Duration::from_secs(cfg.shutdown_s);
+    let token = shutdown::on_signals();
+    let serve = gridwatch_backend::run(cfg, token.clone(), None);
+    shutdown::run_or_exit(&token, limit, serve).await?;
     Ok(())
 }

@@ -30,6 +30,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use gridwatch_model::merge_patch;
+use gridwatch_model::stats::IngestStats;
 use gridwatch_model::ws::ServerMsg;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -189,7 +190,7 @@ pub enum CatchUp {
 /// All node states.
 pub struct Store {
     nodes: RwLock<HashMap<String, NodeEntry>>,
-    meta: RwLock<Option<Arc<Value>>>,
+    meta: RwLock<Option<Arc<IngestStats>>>,
     history_len: usize,
     /// Pacing: the interval between a node's deltas grows by this much per
     /// connected client.
@@ -286,13 +287,6 @@ impl Store {
         struct Seq {
             seq: u64,
         }
-        let seq = match serde_json::from_slice::<Seq>(&raw) {
-            Ok(s) => s.seq,
-            Err(e) => {
-                tracing::warn!(node, error = %e, "state without a readable seq ignored");
-                return false;
-            }
-        };
         let Ok(mut nodes) = self.nodes.write() else {
             return false;
         };
@@ -300,18 +294,41 @@ impl Store {
             tracing::debug!(node, "state for a node not in the registry ignored");
             return false;
         };
+        // The same bytes again (a watch started over): nothing new.
+        if e.raw.as_deref() == Some(&raw[..]) {
+            return false;
+        }
         let now = Instant::now();
         if e.followers() > 0 {
             e.followed = Some(now);
         }
-        if seq <= e.seq && e.raw.as_deref() == Some(&raw[..]) {
-            return false;
-        }
+        let followed = e.followed.is_some_and(|t| now - t < FOLLOW_GRACE);
+        // Parsed once: whole when someone follows the node (to diff it),
+        // else only as far as its seq.
+        let parsed = if followed {
+            serde_json::from_slice::<Value>(&raw)
+                .map_err(|e| e.to_string())
+                .and_then(|v| match v.get("seq").and_then(Value::as_u64) {
+                    Some(seq) => Ok((seq, Some(v))),
+                    None => Err("no seq".into()),
+                })
+        } else {
+            serde_json::from_slice::<Seq>(&raw)
+                .map(|s| (s.seq, None))
+                .map_err(|e| e.to_string())
+        };
+        let (seq, state) = match parsed {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::warn!(node, error = %err, "unreadable state ignored");
+                return false;
+            }
+        };
         // The bytes are a slice of the NATS client's read buffer, and a
         // slice keeps its whole buffer alive: kept for ~5,400 nodes, those
         // were 73 MB of heap (heaptrack). A copy of its own, then.
         let raw = bytes::Bytes::copy_from_slice(&raw);
-        if e.followed.is_none_or(|t| now - t >= FOLLOW_GRACE) {
+        let Some(state) = state else {
             // Nobody to tell: keep the bytes; parse when asked.
             e.seq = seq;
             e.raw = Some(raw);
@@ -320,13 +337,6 @@ impl Store {
             e.snap = None;
             e.history.clear();
             return true;
-        }
-        let state: Value = match serde_json::from_slice(&raw) {
-            Ok(v) => v,
-            Err(err) => {
-                tracing::warn!(node, error = %err, "unreadable state ignored");
-                return false;
-            }
         };
         let newer = seq > e.seq;
         let told = if newer { e.told() } else { None };
@@ -420,14 +430,14 @@ impl Store {
     }
 
     /// Stores ingest's statistics.
-    pub fn set_meta(&self, meta: Value) {
+    pub fn set_meta(&self, meta: IngestStats) {
         if let Ok(mut m) = self.meta.write() {
             *m = Some(Arc::new(meta));
         }
     }
 
     /// Ingest's latest statistics.
-    pub fn meta(&self) -> Option<Arc<Value>> {
+    pub fn meta(&self) -> Option<Arc<IngestStats>> {
         self.meta.read().ok().and_then(|m| m.clone())
     }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
+use gridwatch_model::kv::Key;
+use gridwatch_model::stats::IngestStats;
 
 /// Runs until cancelled.
 pub async fn run(client: async_nats::Client, app: Arc<AppState>, shutdown: CancellationToken) {
@@ -54,20 +56,25 @@ pub async fn run(client: async_nats::Client, app: Arc<AppState>, shutdown: Cance
             if entry.operation != Operation::Put {
                 continue;
             }
-            if let Some(node) = entry.key.strip_prefix("node.") {
-                if app.store.apply(node, entry.value) {
-                    metrics::counter!("gridwatch_state_updates_total").increment(1);
-                }
-            } else if entry.key == "meta.ingest" {
-                let value: serde_json::Value = match serde_json::from_slice(&entry.value) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "unreadable ingest statistics ignored");
-                        continue;
+            match Key::parse(&entry.key) {
+                Some(Key::Node(node)) => {
+                    let applied = app.store.apply(node, entry.value);
+                    if applied {
+                        metrics::counter!("gridwatch_state_updates_total").increment(1);
                     }
-                };
-                crate::routes::metrics::record_ingest(&value);
-                app.store.set_meta(value);
+                }
+                Some(Key::Meta) => {
+                    let stats: IngestStats = match serde_json::from_slice(&entry.value) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "unreadable ingest statistics ignored");
+                            continue;
+                        }
+                    };
+                    crate::routes::metrics::record_ingest(&stats);
+                    app.store.set_meta(stats);
+                }
+                None => {}
             }
         }
         tokio::select! {

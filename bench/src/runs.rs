@@ -3,6 +3,8 @@
 use anyhow::{Context, Result, anyhow, bail};
 use futures::SinkExt;
 use gridwatch_model::Registry;
+use gridwatch_model::kv::{DEFAULT_BUCKET, META_KEY};
+use gridwatch_model::stats::IngestStats;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,36 +122,23 @@ pub async fn latency(
     )
     .await?;
     let meta = async {
-        let kv = stack.js.get_key_value("GW_STATE").await.ok()?;
-        let v = kv.get("meta.ingest").await.ok()??;
-        serde_json::from_slice::<serde_json::Value>(&v).ok()
+        let kv = stack.js.get_key_value(DEFAULT_BUCKET).await.ok()?;
+        let v = kv.get(META_KEY).await.ok()??;
+        serde_json::from_slice::<IngestStats>(&v).ok()
     }
     .await
     .unwrap_or_default();
     let achieved = load.finish().await?;
     let missing = w.probes.len().saturating_sub(w.latencies_ms.len());
-    let stages = meta["stages"]
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (
-                        k.trim_end_matches("_us").to_string(),
-                        v.as_f64().unwrap_or(0.0) / 1e6,
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let stages = meta
+        .stages
+        .stages()
+        .iter()
+        .map(|(k, us)| (k.to_string(), *us as f64 / 1e6))
+        .collect();
     Ok(LatencyRow {
-        batch_ms: (
-            meta["batch_latency_ms_p50"].as_f64().unwrap_or(f64::NAN),
-            meta["batch_latency_ms_p99"].as_f64().unwrap_or(f64::NAN),
-        ),
-        refresh_ms: (
-            meta["refresh_ms_p50"].as_f64().unwrap_or(f64::NAN),
-            meta["refresh_ms_p99"].as_f64().unwrap_or(f64::NAN),
-        ),
+        batch_ms: (meta.batch_latency_ms_p50, meta.batch_latency_ms_p99),
+        refresh_ms: (meta.refresh_ms_p50, meta.refresh_ms_p99),
         stages,
         achieved,
         reps: per_rep(&w, reps),

@@ -24,7 +24,7 @@ pub const SITES_DISTRICT: usize = 8;
 pub const SITES_STREET: usize = 5;
 
 /// Samples per slot per street, and what the board last published.
-pub struct Testing {
+pub struct Board {
     /// Epoch slot (minute / 10) → samples per street (registry order).
     series: BTreeMap<i64, Vec<u64>>,
     /// Street position of each micro-grid ordinal.
@@ -36,9 +36,9 @@ pub struct Testing {
     pub board: TestingBoard,
 }
 
-impl Testing {
+impl Board {
     /// Builds the series from the live state's buckets.
-    pub fn new(reg: &Registry, topo: &Topology, state: &LiveState, published_seq: u64) -> Self {
+    pub fn new(reg: &Registry, topo: &Topology, live: &LiveState, published_seq: u64) -> Self {
         let street_nodes: Vec<u32> = reg.node(reg.root()).children.clone();
         let streets = street_nodes
             .iter()
@@ -55,7 +55,7 @@ impl Testing {
         let community_of = (0..topo.mg_node.len())
             .map(|o| path(o).map_or(0, |p| p[2]))
             .collect();
-        let mut t = Testing {
+        let mut t = Board {
             series: BTreeMap::new(),
             street_of,
             streets,
@@ -66,7 +66,7 @@ impl Testing {
                 ..Default::default()
             },
         };
-        for (o, mg) in state.mgs.iter().enumerate() {
+        for (o, mg) in live.mgs.iter().enumerate() {
             for (&minute, b) in &mg.buckets {
                 t.add(o, minute, u64::from(b.samples));
             }
@@ -104,7 +104,7 @@ impl Testing {
     pub fn update(
         &mut self,
         reg: &Registry,
-        state: &LiveState,
+        live: &LiveState,
         now: i64,
         samples_today: impl Fn(usize) -> u64,
     ) -> Option<&TestingBoard> {
@@ -133,7 +133,7 @@ impl Testing {
                     .insert(k, total);
             }
         }
-        let sites = self.sites(reg, state, now);
+        let sites = self.sites(reg, live, now);
         let samples: BTreeMap<String, u64> = reg
             .nodes
             .iter()
@@ -161,13 +161,13 @@ impl Testing {
     fn sites(
         &self,
         reg: &Registry,
-        state: &LiveState,
+        live: &LiveState,
         now: i64,
     ) -> BTreeMap<String, Vec<SiteQueue>> {
         // (community, site) → (queue, micro-grids, street).
         let mut by_site: HashMap<(u32, &str), (u64, u32, usize)> = HashMap::new();
-        for (o, mg) in state.mgs.iter().enumerate() {
-            let (Some((ts, q)), Some(Some(site))) = (mg.queue, state.sites.get(o)) else {
+        for (o, mg) in live.mgs.iter().enumerate() {
+            let (Some((ts, q)), Some(Some(site))) = (mg.queue, live.sites.get(o)) else {
                 continue;
             };
             if ts > now || ts < now - QUEUE_FRESH_S {
@@ -224,9 +224,9 @@ mod tests {
 
     #[test]
     fn series_per_slot_and_busiest_sites() {
-        let reg = crate::load_registry(None).expect("built-in registry");
+        let reg = gridwatch_runtime::registry::load(None).expect("built-in registry");
         let topo = Topology::new(&reg);
-        let mut state = LiveState::new(reg.microgrids.len());
+        let mut live = LiveState::new(reg.microgrids.len());
         let now = 1_665_813_600; // 2022-10-15 14:00 +08:00
         let day_start_min = (now - 14 * 3600) / 60;
         let row = |mg: u32, minute: i64, samples: u32| Row {
@@ -239,10 +239,10 @@ mod tests {
         };
         // One micro-grid's samples already in the buckets (at start), more
         // in a batch: 06:05 and 06:07 share the 06:00 slot (36).
-        state.mgs[0]
+        live.mgs[0]
             .buckets
             .insert(day_start_min + 6 * 60 + 5, row(0, 0, 100).counts);
-        let mut t = Testing::new(&reg, &topo, &state, 7);
+        let mut t = Board::new(&reg, &topo, &live, 7);
         t.fold(&[
             row(0, day_start_min + 6 * 60 + 7, 20),
             row(4000, day_start_min + 8 * 60, 5),
@@ -257,11 +257,11 @@ mod tests {
             (2, "B", 50, 60),
             (3, "C", 90, 3600),
         ] {
-            state.mgs[o].queue = Some((now - age, q));
-            state.sites[o] = Some(site.to_string());
+            live.mgs[o].queue = Some((now - age, q));
+            live.sites[o] = Some(site.to_string());
         }
         let b = t
-            .update(&reg, &state, now, |i| i as u64)
+            .update(&reg, &live, now, |i| i as u64)
             .expect("a first board")
             .clone();
         assert_eq!(b.seq, 8);
@@ -288,6 +288,6 @@ mod tests {
             .collect();
         assert_eq!(got, vec![("B", 50, 1), ("A", 42, 2)]);
         // Nothing changed: no new version.
-        assert!(t.update(&reg, &state, now, |i| i as u64).is_none());
+        assert!(t.update(&reg, &live, now, |i| i as u64).is_none());
     }
 }

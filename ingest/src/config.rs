@@ -1,12 +1,11 @@
 //! Typed, layered configuration: defaults → `--config` file (TOML) →
 //! `GRIDWATCH__…` environment variables → command-line flags. Unknown keys
-//! are rejected.
+//! are rejected (loaded by `gridwatch_runtime::config::load`).
 
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::clock::ClockMode;
-use crate::error::IngestError;
 
 /// Status thresholds (DESIGN §4).
 #[derive(Clone, Debug, Deserialize)]
@@ -77,6 +76,9 @@ pub struct Config {
     /// `wall` (default) or `replay` (now = newest applied event time).
     pub clock: ClockMode,
     pub status: StatusConfig,
+    /// After SIGINT or SIGTERM, the process exits within this many seconds
+    /// even when its work is stuck (NATS gone, a publish failing).
+    pub shutdown_s: u64,
 }
 
 impl Default for Config {
@@ -87,7 +89,7 @@ impl Default for Config {
             registry: None,
             stream: "GW_EVENTS".into(),
             dlq_stream: "GW_DLQ".into(),
-            state_bucket: "GW_STATE".into(),
+            state_bucket: gridwatch_model::kv::DEFAULT_BUCKET.into(),
             consumer: "gridwatch-ingest".into(),
             filter_subject: "gw.ev.>".into(),
             replicas: 1,
@@ -104,36 +106,7 @@ impl Default for Config {
             future_s: 300,
             clock: ClockMode::Wall,
             status: StatusConfig::default(),
+            shutdown_s: gridwatch_runtime::shutdown::DEFAULT_SHUTDOWN_S,
         }
     }
-}
-
-/// Loads configuration: defaults, then `file`, then `GRIDWATCH__…`
-/// variables, then `overrides` (flag name → value).
-///
-/// Fails when the file cannot be read or a key is unknown or mistyped.
-pub fn load<T: serde::de::DeserializeOwned>(
-    file: Option<&Path>,
-    overrides: &[(&str, Option<String>)],
-) -> Result<T, IngestError> {
-    let mut b = config::Config::builder();
-    if let Some(f) = file {
-        b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
-    }
-    b = b.add_source(
-        config::Environment::with_prefix("GRIDWATCH")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true),
-    );
-    for (k, v) in overrides {
-        if let Some(v) = v {
-            b = b
-                .set_override(*k, v.clone())
-                .map_err(|e| IngestError::Config(e.to_string()))?;
-        }
-    }
-    b.build()
-        .and_then(|c| c.try_deserialize())
-        .map_err(|e| IngestError::Config(e.to_string()))
 }

@@ -16,16 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::error::IngestError;
 use crate::nats::consumer_from;
-use crate::processor::Arrived;
-
-/// Shared gauges the consumer updates.
-#[derive(Debug, Default)]
-pub struct ConsumerGauges {
-    /// Messages in the stream not yet delivered to this consumer.
-    pub lag: AtomicU64,
-    /// Times the consumer was recreated after an error.
-    pub restarts: AtomicU64,
-}
+use crate::pipeline::{Arrived, ConsumerGauges};
 
 /// Runs until cancelled or the processor hangs up.
 pub async fn run(

@@ -19,6 +19,8 @@ pub enum IngestError {
     Nats(String),
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: String, message: String },
+    #[error(transparent)]
+    Runtime(#[from] gridwatch_runtime::RuntimeError),
     #[error("polars: {0}")]
     Polars(#[from] polars::error::PolarsError),
 }

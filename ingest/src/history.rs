@@ -64,15 +64,15 @@ pub fn flush(
     data_dir: &Path,
     reg: &Registry,
     topo: &Topology,
-    state: &mut LiveState,
+    live: &mut LiveState,
     to_seq: u64,
 ) -> Result<usize, IngestError> {
-    if state.pending_history.is_empty() {
-        state.pending_from_seq = to_seq + 1;
+    if live.pending_history.is_empty() {
+        live.pending_from_seq = to_seq + 1;
         return Ok(0);
     }
     let mut by_day: BTreeMap<String, Vec<(u32, i64, Bucket)>> = BTreeMap::new();
-    for (&(mg, minute), b) in &state.pending_history {
+    for (&(mg, minute), b) in &live.pending_history {
         let day = DateTime::from_timestamp(minute * 60, 0)
             .map(|t| local_date(t).to_string())
             .unwrap_or_else(|| "invalid".into());
@@ -103,7 +103,7 @@ pub fn flush(
             ));
         }
         let mut df = DataFrame::new(entries.len(), cols)?;
-        let name = format!("part-{:012}-{:012}.parquet", state.pending_from_seq, to_seq);
+        let name = format!("part-{:012}-{:012}.parquet", live.pending_from_seq, to_seq);
         let tmp = d.join(format!("{name}.tmp"));
         let file = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         ParquetWriter::new(&file).finish(&mut df)?;
@@ -111,8 +111,8 @@ pub fn flush(
         fs::rename(&tmp, d.join(&name)).map_err(|e| io_err(&tmp, e))?;
         rows += entries.len();
     }
-    state.pending_history.clear();
-    state.pending_from_seq = to_seq + 1;
+    live.pending_history.clear();
+    live.pending_from_seq = to_seq + 1;
     Ok(rows)
 }
 
@@ -147,9 +147,9 @@ mod tests {
 
     #[test]
     fn parts_sum_to_the_buckets_and_uncommitted_parts_are_removed() {
-        let reg = crate::load_registry(None).expect("the committed registry");
+        let reg = gridwatch_runtime::registry::load(None).expect("the committed registry");
         let topo = Topology::new(&reg);
-        let mut state = LiveState::new(reg.microgrids.len());
+        let mut live = LiveState::new(reg.microgrids.len());
         let dir = tempfile::tempdir().expect("temp dir");
         // 2022-10-15 09:00 local = 01:00 UTC.
         let minute = 1_665_795_600 / 60;
@@ -162,11 +162,11 @@ mod tests {
                 ..Default::default()
             },
         };
-        fold_batch(&mut state, &[row(0, 5), row(0, 7), row(1, 1)]).expect("fold");
-        state.pending_from_seq = 1;
-        flush(dir.path(), &reg, &topo, &mut state, 3).expect("flush");
-        fold_batch(&mut state, &[row(0, 10)]).expect("fold");
-        flush(dir.path(), &reg, &topo, &mut state, 4).expect("flush");
+        fold_batch(&mut live, &[row(0, 5), row(0, 7), row(1, 1)]).expect("fold");
+        live.pending_from_seq = 1;
+        flush(dir.path(), &reg, &topo, &mut live, 3).expect("flush");
+        fold_batch(&mut live, &[row(0, 10)]).expect("fold");
+        flush(dir.path(), &reg, &topo, &mut live, 4).expect("flush");
         let df = read_day(dir.path(), "2022-10-15").expect("read");
         let samples = df
             .column("samples")

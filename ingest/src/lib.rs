@@ -4,16 +4,22 @@
 //! simulator (`gridwatch-sim`), which shares the model and NATS set-up.
 //!
 //! Modules:
-//! - [`config`]: layered configuration; [`clock`]: wall or replay clock.
+//! - [`config`]: layered configuration; [`clock`]: wall or replay clock;
+//!   [`error`]: the crate's error. Config loading, tracing, signals, the
+//!   NATS connection and publish retries are `gridwatch_runtime`'s.
 //! - [`validate`]: one message → a valid event or a DLQ reason.
 //! - [`state`]: the exact live state and how an event changes it.
 //! - [`aggregate`]: polars batch folding and roll-ups into node states.
+//! - [`board`]: the testing board (samples per 10 minutes, busiest sites).
 //! - [`checkpoint`], [`journal`], [`history`]: durability (snapshots and
 //!   the journal between them) and Parquet history.
-//! - [`nats`], [`consumer`], [`processor`], [`publisher`]: the pipeline.
+//! - The pipeline, one way: [`consumer`] → [`processor`] → [`publisher`],
+//!   with the types passed between them in [`pipeline`] and the JetStream
+//!   set-up in [`nats`].
 //! - [`sim`]: the Beilun-day simulator.
 
 pub mod aggregate;
+pub mod board;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
@@ -22,42 +28,23 @@ pub mod error;
 pub mod history;
 pub mod journal;
 pub mod nats;
+pub mod pipeline;
 pub mod processor;
 pub mod publisher;
 pub mod sim;
 pub mod state;
-pub mod telemetry;
-pub mod testing;
 pub mod validate;
 
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use gridwatch_model::Registry;
-
 pub use config::Config;
 pub use error::IngestError;
 
-/// Loads the registry named by `path`, or the Beilun registry built in.
-///
-/// Fails naming the file, or the place and field that are wrong.
-pub fn load_registry(path: Option<&std::path::Path>) -> Result<Registry, IngestError> {
-    let Some(p) = path else {
-        return Ok(Registry::from_json(
-            gridwatch_model::registry::BEILUN_REGISTRY_JSON,
-        )?);
-    };
-    let text = std::fs::read_to_string(p).map_err(|e| IngestError::Io {
-        path: p.display().to_string(),
-        source: e,
-    })?;
-    Ok(Registry::from_json(&text)?)
-}
-
 /// Runs ingest until `shutdown` is cancelled or a part fails.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestError> {
-    let registry = Arc::new(load_registry(cfg.registry.as_deref())?);
+    let registry = Arc::new(gridwatch_runtime::registry::load(cfg.registry.as_deref())?);
     let topo = state::Topology::new(&registry);
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| IngestError::Io {
         path: cfg.data_dir.display().to_string(),
@@ -80,7 +67,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
             "removed history parts written after the last checkpoint"
         );
     }
-    let (client, disconnects) = nats::connect_counting(&cfg.nats, "gridwatch-ingest").await?;
+    let (client, disconnects) =
+        gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-ingest").await?;
     let js = async_nats::jetstream::new(client);
     let store = nats::ensure_streams(&js, &cfg).await?;
     let published = nats::published_seqs(&store).await?;
@@ -90,7 +78,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
         "ready"
     );
 
-    let gauges = Arc::new(consumer::ConsumerGauges::default());
+    let gauges = Arc::new(pipeline::ConsumerGauges::default());
+    let dead = Arc::new(pipeline::DeadLetters::default());
     let (in_tx, in_rx) = mpsc::channel(cfg.batch_max_events.max(1) * 4);
     let (out_tx, out_rx) = mpsc::channel(1024);
     let (journal, records) = journal::Journal::open(&cfg.data_dir)?;
@@ -99,12 +88,19 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
         registry: registry.clone(),
         topo,
         clock: clock::Clock { mode: cfg.clock },
-        state: live,
+        live,
         published,
         gauges: gauges.clone(),
+        dead: dead.clone(),
         journal,
     };
-    let publisher = tokio::spawn(publisher::run(js.clone(), cfg.state_bucket.clone(), out_rx));
+    let publisher = tokio::spawn(publisher::run(
+        js.clone(),
+        cfg.state_bucket.clone(),
+        out_rx,
+        dead,
+        shutdown.child_token(),
+    ));
     // Replay the journal past the snapshot (blocking work, and the
     // processor's sends block): the state is then the last checkpointed one.
     let replay_out = out_tx.clone();
@@ -118,11 +114,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
     if replayed > 0 {
         tracing::info!(
             replayed,
-            last_seq = processor.state.last_seq,
+            last_seq = processor.live.last_seq,
             "replayed the journal"
         );
     }
-    let start_seq = processor.state.last_seq + 1;
+    let start_seq = processor.live.last_seq + 1;
     let proc_thread = std::thread::Builder::new()
         .name("gw-processor".into())
         .spawn(move || processor.run(in_rx, out_tx))

@@ -1,48 +1,16 @@
-//! NATS and JetStream set-up: the connection, the event and DLQ streams, the
-//! state bucket and the durable pull consumer.
+//! JetStream set-up: the event and DLQ streams, the state bucket and the
+//! durable pull consumer (the connection is `gridwatch_runtime::nats`).
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 use futures::StreamExt;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gridwatch_model::event::CLOCK_SUBJECT;
+use gridwatch_model::kv::{Key, NODE_PREFIX};
 
 use crate::config::Config;
 use crate::error::IngestError;
-
-/// Connects, retrying until the server is reachable; reconnects forever.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, IngestError> {
-    Ok(connect_counting(url, name).await?.0)
-}
-
-/// Like [`connect`], and counts reconnections (a consumer must recreate its
-/// pull requests after one: messages in flight during the outage are lost).
-pub async fn connect_counting(
-    url: &str,
-    name: &str,
-) -> Result<(async_nats::Client, Arc<AtomicU64>), IngestError> {
-    let reconnects = Arc::new(AtomicU64::new(0));
-    let counter = reconnects.clone();
-    let client = async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .event_callback(move |event| {
-            let counter = counter.clone();
-            async move {
-                if matches!(event, async_nats::Event::Disconnected) {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        })
-        .connect(url)
-        .await
-        .map_err(IngestError::nats)?;
-    Ok((client, reconnects))
-}
 
 /// The event stream's configuration (file storage, dedupe window).
 pub fn events_stream(cfg: &Config) -> stream::Config {
@@ -118,14 +86,6 @@ pub async fn consumer_from(
         .map_err(IngestError::nats)
 }
 
-/// The state key of a node id.
-pub fn state_key(node: &str) -> String {
-    format!("node.{node}")
-}
-
-/// The key of ingest's own statistics.
-pub const META_KEY: &str = "meta.ingest";
-
 /// Reads the `seq` of every node state in the bucket, so versions keep
 /// rising across restarts even when states were published after the last
 /// checkpoint.
@@ -136,7 +96,7 @@ pub async fn published_seqs(store: &kv::Store) -> Result<HashMap<String, u64>, I
         return Ok(out);
     }
     let mut watch = store
-        .watch_with_history("node.>")
+        .watch_with_history(format!("{NODE_PREFIX}>"))
         .await
         .map_err(IngestError::nats)?;
     loop {
@@ -147,8 +107,10 @@ pub async fn published_seqs(store: &kv::Store) -> Result<HashMap<String, u64>, I
         struct Seq {
             seq: u64,
         }
-        if let Ok(s) = serde_json::from_slice::<Seq>(&entry.value) {
-            out.insert(entry.key.trim_start_matches("node.").to_string(), s.seq);
+        if let Ok(s) = serde_json::from_slice::<Seq>(&entry.value)
+            && let Some(Key::Node(node)) = Key::parse(&entry.key)
+        {
+            out.insert(node.to_string(), s.seq);
         }
         if entry.delta == 0 {
             break;

@@ -3,16 +3,24 @@
 //! headers), changed node states to the state bucket, ingest statistics,
 //! and acks — an ack goes out only after every dead letter before it is
 //! stored by JetStream.
+//!
+//! On shutdown a publish being retried is abandoned: node states are all
+//! published again at start, and a dead letter not yet stored is still in
+//! the journal (the processor takes no snapshot while one is unstored), so
+//! it is sent again at start.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, context::PublishAckFuture};
-use bytes::Bytes;
-use std::time::Duration;
+use async_nats::jetstream;
+use gridwatch_model::kv::{META_KEY, put_subject};
+use gridwatch_runtime::RuntimeError;
+use gridwatch_runtime::publish::{Pipelined, Publish};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::IngestError;
-use crate::nats::META_KEY;
-use crate::processor::Outbound;
+use crate::pipeline::{DeadLetters, Outbound};
 
 /// Publishes awaiting their ack before we wait for them; well under the
 /// client's in-flight limit (5,000 by default), which would otherwise block.
@@ -34,152 +42,88 @@ fn header_safe(s: &str) -> String {
     cleaned.chars().take(1000).collect()
 }
 
-/// One publish, kept so it can be sent again.
-struct Item {
-    subject: String,
-    headers: Option<HeaderMap>,
-    payload: Bytes,
-}
-
-async fn send(js: &jetstream::Context, it: &Item) -> Result<PublishAckFuture, IngestError> {
-    match &it.headers {
-        Some(h) => {
-            js.publish_with_headers(it.subject.clone(), h.clone(), it.payload.clone())
-                .await
-        }
-        None => js.publish(it.subject.clone(), it.payload.clone()).await,
-    }
-    .map_err(IngestError::nats)
-}
-
-/// Waits for every pending publish. If any failed (NATS restarting, say),
-/// sends the whole group again in its original order, each until it is
-/// stored: state puts are last-value-wins and dead letters carry a
-/// `Nats-Msg-Id`, so repeating them changes nothing.
-async fn settle(
-    js: &jetstream::Context,
-    pending: &mut Vec<(PublishAckFuture, Item)>,
-) -> Result<(), IngestError> {
-    // Wait for all at once: each ack times out on its own clock, so waiting
-    // in turn after an outage would take the timeout times the group.
-    let (futures, items): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
-    let results = futures::future::join_all(
-        futures
-            .into_iter()
-            .map(std::future::IntoFuture::into_future),
-    )
-    .await;
-    let failed = results.iter().any(Result::is_err);
-    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-        tracing::warn!(error = %e, "publish failed; sending the group again");
-    }
-    if !failed {
-        return Ok(());
-    }
-    for it in &items {
-        retry_one(js, it).await;
-    }
-    Ok(())
-}
-
-async fn publish(
-    js: &jetstream::Context,
-    pending: &mut Vec<(PublishAckFuture, Item)>,
-    it: Item,
-) -> Result<(), IngestError> {
-    match send(js, &it).await {
-        Ok(f) => pending.push((f, it)),
-        Err(e) => {
-            // Could not even send: settle what is pending, then this one,
-            // keeping the order.
-            tracing::warn!(error = %e, "publish could not be sent");
-            settle(js, pending).await?;
-            retry_one(js, &it).await;
-        }
-    }
-    Ok(())
-}
-
-async fn retry_one(js: &jetstream::Context, it: &Item) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let r = match send(js, it).await {
-            Ok(f) => f.await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match r {
-            Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, subject = %it.subject, "publish failed; retrying"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
-/// Runs until the processor hangs up.
+/// Runs until the processor hangs up, or `stop` is cancelled while a
+/// publish is being retried.
 pub async fn run(
     js: jetstream::Context,
     bucket: String,
     mut rx: mpsc::Receiver<Outbound>,
+    dead: Arc<DeadLetters>,
+    stop: CancellationToken,
 ) -> Result<(), IngestError> {
-    let mut dead_pending: Vec<(PublishAckFuture, Item)> = Vec::new();
-    let mut state_pending: Vec<(PublishAckFuture, Item)> = Vec::new();
-    let kv_subject = |key: &str| format!("$KV.{bucket}.{key}");
-    while let Some(o) = rx.recv().await {
-        match o {
-            Outbound::Dead(d) => {
-                let mut h = HeaderMap::new();
-                h.insert(headers::REASON, d.reason);
-                h.insert(headers::DETAIL, header_safe(&d.detail).as_str());
-                h.insert(headers::SUBJECT, header_safe(&d.subject).as_str());
-                h.insert(headers::STREAM_SEQ, d.seq.to_string().as_str());
-                h.insert("Nats-Msg-Id", format!("dlq-{}", d.seq).as_str());
-                let it = Item {
-                    subject: format!("gw.dlq.{}", d.reason),
-                    headers: Some(h),
-                    payload: d.payload,
-                };
-                publish(&js, &mut dead_pending, it).await?;
-                if dead_pending.len() >= MAX_PENDING {
-                    settle(&js, &mut dead_pending).await?;
-                }
-            }
-            Outbound::States(states) => {
-                for (key, value) in states {
-                    let it = Item {
-                        subject: kv_subject(&key),
-                        headers: None,
-                        payload: value,
+    let mut dead_pending = Pipelined::new(MAX_PENDING);
+    let mut state_pending = Pipelined::new(MAX_PENDING);
+    let kv_subject = |key: &str| put_subject(&bucket, key);
+    let result: Result<(), RuntimeError> = async {
+        while let Some(o) = rx.recv().await {
+            match o {
+                Outbound::Dead(d) => {
+                    let mut h = HeaderMap::new();
+                    h.insert(headers::REASON, d.reason);
+                    h.insert(headers::DETAIL, header_safe(&d.detail).as_str());
+                    h.insert(headers::SUBJECT, header_safe(&d.subject).as_str());
+                    h.insert(headers::STREAM_SEQ, d.seq.to_string().as_str());
+                    h.insert("Nats-Msg-Id", format!("dlq-{}", d.seq).as_str());
+                    let p = Publish {
+                        subject: format!("gw.dlq.{}", d.reason),
+                        headers: Some(h),
+                        payload: d.payload,
                     };
-                    publish(&js, &mut state_pending, it).await?;
-                    if state_pending.len() >= MAX_PENDING {
-                        settle(&js, &mut state_pending).await?;
+                    let before = dead_pending.len() + 1;
+                    dead_pending.push(&js, p, &stop).await?;
+                    // Pushed and the group confirmed (or sent alone).
+                    if dead_pending.len() < before {
+                        dead.stored(before - dead_pending.len());
+                    }
+                }
+                Outbound::States(states) => {
+                    for (key, value) in states {
+                        let p = Publish {
+                            subject: kv_subject(&key),
+                            headers: None,
+                            payload: value,
+                        };
+                        state_pending.push(&js, p, &stop).await?;
+                    }
+                }
+                Outbound::Meta(bytes) => {
+                    state_pending.confirm(&js, &stop).await?;
+                    let p = Publish {
+                        subject: kv_subject(META_KEY),
+                        headers: None,
+                        payload: bytes,
+                    };
+                    // Statistics are refreshed every second: one lost is harmless.
+                    if let Ok(f) = p.send(&js).await {
+                        let _ = f.await;
+                    }
+                }
+                Outbound::Ack(msg) => {
+                    let n = dead_pending.confirm(&js, &stop).await?;
+                    dead.stored(n);
+                    if let Err(e) = msg.ack().await {
+                        // Not fatal: the checkpoint is the source of truth, and
+                        // a redelivered message is skipped by its sequence.
+                        tracing::warn!(error = %e, "ack failed");
                     }
                 }
             }
-            Outbound::Meta(bytes) => {
-                settle(&js, &mut state_pending).await?;
-                let it = Item {
-                    subject: kv_subject(META_KEY),
-                    headers: None,
-                    payload: bytes,
-                };
-                // Statistics are refreshed every second: one lost is harmless.
-                if let Ok(f) = send(&js, &it).await {
-                    let _ = f.await;
-                }
-            }
-            Outbound::Ack(msg) => {
-                settle(&js, &mut dead_pending).await?;
-                if let Err(e) = msg.ack().await {
-                    // Not fatal: the checkpoint is the source of truth, and
-                    // a redelivered message is skipped by its sequence.
-                    tracing::warn!(error = %e, "ack failed");
-                }
-            }
         }
+        let n = dead_pending.confirm(&js, &stop).await?;
+        dead.stored(n);
+        state_pending.confirm(&js, &stop).await?;
+        Ok(())
     }
-    settle(&js, &mut dead_pending).await?;
-    settle(&js, &mut state_pending).await?;
-    Ok(())
+    .await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(RuntimeError::Cancelled) => {
+            tracing::warn!(
+                unstored_dead_letters = dead.unstored.load(Ordering::SeqCst),
+                "shutdown while publishing: states go out again at start, dead letters from the journal"
+            );
+            Ok(())
+        }
+        Err(e) => Err(IngestError::nats(e)),
+    }
 }

@@ -130,6 +130,26 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, then waits up to `within` for it to exit. Returns how long
+    /// it took, or `None` if it was still running then (it is then killed).
+    pub fn terminate_within(&mut self, within: Duration) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         self.child
@@ -212,6 +232,13 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Stops the server for good (SIGKILL): clients see it gone.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill_hard();
+        }
+    }
+
     /// Kills the server and starts it again on the same port and store.
     pub fn restart(&mut self) -> Result<()> {
         if let Some(mut p) = self.proc.take() {
@@ -284,7 +311,16 @@ pub fn ingest_with_env(
 
 /// Starts `gridwatch-backend` on `port`, and waits until it listens.
 pub fn backend(nats: &str, port: u16, logs: &Path) -> Result<Proc> {
+    backend_with_env(nats, port, logs, &[])
+}
+
+/// Starts `gridwatch-backend` on `port` with the given environment, and
+/// waits until it listens.
+pub fn backend_with_env(nats: &str, port: u16, logs: &Path, env: &[(&str, &str)]) -> Result<Proc> {
     let mut cmd = Command::new(binary("gridwatch-backend")?);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd.arg("--nats")
         .arg(nats)
         .arg("--listen")
@@ -295,6 +331,16 @@ pub fn backend(nats: &str, port: u16, logs: &Path) -> Result<Proc> {
     let p = Proc::spawn(&format!("backend-{port}"), cmd, logs)?;
     wait_port(port, Duration::from_secs(30), "gridwatch-backend")?;
     Ok(p)
+}
+
+/// Starts `gridwatch-sim` with `args` and the given environment.
+pub fn sim(nats: &str, logs: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
+    let mut cmd = Command::new(binary("gridwatch-sim")?);
+    cmd.arg("--nats").arg(nats).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc::spawn("sim", cmd, logs)
 }
 
 /// WebDriver capabilities for headless Chromium at `size`, with `extra`

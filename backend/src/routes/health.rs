@@ -15,21 +15,17 @@ pub async fn get(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) 
     let connected = nats == "connected";
     let now_ms = chrono::Utc::now().timestamp_millis();
     let meta = app.store.meta();
-    let age = |key: &str| {
-        meta.as_ref()
-            .and_then(|m| m.get(key))
-            .and_then(Value::as_i64)
-            .map(|t| (now_ms - t) as f64 / 1000.0)
-    };
+    let age = |t: Option<i64>| t.map(|t| (now_ms - t) as f64 / 1000.0);
+    let m = meta.as_deref();
     let body = json!({
         "status": if connected { "ok" } else { "degraded" },
         "nats": nats,
         "nodes_with_state": app.store.nodes_with_state(),
-        "newest_applied_event_age_s": age("last_applied_wall_ms"),
-        "ingest_report_age_s": age("wall_ms"),
-        "last_seq": meta.as_ref().and_then(|m| m.get("last_seq")).cloned(),
-        "newest_event": meta.as_ref().and_then(|m| m.get("newest_event")).cloned(),
-        "clock_now": meta.as_ref().and_then(|m| m.get("clock_now")).cloned(),
+        "newest_applied_event_age_s": age(m.and_then(|m| m.last_applied_wall_ms)),
+        "ingest_report_age_s": age(m.map(|m| m.wall_ms)),
+        "last_seq": m.map(|m| m.last_seq),
+        "newest_event": m.and_then(|m| m.newest_event.clone()),
+        "clock_now": m.and_then(|m| m.clock_now.clone()),
     });
     let code = if connected {
         StatusCode::OK

@@ -1,8 +1,11 @@
 //! `gridwatch-ingest`: consumes events from JetStream into exact live state.
 
 use clap::Parser;
-use gridwatch_ingest::{Config, clock::ClockMode, config, telemetry};
+use gridwatch_ingest::{Config, clock::ClockMode};
+use gridwatch_runtime::config::{self, path_value};
+use gridwatch_runtime::{shutdown, telemetry};
 use std::path::PathBuf;
+use std::time::Duration;
 
 // The processor builds and drops thousands of small strings and vectors per
 // batch; glibc's allocator was a third of its time (bench/ANALYSIS.md).
@@ -36,17 +39,17 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     telemetry::init_tracing();
     let a = Args::parse();
-    let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string());
     let cfg: Config = config::load(
         a.config.as_deref(),
         &[
             ("nats", a.nats),
-            ("data_dir", path(a.data_dir)),
-            ("registry", path(a.registry)),
+            ("data_dir", path_value(a.data_dir.as_deref())),
+            ("registry", path_value(a.registry.as_deref())),
             ("clock", a.clock.map(|c| format!("{c:?}").to_lowercase())),
         ],
     )?;
-    let shutdown = telemetry::shutdown_on_signals();
-    gridwatch_ingest::run(cfg, shutdown).await?;
+    let limit = Duration::from_secs(cfg.shutdown_s);
+    let token = shutdown::on_signals();
+    shutdown::run_or_exit(&token, limit, gridwatch_ingest::run(cfg, token.clone())).await?;
     Ok(())
 }

@@ -4,8 +4,11 @@ use anyhow::Context;
 use chrono::{NaiveDate, NaiveTime};
 use clap::Parser;
 use gridwatch_ingest::sim::{Pace, SimConfig};
-use gridwatch_ingest::{Config, config, nats, telemetry};
+use gridwatch_ingest::{Config, nats};
+use gridwatch_runtime::config::{self, path_value};
+use gridwatch_runtime::{shutdown, telemetry};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -56,13 +59,10 @@ async fn main() -> anyhow::Result<()> {
         a.config.as_deref(),
         &[
             ("nats", a.nats.clone()),
-            (
-                "registry",
-                a.registry.as_ref().map(|p| p.display().to_string()),
-            ),
+            ("registry", path_value(a.registry.as_deref())),
         ],
     )?;
-    let reg = gridwatch_ingest::load_registry(cfg.registry.as_deref())?;
+    let reg = gridwatch_runtime::registry::load(cfg.registry.as_deref())?;
     let pace = match (a.speed, a.rate) {
         (Some(s), _) => Pace::Speed(s),
         (_, Some(r)) => Pace::Rate(r),
@@ -79,16 +79,15 @@ async fn main() -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&a.bad_share) {
         anyhow::bail!("--bad-share must be between 0 and 1");
     }
-    let client = nats::connect(&cfg.nats, "gridwatch-sim").await?;
-    let js = async_nats::jetstream::new(client);
-    js.get_or_create_stream(nats::events_stream(&cfg))
-        .await
-        .context("creating the event stream")?;
-    let shutdown = telemetry::shutdown_on_signals();
-    let sent = gridwatch_ingest::sim::run(
-        js,
-        &reg,
-        SimConfig {
+    let limit = Duration::from_secs(cfg.shutdown_s);
+    let token = shutdown::on_signals();
+    let play = async {
+        let (client, _) = gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-sim").await?;
+        let js = async_nats::jetstream::new(client);
+        js.get_or_create_stream(nats::events_stream(&cfg))
+            .await
+            .context("creating the event stream")?;
+        let sim = SimConfig {
             seed: a.seed,
             date: a.date,
             from: a.from,
@@ -96,10 +95,10 @@ async fn main() -> anyhow::Result<()> {
             bad_share: a.bad_share,
             limit: a.limit,
             days: a.days,
-        },
-        shutdown,
-    )
-    .await?;
+        };
+        anyhow::Ok(gridwatch_ingest::sim::run(js, &reg, sim, token.clone()).await?)
+    };
+    let sent = shutdown::run_or_exit(&token, limit, play).await?;
     tracing::info!(sent, "simulator done");
     Ok(())
 }

@@ -11,7 +11,7 @@ pub mod bad;
 pub mod day;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, context::PublishAckFuture};
+use async_nats::jetstream;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use gridwatch_model::Registry;
@@ -19,6 +19,9 @@ use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick};
 use gridwatch_model::time::{local_date, local_offset, start_of_local_day};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+use gridwatch_runtime::RuntimeError;
+use gridwatch_runtime::publish::{Pipelined, Publish};
 
 use crate::error::IngestError;
 
@@ -64,84 +67,31 @@ pub struct SimConfig {
     pub days: u32,
 }
 
-/// A publish awaiting its ack, kept so it can be sent again.
-type Pending = Vec<(PublishAckFuture, String, HeaderMap, Bytes)>;
-
-/// Waits for the pending acks; if any failed (NATS restarting, say), sends
-/// the group again in order until each is stored. Repeats are harmless:
-/// they carry the same `Nats-Msg-Id`.
-async fn flush(js: &jetstream::Context, pending: &mut Pending, shutdown: &CancellationToken) {
-    // All at once: each ack times out on its own clock.
-    let (futures, group): (Vec<_>, Vec<_>) =
-        pending.drain(..).map(|(f, s, h, p)| (f, (s, h, p))).unzip();
-    let failed = futures::future::join_all(
-        futures
-            .into_iter()
-            .map(std::future::IntoFuture::into_future),
-    )
-    .await
-    .iter()
-    .any(Result::is_err);
-    if !failed {
-        return;
-    }
-    tracing::warn!(messages = group.len(), "publishing failed; sending again");
-    for (s, h, p) in group {
-        loop {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if let Ok(f) = js
-                .publish_with_headers(s.clone(), h.clone(), p.clone())
-                .await
-                && f.await.is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-async fn send(
-    js: &jetstream::Context,
-    pending: &mut Pending,
-    subject: String,
-    headers: HeaderMap,
-    payload: Bytes,
-    shutdown: &CancellationToken,
-) {
-    loop {
-        match js
-            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-            .await
-        {
-            Ok(f) => {
-                pending.push((f, subject, headers, payload));
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "publish could not be sent; retrying");
-                flush(js, pending, shutdown).await;
-                if shutdown.is_cancelled() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
-/// Publishes the simulated day(s). Returns the number of messages sent.
+/// Publishes the simulated day(s), each message until stored (repeats
+/// are harmless: they carry the same `Nats-Msg-Id`). Returns the number of
+/// messages sent; stops early, with what was sent, on `shutdown`.
 pub async fn run(
     js: jetstream::Context,
     reg: &Registry,
     cfg: SimConfig,
     shutdown: CancellationToken,
 ) -> Result<u64, IngestError> {
+    let mut sent = 0;
+    match play(&js, reg, &cfg, &shutdown, &mut sent).await {
+        Ok(()) | Err(RuntimeError::Cancelled) => Ok(sent),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn play(
+    js: &jetstream::Context,
+    reg: &Registry,
+    cfg: &SimConfig,
+    shutdown: &CancellationToken,
+    sent: &mut u64,
+) -> Result<(), RuntimeError> {
     let today = local_date(Utc::now());
     let first_day = cfg.date.unwrap_or(today);
-    let mut sent: u64 = 0;
     let wall_start = std::time::Instant::now();
     let sim_origin = start_of_local_day(first_day).timestamp()
         + cfg
@@ -154,11 +104,11 @@ pub async fn run(
         let mut msgs = day::generate(reg, cfg.seed, date);
         bad::inject(&mut msgs, cfg.seed, cfg.bad_share);
         tracing::info!(%date, messages = msgs.len(), "playing a day");
-        let mut pending: Pending = Vec::new();
+        let mut pending = Pipelined::new(2048);
         for m in msgs {
-            if cfg.limit.is_some_and(|l| sent >= l as u64) {
-                flush(&js, &mut pending, &shutdown).await;
-                return Ok(sent);
+            if cfg.limit.is_some_and(|l| *sent >= l as u64) {
+                pending.confirm(js, shutdown).await?;
+                return Ok(());
             }
             // When is this message due, on the wall clock?
             let due = match cfg.pace {
@@ -172,14 +122,14 @@ pub async fn run(
                     target.checked_sub(wall_start.elapsed())
                 }
                 Pace::Rate(r) => {
-                    let target = Duration::from_secs_f64(sent as f64 / r.max(1e-6));
+                    let target = Duration::from_secs_f64(*sent as f64 / r.max(1e-6));
                     target.checked_sub(wall_start.elapsed())
                 }
             };
             if let Some(wait) = due.filter(|w| *w > Duration::from_millis(1)) {
-                flush(&js, &mut pending, &shutdown).await;
+                pending.confirm(js, shutdown).await?;
                 tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(sent),
+                    _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
@@ -199,28 +149,27 @@ pub async fn run(
                 let mut h = HeaderMap::new();
                 h.insert("Nats-Msg-Id", format!("tick-{}", m.at).as_str());
                 let payload = serde_json::to_vec(&tick).unwrap_or_default();
-                send(
-                    &js,
-                    &mut pending,
-                    CLOCK_SUBJECT.into(),
-                    h,
-                    payload.into(),
-                    &shutdown,
-                )
-                .await;
+                let p = Publish {
+                    subject: CLOCK_SUBJECT.into(),
+                    headers: Some(h),
+                    payload: payload.into(),
+                };
+                pending.push(js, p, shutdown).await?;
             }
             let mut h = HeaderMap::new();
             h.insert("Nats-Msg-Id", m.msg_id.as_str());
-            send(&js, &mut pending, m.subject, h, m.payload, &shutdown).await;
-            sent += 1;
-            if pending.len() >= 2048 {
-                flush(&js, &mut pending, &shutdown).await;
-            }
+            let p = Publish {
+                subject: m.subject,
+                headers: Some(h),
+                payload: m.payload,
+            };
+            pending.push(js, p, shutdown).await?;
+            *sent += 1;
         }
-        flush(&js, &mut pending, &shutdown).await;
+        pending.confirm(js, shutdown).await?;
         if shutdown.is_cancelled() {
             break;
         }
     }
-    Ok(sent)
+    Ok(())
 }

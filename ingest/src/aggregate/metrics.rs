@@ -1,0 +1,302 @@
+//! Per-micro-grid metrics at the clock's "now": the windows (1 h, 2 h,
+//! 10 min), today's counts, open flags and incidents, the zone and its
+//! status with reasons, and what only the micro-grid's own state shows.
+
+use chrono::DateTime;
+use gridwatch_model::event::{FlagKind, IncidentAction};
+use gridwatch_model::state::{FlagOpen, IncidentOpen, MgDetail, Status, Why};
+use gridwatch_model::time::{local_date, start_of_local_day, to_local_rfc3339};
+use gridwatch_model::{Registry, Zone};
+use std::collections::HashMap;
+
+use super::rollup::RollupCache;
+use super::status::{MgSigns, mg_status};
+use super::sums::Sums;
+use crate::config::StatusConfig;
+use crate::state::{LiveState, Topology};
+
+/// Metrics of one micro-grid at "now".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MgMetrics {
+    pub zone: Zone,
+    /// Its contribution to every sum.
+    pub vals: Sums,
+    /// Minutes since the last patrol (sealed and control only).
+    pub patrol_age_min: Option<i64>,
+    /// Open sealed-zone exit flags.
+    pub exit_flags: usize,
+    /// Minutes each flag rectified today was open.
+    pub rectify_min: Vec<f64>,
+    pub status: Status,
+    pub why: Vec<Why>,
+    /// What only the micro-grid's own state shows.
+    pub own: Own,
+}
+
+/// A micro-grid's designation, last patrol and open flags and incidents,
+/// with times as Unix seconds (formatted only for the states built).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Own {
+    /// (node it was made on, when, why).
+    pub designation: Option<(u32, i64, String)>,
+    pub last_patrol: Option<i64>,
+    /// Open flags, oldest first.
+    pub flags: Vec<OwnFlag>,
+    /// Open incidents, oldest first.
+    pub incidents: Vec<OwnIncident>,
+}
+
+/// (id, kind, severity, raised).
+pub type OwnFlag = (String, FlagKind, u8, i64);
+/// (id, level, category, reported, last action).
+pub type OwnIncident = (String, u8, String, i64, IncidentAction);
+
+impl Own {
+    /// The micro-grid's detail as its state carries it.
+    pub fn detail(&self, reg: &Registry) -> MgDetail {
+        let t = |ts: i64| to_local_rfc3339(DateTime::from_timestamp(ts, 0).unwrap_or_default());
+        MgDetail {
+            zone_since: self.designation.as_ref().map(|d| t(d.1)),
+            zone_reason: self.designation.as_ref().map(|d| d.2.clone()),
+            zone_by: self
+                .designation
+                .as_ref()
+                .map(|d| reg.node(d.0).id.to_string()),
+            last_patrol: self.last_patrol.map(t),
+            open_flags: self
+                .flags
+                .iter()
+                .map(|(id, kind, severity, raised)| FlagOpen {
+                    flag_id: id.clone(),
+                    kind: *kind,
+                    severity: *severity,
+                    raised: t(*raised),
+                })
+                .collect(),
+            open_incidents: self
+                .incidents
+                .iter()
+                .map(|(id, level, category, reported, last)| IncidentOpen {
+                    incident_id: id.clone(),
+                    level: *level,
+                    category: category.clone(),
+                    reported: t(*reported),
+                    last_action: *last,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Open flags and incidents of every micro-grid, gathered in one pass over
+/// the live state's maps.
+struct Open {
+    flags: Vec<u64>,
+    /// Raised times of open sealed-zone exit flags, oldest first.
+    sealed_exits: HashMap<u32, Vec<i64>>,
+    flags_of: HashMap<u32, Vec<OwnFlag>>,
+    by_level: Vec<[u64; 4]>,
+    incidents_of: HashMap<u32, Vec<OwnIncident>>,
+}
+
+impl Open {
+    fn gather(live: &LiveState, microgrids: usize) -> Open {
+        let mut open = Open {
+            flags: vec![0; microgrids],
+            sealed_exits: HashMap::new(),
+            flags_of: HashMap::new(),
+            by_level: vec![[0; 4]; microgrids],
+            incidents_of: HashMap::new(),
+        };
+        for (id, f) in &live.flags {
+            open.flags[f.mg as usize] += 1;
+            if f.kind == FlagKind::SealedExit {
+                open.sealed_exits.entry(f.mg).or_default().push(f.raised);
+            }
+            open.flags_of
+                .entry(f.mg)
+                .or_default()
+                .push((id.clone(), f.kind, f.severity, f.raised));
+        }
+        for v in open.sealed_exits.values_mut() {
+            v.sort_unstable();
+        }
+        for (id, inc) in &live.incidents {
+            if inc.resolved.is_none() {
+                let l = usize::from(inc.level.clamp(1, 4)) - 1;
+                open.by_level[inc.mg as usize][l] += 1;
+                open.incidents_of.entry(inc.mg).or_default().push((
+                    id.clone(),
+                    inc.level,
+                    inc.category.clone(),
+                    inc.reported,
+                    inc.last_action,
+                ));
+            }
+        }
+        open
+    }
+}
+
+/// Computes the metrics of the micro-grids `ords` (ordinals) at `now` into
+/// the cache; returns those whose metrics moved.
+pub fn mg_metrics(
+    reg: &Registry,
+    topo: &Topology,
+    live: &LiveState,
+    now: i64,
+    cfg: &StatusConfig,
+    cache: &mut RollupCache,
+    ords: &[u32],
+) -> Vec<u32> {
+    let mut moved = Vec::new();
+    let now_dt = DateTime::from_timestamp(now, 0).unwrap_or_default();
+    let day_start = start_of_local_day(local_date(now_dt)).timestamp();
+    let (today_from, today_to) = (day_start.div_euclid(60), (day_start + 86400).div_euclid(60));
+    let mut open = Open::gather(live, topo.mg_node.len());
+    for &o in ords {
+        let o = o as usize;
+        let mg = &live.mgs[o];
+        let info = reg.node(topo.mg_node[o]);
+        let (zone, since) = live.zone_of(reg, topo.mg_node[o]);
+        let mut v = Sums {
+            microgrids: 1,
+            population: info.population,
+            households: info.households,
+            staff: u64::from(zone.staff_per_microgrid()),
+            flags_open: open.flags[o],
+            ..Sums::default()
+        };
+        v.set_open_by_level(open.by_level[o]);
+        let mut patrolled_2h = false;
+        for &(ts, persons) in &mg.recent_patrols {
+            if ts > now - 3600 && ts <= now {
+                v.patrols_1h += 1;
+                v.persons_1h += u64::from(persons);
+            }
+            // A patrol stamped a little ahead of the clock (a device's
+            // clock, or between two replay ticks) has happened: it was
+            // received. It covers the micro-grid now.
+            patrolled_2h |= ts > now - 7200;
+        }
+        v.closed = u64::from(zone.is_closed());
+        v.patrolled_2h = u64::from(patrolled_2h);
+        v.closed_patrolled_2h = u64::from(zone.is_closed() && patrolled_2h);
+        for &(ts, samples) in &mg.recent_samples {
+            if ts > now - 600 && ts <= now {
+                v.samples_10min += u64::from(samples);
+            }
+        }
+        for (_, b) in mg.buckets.range(today_from..today_to) {
+            v.patrols_today += u64::from(b.patrols);
+            v.gatherings_dispersed += u64::from(b.findings.gatherings_dispersed);
+            v.people_persuaded += u64::from(b.findings.people_persuaded);
+            v.venues_closed += u64::from(b.findings.venues_closed);
+            v.vendors_cleared += u64::from(b.findings.vendors_cleared);
+            v.violations += u64::from(b.findings.violations);
+            v.samples_today += u64::from(b.samples);
+            v.raised_today += u64::from(b.raised);
+            v.rectified_today += u64::from(b.rectified);
+            v.reported_today += u64::from(b.reported);
+            v.resolved_today += u64::from(b.resolved);
+        }
+        if let Some((qts, q)) = mg.queue
+            && qts >= day_start
+            && qts <= now
+        {
+            v.queue = u64::from(q);
+        }
+        let rectify_min = mg
+            .rectified
+            .iter()
+            .filter(|(ts, _)| *ts >= day_start && *ts <= now)
+            .map(|&(_, minutes)| minutes)
+            .collect();
+        let exits = open
+            .sealed_exits
+            .get(&(o as u32))
+            .map_or(&[][..], Vec::as_slice);
+        let by_level = open.by_level[o];
+        let judged = mg_status(
+            &MgSigns {
+                zone,
+                zone_since: since,
+                last_patrol: mg.last_patrol,
+                exit_flags_raised: exits,
+                flags_open: open.flags[o],
+                serious_incidents: by_level[2] + by_level[3],
+            },
+            now,
+            day_start,
+            cfg,
+        );
+        v.red = u64::from(judged.status == Status::Red);
+        v.amber = u64::from(judged.status == Status::Amber);
+        let mut flags = open.flags_of.remove(&(o as u32)).unwrap_or_default();
+        flags.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+        let mut incidents = open.incidents_of.remove(&(o as u32)).unwrap_or_default();
+        incidents.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+        let own = Own {
+            designation: live
+                .designation_of(reg, topo.mg_node[o])
+                .map(|(by, d)| (by, d.ts, d.reason.clone())),
+            last_patrol: mg.last_patrol,
+            flags,
+            incidents,
+        };
+        let m = MgMetrics {
+            zone,
+            vals: v,
+            patrol_age_min: judged.patrol_age_min,
+            exit_flags: exits.len(),
+            rectify_min,
+            status: judged.status,
+            why: judged.why,
+            own,
+        };
+        if cache.metrics[o] != m {
+            cache.set(o, m);
+            moved.push(o as u32);
+        }
+    }
+    moved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{Fixture, patrol};
+    use super::super::{RollupCache, Scope, compute_states};
+    use crate::state::LiveState;
+    use gridwatch_model::state::Status;
+
+    /// A patrol stamped ahead of the clock (between two replay ticks, or a
+    /// device clock a little fast) has happened — it was received: its
+    /// closed micro-grid is patrolled now. (Read as "not yet", it left the
+    /// micro-grid unpatrolled since midnight and red until the clock caught
+    /// up: spurious reds on the wall's ticker.)
+    #[test]
+    fn a_patrol_ahead_of_the_clock_counts_as_patrolled_now() {
+        let fx = Fixture::new();
+        let (reg, topo, now, cfg) = (&fx.reg, &fx.topo, fx.now, &fx.cfg);
+        let mut live = LiveState::new(reg.microgrids.len());
+        let mg = *reg
+            .microgrids
+            .iter()
+            .find(|&&m| live.zone_of(reg, m).0.is_closed())
+            .expect("a sealed or control micro-grid");
+        let node = reg.node(mg).id.as_str().to_string();
+        let evs = [patrol(&node, "p1", "13:00"), patrol(&node, "p2", "16:02")];
+        fx.apply(&mut live, &evs, &mut vec![false; reg.nodes.len()]);
+        let mut cache = RollupCache::new(reg, topo);
+        let states =
+            compute_states(reg, topo, &live, now, cfg, &mut cache, Scope::Full).expect("full");
+        let s = states[mg as usize].as_ref().expect("its live");
+        assert_eq!(s.status, Status::Green, "{:?}", s.why);
+        assert_eq!(s.patrol.coverage_2h, 1.0);
+        assert_eq!(s.patrol.oldest_last_patrol_min, Some(0));
+        // The windowed counts stay by the clock (the patrol ahead of it is
+        // not in the last hour's yet); the day's count has both.
+        assert_eq!(s.patrol.patrols_1h, 0);
+        assert_eq!(s.patrol.patrols_today, 2);
+    }
+}

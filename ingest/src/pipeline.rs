@@ -1,0 +1,80 @@
+//! What passes between ingest's tasks, in one place so the graph of imports
+//! runs one way: the consumer hands [`Arrived`] messages to the processor,
+//! the processor hands [`Outbound`] work to the publisher, and the consumer
+//! keeps [`ConsumerGauges`] the processor reports in its statistics.
+//!
+//! ```text
+//! consumer ──Arrived──▶ processor ──Outbound──▶ publisher
+//! ```
+
+use async_nats::jetstream::Message;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// A message from the consumer and when it arrived.
+#[derive(Debug)]
+pub struct Arrived {
+    pub at: Instant,
+    pub msg: Message,
+}
+
+/// A dead letter: the original payload, where it came from and why.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub seq: u64,
+    pub subject: String,
+    pub payload: Bytes,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+/// What the processor asks the publisher to do, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    Dead(DeadLetter),
+    /// Changed node states: (key, JSON).
+    States(Vec<(String, Bytes)>),
+    /// Everything up to this message is checkpointed: ack it (AckPolicy::All).
+    Ack(Box<Message>),
+    /// Ingest statistics (JSON of an `IngestStats`).
+    Meta(Bytes),
+}
+
+/// Gauges the consumer updates and the processor reports.
+#[derive(Debug, Default)]
+pub struct ConsumerGauges {
+    /// Messages in the stream not yet delivered to this consumer.
+    pub lag: AtomicU64,
+    /// Times the consumer was recreated after an error.
+    pub restarts: AtomicU64,
+}
+
+/// Dead letters handed to the publisher and not yet stored by JetStream.
+/// While any is unstored the processor takes no snapshot (which would
+/// drop the journal records that can send them again after a restart).
+#[derive(Debug, Default)]
+pub struct DeadLetters {
+    pub unstored: AtomicU64,
+}
+
+impl DeadLetters {
+    /// The processor handed one over.
+    pub fn handed_over(&self) {
+        self.unstored.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The publisher saw `n` stored.
+    pub fn stored(&self, n: usize) {
+        let _ = self
+            .unstored
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(n as u64))
+            });
+    }
+
+    /// Whether every dead letter handed over is stored.
+    pub fn all_stored(&self) -> bool {
+        self.unstored.load(Ordering::SeqCst) == 0
+    }
+}

@@ -1,0 +1,95 @@
+//! Durability: everything handled so far is made durable, then acked — a
+//! journal append when cheap, a full snapshot (with a Parquet history part
+//! and pruning) when `snapshot_s` has passed, the journal has grown past
+//! `snapshot_journal_mb`, or on shutdown — unless a dead letter handed to
+//! the publisher is not stored yet.
+
+use async_nats::jetstream::Message;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+use super::{Processor, Stages, stats::us};
+use crate::checkpoint;
+use crate::error::IngestError;
+use crate::history;
+use crate::pipeline::Outbound;
+
+/// Where checkpointing stands.
+pub struct Durability {
+    /// The newest message handled and not yet acked (AckPolicy::All: its
+    /// ack covers every one before it).
+    pub pending_ack: Option<Message>,
+    pub last_checkpoint: Instant,
+    last_snapshot: Instant,
+    /// The stream sequence the last checkpoint covers.
+    pub checkpoint_seq: u64,
+}
+
+impl Durability {
+    /// As of a state loaded at `last_seq`.
+    pub fn new(last_seq: u64) -> Durability {
+        Durability {
+            pending_ack: None,
+            last_checkpoint: Instant::now(),
+            last_snapshot: Instant::now(),
+            checkpoint_seq: last_seq,
+        }
+    }
+}
+
+impl Processor {
+    /// Makes everything handled so far durable, then acks it (a snapshot
+    /// when due or `force`d, else a journal commit).
+    pub(super) fn checkpoint(
+        &mut self,
+        st: &mut Stages,
+        out: &mpsc::Sender<Outbound>,
+        force: bool,
+    ) -> Result<(), IngestError> {
+        let d = &mut st.durable;
+        if self.live.last_seq == d.checkpoint_seq && !force {
+            d.last_checkpoint = Instant::now();
+            return Ok(());
+        }
+        let last_seq = self.live.last_seq;
+        // A snapshot drops the journal, and with it the records that can
+        // send an unstored dead letter again after a restart: none while
+        // one is unstored.
+        let snapshot = self.dead.all_stored()
+            && (force
+                || d.last_snapshot.elapsed() >= Duration::from_secs(self.cfg.snapshot_s)
+                || self.journal.len() + self.journal.pending() as u64
+                    > self.cfg.snapshot_journal_mb << 20);
+        let stages = &mut st.stats.stages;
+        if snapshot {
+            let t = Instant::now();
+            history::flush(
+                &self.cfg.data_dir,
+                &self.registry,
+                &self.topo,
+                &mut self.live,
+                last_seq,
+            )?;
+            stages.history_us += us(t);
+            let t = Instant::now();
+            if let Some(now) = self.clock.now(self.live.replay_now) {
+                self.live.prune(now, self.cfg.lateness_s);
+            }
+            checkpoint::save(&self.cfg.data_dir, &self.live)?;
+            // The snapshot covers every journal record, committed or not.
+            self.journal.reset()?;
+            stages.snapshot_us += us(t);
+            d.last_snapshot = Instant::now();
+        } else {
+            let t = Instant::now();
+            self.journal.commit()?;
+            stages.checkpoint_us += us(t);
+        }
+        d.checkpoint_seq = last_seq;
+        d.last_checkpoint = Instant::now();
+        if let Some(msg) = d.pending_ack.take() {
+            Self::send(out, Outbound::Ack(Box::new(msg)))?;
+        }
+        Ok(())
+    }
+}

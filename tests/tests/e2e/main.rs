@@ -1,0 +1,20 @@
+//! End-to-end tests: a real nats-server (one per test, free port, temporary
+//! JetStream store), the real `gridwatch-ingest` and `gridwatch-backend`
+//! binaries, and headless Chromium. Every number is checked against an
+//! independent recount of the raw events the test published. One binary,
+//! by topic:
+//!
+//! - [`system`]: one running system (nats-server, ingest, backend) and
+//!   helpers shared by the tests;
+//! - [`pipeline`]: exact counts through duplicates, disorder and dead
+//!   letters;
+//! - [`faults`]: ingest killed mid-stream, NATS restarted while events flow;
+//! - [`websocket`]: snapshot, deltas and resume against the REST state;
+//! - [`browser`]: the wall, the tablet and the district page in headless
+//!   Chromium.
+
+mod browser;
+mod faults;
+mod pipeline;
+mod system;
+mod websocket;
