@@ -10,12 +10,12 @@ use std::rc::Rc;
 use crate::components::{AsOf, Tile, from_row, slot_rows};
 use crate::fmt::thousands;
 use crate::i18n::tr;
-use crate::live::{Live, follow_with};
+use crate::live::{Live, Socket};
 
-/// Follows the testing board.
-pub fn follow() -> (Live, RwSignal<Option<TestingBoard>>) {
+/// Follows the testing board on the page's socket.
+pub fn follow(socket: &Socket) -> (Live, RwSignal<Option<TestingBoard>>) {
     let board = RwSignal::new(None);
-    let live = follow_with(TESTING_NODE, move |_| {
+    let live = socket.follow_with(TESTING_NODE, move |_| {
         Rc::new(
             move |raw: &Value, _| match serde_json::from_value::<TestingBoard>(raw.clone()) {
                 Ok(b) => board.set(Some(b)),

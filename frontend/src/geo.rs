@@ -3,7 +3,7 @@
 //! position, projected to SVG coordinates, plus the names of streets and
 //! communities for labels.
 
-use serde_json::Value;
+use gridwatch_model::api::Hierarchy;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -50,31 +50,25 @@ pub struct Geo {
 }
 
 impl Geo {
-    /// Builds the geometry from the hierarchy JSON. Micro-grids are listed
-    /// in registry order, so their position is their ordinal.
-    pub fn from_hierarchy(h: &Value) -> Option<Geo> {
-        let streets = h.get("streets")?.as_array()?;
+    /// Builds the geometry from the hierarchy. Micro-grids are listed in
+    /// registry order, so their position is their ordinal. `None` when it
+    /// has no area to draw.
+    pub fn from_hierarchy(h: &Hierarchy) -> Option<Geo> {
+        let points = || {
+            h.streets
+                .iter()
+                .flat_map(|s| &s.polygon)
+                .flatten()
+                .flatten()
+        };
         // Bounding box over every polygon point.
         let (mut lon0, mut lon1, mut lat0, mut lat1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        let each_point = |f: &mut dyn FnMut(f64, f64)| {
-            for s in streets {
-                for poly in s["polygon"].as_array().into_iter().flatten() {
-                    for ring in poly.as_array().into_iter().flatten() {
-                        for p in ring.as_array().into_iter().flatten() {
-                            if let (Some(x), Some(y)) = (p[0].as_f64(), p[1].as_f64()) {
-                                f(x, y);
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        each_point(&mut |x, y| {
+        for &[x, y] in points() {
             lon0 = lon0.min(x);
             lon1 = lon1.max(x);
             lat0 = lat0.min(y);
             lat1 = lat1.max(y);
-        });
+        }
         if lon0 >= lon1 || lat0 >= lat1 {
             return None;
         }
@@ -82,7 +76,7 @@ impl Geo {
         let k = (((lat0 + lat1) / 2.0).to_radians()).cos();
         let scale = WIDTH / ((lon1 - lon0) * k);
         let height = (lat1 - lat0) * scale;
-        let proj = move |lon: f64, lat: f64| ((lon - lon0) * k * scale, (lat1 - lat) * scale);
+        let proj = move |[lon, lat]: [f64; 2]| ((lon - lon0) * k * scale, (lat1 - lat) * scale);
 
         let mut out = Geo {
             width: WIDTH,
@@ -92,56 +86,37 @@ impl Geo {
             cells: Vec::new(),
             names: HashMap::new(),
         };
-        for (si, s) in streets.iter().enumerate() {
+        for (si, s) in h.streets.iter().enumerate() {
             let mut path = String::new();
             let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-            for poly in s["polygon"].as_array().into_iter().flatten() {
-                for ring in poly.as_array().into_iter().flatten() {
-                    for (i, p) in ring.as_array().into_iter().flatten().enumerate() {
-                        let (Some(lon), Some(lat)) = (p[0].as_f64(), p[1].as_f64()) else {
-                            continue;
-                        };
-                        let (x, y) = proj(lon, lat);
-                        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-                        path.push_str(&format!("{}{x:.1} {y:.1}", if i == 0 { "M" } else { "L" }));
-                    }
-                    path.push('Z');
+            for ring in s.polygon.iter().flatten() {
+                for (i, &p) in ring.iter().enumerate() {
+                    let (x, y) = proj(p);
+                    (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+                    path.push_str(&format!("{}{x:.1} {y:.1}", if i == 0 { "M" } else { "L" }));
                 }
+                path.push('Z');
             }
             let first = out.cells.len();
-            for c in s["communities"].as_array().into_iter().flatten() {
-                if let Some(node) = c["node"].as_str() {
-                    out.names.insert(
-                        node.to_string(),
-                        (str_of(&c["name"]), str_of(&c["name_en"])),
-                    );
-                }
-                for g in c["grids"].as_array().into_iter().flatten() {
-                    for m in g["microgrids"].as_array().into_iter().flatten() {
-                        let (lon, lat) = (m["pos"][0].as_f64(), m["pos"][1].as_f64());
-                        let (x, y) = match (lon, lat) {
-                            (Some(lon), Some(lat)) => proj(lon, lat),
-                            _ => ((x0 + x1) / 2.0, (y0 + y1) / 2.0),
-                        };
-                        out.cells.push(Cell {
-                            node: str_of(&m["node"]),
-                            x,
-                            y,
-                            street: si,
-                        });
-                    }
+            for c in &s.communities {
+                out.names
+                    .insert(c.node.clone(), (c.name.clone(), c.name_en.clone()));
+                for m in c.grids.iter().flat_map(|g| &g.microgrids) {
+                    let (x, y) = proj(m.pos);
+                    out.cells.push(Cell {
+                        node: m.node.clone(),
+                        x,
+                        y,
+                        street: si,
+                    });
                 }
             }
-            let label = match (s["center"][0].as_f64(), s["center"][1].as_f64()) {
-                (Some(lon), Some(lat)) => proj(lon, lat),
-                _ => ((x0 + x1) / 2.0, (y0 + y1) / 2.0),
-            };
             out.streets.push(StreetGeo {
-                node: str_of(&s["node"]),
-                name: str_of(&s["name"]),
-                name_en: str_of(&s["name_en"]),
+                node: s.node.clone(),
+                name: s.name.clone(),
+                name_en: s.name_en.clone(),
                 path,
-                label,
+                label: proj(s.center),
                 cells: first..out.cells.len(),
                 bbox: (x0, y0, (x1 - x0).max(1.0), (y1 - y0).max(1.0)),
             });
@@ -184,15 +159,11 @@ impl Geo {
     }
 }
 
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
 /// Fetches the hierarchy and builds the geometry; `None` when the server
 /// cannot be reached or answers something else (the caller retries).
 pub async fn fetch() -> Option<Arc<Geo>> {
-    let v = crate::live::fetch_json("/api/v1/hierarchy").await?;
-    Geo::from_hierarchy(&v).map(Arc::new)
+    let h: Hierarchy = crate::live::fetch("/api/v1/hierarchy").await?;
+    Geo::from_hierarchy(&h).map(Arc::new)
 }
 
 #[cfg(test)]
@@ -202,14 +173,19 @@ mod tests {
 
     #[test]
     fn projects_streets_and_cells_in_order() {
-        let h = json!({"streets": [
-            {"node": "beilun/a", "name": "甲", "name_en": "A", "center": [121.5, 29.9],
+        let h = json!({"node": "beilun", "name": "北仑区", "name_en": "Beilun", "sources": [],
+            "streets": [
+            {"node": "beilun/a", "name": "甲", "name_en": "A", "code": "1", "center": [121.5, 29.9],
              "polygon": [[[[121.0, 29.8], [122.0, 29.8], [122.0, 30.0], [121.0, 30.0]]]],
-             "communities": [{"node": "beilun/a/c", "name": "丙", "name_en": "C", "grids": [
+             "communities": [{"node": "beilun/a/c", "name": "丙", "name_en": "C", "code": "2",
+                "kind": "community", "grids": [
                 {"node": "beilun/a/c/g01", "microgrids": [
-                    {"node": "beilun/a/c/g01/m01", "pos": [121.0, 30.0]},
-                    {"node": "beilun/a/c/g01/m02", "pos": [122.0, 29.8]}]}]}]}
+                    {"node": "beilun/a/c/g01/m01", "pos": [121.0, 30.0], "population": 1,
+                     "households": 1, "zone": "sealed"},
+                    {"node": "beilun/a/c/g01/m02", "pos": [122.0, 29.8], "population": 1,
+                     "households": 1, "zone": "sealed"}]}]}]}
         ]});
+        let h: Hierarchy = serde_json::from_value(h).expect("a hierarchy");
         let g = Geo::from_hierarchy(&h).expect("geometry");
         assert_eq!(g.cells.len(), 2);
         assert_eq!(g.streets[0].cells, 0..2);

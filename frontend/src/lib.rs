@@ -2,17 +2,21 @@
 //!
 //! Modules:
 //! - [`route`]: which screen the URL asks for (`/`, `/wall`, `/street/<id>`).
-//! - [`live`]: the self-healing WebSocket that follows a node.
+//! - [`live`]: the page's one self-healing WebSocket, following every
+//!   node the page shows.
 //! - [`i18n`]: Chinese and English, with a switch.
 //! - [`components`]: the header, figures and zone panels every screen uses.
 //! - [`district`]: the live district page — the sealed, control and
 //!   prevention zones, district totals, and the red micro-grids with reasons.
 //! - [`geo`], [`map`]: the street polygons and micro-grid cells, live.
-//! - [`testing`]: samples per 10 minutes today, busiest testing sites.
+//! - [`board`]: the testing board — samples per 10 minutes today,
+//!   busiest testing sites.
 //! - [`wall`]: the command-center wall.
 //! - [`street`]: the street supervisor's tablet.
+//! - [`perf`]: the measurements the browser benchmark reads.
 //! - [`fmt`]: number formatting.
 
+pub mod board;
 pub mod components;
 pub mod district;
 pub use gridwatch_model::fmt;
@@ -23,7 +27,6 @@ pub mod map;
 pub mod perf;
 pub mod route;
 pub mod street;
-pub mod testing;
 pub mod wall;
 
 use leptos::prelude::*;
@@ -57,7 +60,7 @@ pub fn App() -> impl IntoView {
         route::Route::Wall => view! { <wall::WallPage/> }.into_any(),
         route::Route::Street(node) => view! { <street::StreetPage node=node/> }.into_any(),
         route::Route::District => {
-            let live = live::follow(gridwatch_model::ids::DISTRICT_ID);
+            let live = live::Socket::open().follow(gridwatch_model::ids::DISTRICT_ID);
             view! { <district::DistrictPage live=live/> }.into_any()
         }
     }

@@ -1,7 +1,10 @@
-//! The live connection: one WebSocket to `/ws` that follows a node, applies
-//! snapshots and deltas (RFC 7386 merge patches) in `seq` order, resumes
-//! from its last `seq` after a reconnect (with backoff), resubscribes on a
-//! gap, and tells the page how fresh its data is.
+//! The live connection: one WebSocket per page, to `/ws`, carrying every
+//! node the page follows as a subscription. Each subscription applies
+//! snapshots and deltas (RFC 7386 merge patches) in `seq` order and
+//! resubscribes on a gap; the socket reconnects with backoff and resumes
+//! every subscription from its last `seq`, reopens when silent, and tells
+//! the page how fresh its data is. Reconnect and resume are written once,
+//! here.
 
 use gridwatch_model::NodeState;
 use gridwatch_model::merge_patch;
@@ -28,14 +31,15 @@ pub enum Conn {
 pub struct Live {
     pub state: RwSignal<Option<NodeState>>,
     pub seq: RwSignal<u64>,
+    /// The page socket's connection state.
     pub conn: RwSignal<Conn>,
-    /// `Date.now()` of the last frame received (ms).
+    /// `Date.now()` of the last frame received for this node (ms).
     pub last_frame_ms: RwSignal<f64>,
     /// `Date.now()`, ticking every second.
     pub now_ms: RwSignal<f64>,
     /// The deployment clock's time from the last heartbeat or state.
     pub as_of: RwSignal<String>,
-    /// Frames received (for diagnostics and tests).
+    /// Frames received for this node (for diagnostics and tests).
     pub frames: RwSignal<u64>,
     /// The node followed; set it to follow another on the same socket.
     pub node: RwSignal<String>,
@@ -63,16 +67,33 @@ impl Live {
 /// `None`) and delta (`patch` is the merge patch just applied).
 pub type OnState = Rc<dyn Fn(&Value, Option<&Value>)>;
 
-struct Inner {
+/// One followed node on the socket.
+struct Sub {
     node: String,
+    live: Live,
     on_state: OnState,
     raw: Option<Value>,
     seq: Option<u64>,
+}
+
+struct Inner {
+    subs: Vec<Sub>,
     ws: Option<WebSocket>,
     backoff_ms: u64,
     opened_ms: f64,
+    /// `Date.now()` of the last frame on the socket, for any node.
+    heard_ms: f64,
     // Keep the callbacks alive as long as their socket.
     _callbacks: Vec<Box<dyn std::any::Any>>,
+}
+
+/// The page's one WebSocket. Open it once per page and follow every node
+/// the page shows on it.
+#[derive(Clone)]
+pub struct Socket {
+    inner: Rc<RefCell<Inner>>,
+    conn: RwSignal<Conn>,
+    now_ms: RwSignal<f64>,
 }
 
 fn now() -> f64 {
@@ -92,93 +113,132 @@ fn ws_url() -> String {
     format!("{scheme}://{host}/ws")
 }
 
-/// Starts following `node` as a [`NodeState`]; reconnects by itself for
-/// the page's lifetime.
-pub fn follow(node: &str) -> Live {
-    follow_with(node, |live| {
-        Rc::new(
-            move |raw: &Value, _| match serde_json::from_value::<NodeState>(raw.clone()) {
-                Ok(s) => live.state.set(Some(s)),
-                Err(e) => leptos::logging::warn!("state not understood: {e}"),
+impl Socket {
+    /// Opens the page's socket; it reconnects by itself for the page's
+    /// lifetime.
+    pub fn open() -> Socket {
+        let socket = Socket {
+            inner: Rc::new(RefCell::new(Inner {
+                subs: Vec::new(),
+                ws: None,
+                backoff_ms: 500,
+                opened_ms: 0.0,
+                heard_ms: 0.0,
+                _callbacks: Vec::new(),
+            })),
+            conn: RwSignal::new(Conn::Connecting),
+            now_ms: RwSignal::new(now()),
+        };
+        // Tick the clock, and reopen a socket that is open but silent well
+        // past its heartbeats (a half-dead connection never closes by
+        // itself).
+        let watched = socket.clone();
+        let started = now();
+        let last_check = std::cell::Cell::new(0.0);
+        set_interval(
+            move || {
+                let t = now();
+                watched.now_ms.set(t);
+                let w = watched.inner.borrow();
+                let heard = w.heard_ms.max(w.opened_ms);
+                if watched.conn.get_untracked() == Conn::Open
+                    && t - heard > SILENT_REOPEN_MS
+                    && let Some(ws) = &w.ws
+                {
+                    let _ = ws.close();
+                }
+                // Reload only when the server is there to load from: a wall
+                // reloaded while the server is down would stay on an error
+                // page.
+                let heard = w.heard_ms.max(started);
+                if t - heard > RELOAD_AFTER_MS && t - last_check.get() > RELOAD_CHECK_MS {
+                    last_check.set(t);
+                    leptos::task::spawn_local(reload_if_server_up());
+                }
             },
-        )
-    })
-}
+            Duration::from_secs(1),
+        );
+        open(&socket);
+        socket
+    }
 
-/// Starts following `node`, handing each new version to the handler that
-/// `make` builds (for states other than a [`NodeState`], e.g. the map).
-pub fn follow_with(node: &str, make: impl FnOnce(Live) -> OnState) -> Live {
-    let live = Live {
-        state: RwSignal::new(None),
-        seq: RwSignal::new(0),
-        conn: RwSignal::new(Conn::Connecting),
-        last_frame_ms: RwSignal::new(0.0),
-        now_ms: RwSignal::new(now()),
-        as_of: RwSignal::new(String::new()),
-        frames: RwSignal::new(0),
-        node: RwSignal::new(node.to_string()),
-    };
-    let inner = Rc::new(RefCell::new(Inner {
-        node: node.to_string(),
-        on_state: make(live),
-        raw: None,
-        seq: None,
-        ws: None,
-        backoff_ms: 500,
-        opened_ms: 0.0,
-        _callbacks: Vec::new(),
-    }));
-    // Tick the clock, and reopen a socket that is open but silent well
-    // past its heartbeats (a half-dead connection never closes by itself).
-    let watched = inner.clone();
-    let started = now();
-    let last_check = std::cell::Cell::new(0.0);
-    set_interval(
-        move || {
-            let t = now();
-            live.now_ms.set(t);
-            let w = watched.borrow();
-            let heard = live.last_frame_ms.get_untracked().max(w.opened_ms);
-            if live.conn.get_untracked() == Conn::Open
-                && t - heard > SILENT_REOPEN_MS
-                && let Some(ws) = &w.ws
-            {
-                let _ = ws.close();
+    /// Follows `node` as a [`NodeState`]: a snapshot is read whole, a delta
+    /// re-reads only the fields it touched.
+    pub fn follow(&self, node: &str) -> Live {
+        self.follow_with(node, |live| {
+            Rc::new(move |raw: &Value, patch: Option<&Value>| {
+                let patched = patch.is_some_and(|p| {
+                    live.state
+                        .try_update(|s| s.as_mut().map(|s| s.apply_fields(raw, p).is_ok()))
+                        .flatten()
+                        .unwrap_or(false)
+                });
+                if patched {
+                    return;
+                }
+                match serde_json::from_value::<NodeState>(raw.clone()) {
+                    Ok(s) => live.state.set(Some(s)),
+                    Err(e) => leptos::logging::warn!("state not understood: {e}"),
+                }
+            })
+        })
+    }
+
+    /// Follows `node`, handing each new version to the handler that `make`
+    /// builds (for states other than a [`NodeState`], e.g. the map).
+    pub fn follow_with(&self, node: &str, make: impl FnOnce(Live) -> OnState) -> Live {
+        let live = Live {
+            state: RwSignal::new(None),
+            seq: RwSignal::new(0),
+            conn: self.conn,
+            last_frame_ms: RwSignal::new(0.0),
+            now_ms: self.now_ms,
+            as_of: RwSignal::new(String::new()),
+            frames: RwSignal::new(0),
+            node: RwSignal::new(node.to_string()),
+        };
+        let index = {
+            let mut i = self.inner.borrow_mut();
+            i.subs.push(Sub {
+                node: node.to_string(),
+                live,
+                on_state: make(live),
+                raw: None,
+                seq: None,
+            });
+            let index = i.subs.len() - 1;
+            subscribe(&i, index);
+            index
+        };
+        // Following another node: unsubscribe, forget the old state,
+        // subscribe.
+        let inner = self.inner.clone();
+        Effect::new(move |_| {
+            let node = live.node.get();
+            let mut i = inner.borrow_mut();
+            let old = &i.subs[index].node;
+            if *old == node {
+                return;
             }
-            // Reload only when the server is there to load from: a wall
-            // reloaded while the server is down would stay on an error page.
-            let heard = live.last_frame_ms.get_untracked().max(started);
-            if t - heard > RELOAD_AFTER_MS && t - last_check.get() > RELOAD_CHECK_MS {
-                last_check.set(t);
-                leptos::task::spawn_local(reload_if_server_up());
+            // Another subscription may still follow the old node.
+            let shared = i
+                .subs
+                .iter()
+                .enumerate()
+                .any(|(k, s)| k != index && s.node == *old);
+            if !shared && let Some(ws) = &i.ws {
+                send(ws, &ClientMsg::Unsubscribe { node: old.clone() });
             }
-        },
-        Duration::from_secs(1),
-    );
-    // Following another node: unsubscribe, forget the old state, subscribe.
-    let switched = inner.clone();
-    Effect::new(move |_| {
-        let node = live.node.get();
-        let mut i = switched.borrow_mut();
-        if i.node == node {
-            return;
-        }
-        if let Some(ws) = &i.ws {
-            send(
-                ws,
-                &ClientMsg::Unsubscribe {
-                    node: i.node.clone(),
-                },
-            );
-        }
-        i.node = node;
-        // The old node's figures stay until the new snapshot replaces them.
-        i.raw = None;
-        i.seq = None;
-        subscribe(&i);
-    });
-    open(inner, live);
-    live
+            let sub = &mut i.subs[index];
+            sub.node = node;
+            // The old node's figures stay until the new snapshot replaces
+            // them.
+            sub.raw = None;
+            sub.seq = None;
+            subscribe(&i, index);
+        });
+        live
+    }
 }
 
 fn send(ws: &WebSocket, msg: &ClientMsg) {
@@ -187,114 +247,143 @@ fn send(ws: &WebSocket, msg: &ClientMsg) {
     }
 }
 
-fn subscribe(inner: &Inner) {
-    if let Some(ws) = &inner.ws {
+/// Subscribes (or resubscribes, resuming after its `seq`) subscription
+/// `index`.
+fn subscribe(inner: &Inner, index: usize) {
+    if let (Some(ws), Some(sub)) = (&inner.ws, inner.subs.get(index)) {
         send(
             ws,
             &ClientMsg::Subscribe {
-                node: inner.node.clone(),
-                resume_from: inner.seq,
+                node: sub.node.clone(),
+                resume_from: sub.seq,
             },
         );
     }
 }
 
-fn publish_state(inner: &Inner, live: Live, patch: Option<&Value>) {
-    if let Some(raw) = &inner.raw {
+fn publish_state(sub: &Sub, patch: Option<&Value>) {
+    if let Some(raw) = &sub.raw {
         if let Some(t) = raw.get("as_of").and_then(Value::as_str) {
-            live.as_of.set(t.to_string());
+            sub.live.as_of.set(t.to_string());
         }
-        (inner.on_state)(raw, patch);
+        (sub.on_state)(raw, patch);
     }
-    live.seq.set(inner.seq.unwrap_or(0));
+    sub.live.seq.set(sub.seq.unwrap_or(0));
 }
 
-fn on_message(inner: &Rc<RefCell<Inner>>, live: Live, text: &str) {
+/// What a frame asks of one subscription.
+enum Next {
+    Done,
+    Resubscribe,
+}
+
+fn on_frame(sub: &mut Sub, msg: &ServerMsg, text_len: usize) -> Next {
+    let live = sub.live;
     live.last_frame_ms.set(now());
     live.frames.update(|f| *f += 1);
+    crate::perf::frame(&sub.node, text_len);
+    match msg {
+        ServerMsg::Snapshot { seq, state, .. } => {
+            crate::perf::first_frame(text_len);
+            sub.raw = Some(state.clone());
+            sub.seq = Some(*seq);
+            publish_state(sub, None);
+            Next::Done
+        }
+        ServerMsg::Delta {
+            from, seq, patch, ..
+        } => match (sub.seq, sub.raw.as_mut()) {
+            (Some(cur), Some(raw)) if *from == cur => {
+                merge_patch::apply(raw, patch);
+                sub.seq = Some(*seq);
+                publish_state(sub, Some(patch));
+                Next::Done
+            }
+            (Some(cur), _) if *seq <= cur => Next::Done,
+            _ => Next::Resubscribe,
+        },
+        ServerMsg::Heartbeat { seq, as_of, .. } => {
+            live.as_of.set(as_of.clone());
+            if sub.seq.is_some_and(|cur| *seq > cur) {
+                Next::Resubscribe
+            } else {
+                Next::Done
+            }
+        }
+        ServerMsg::Error { .. } => Next::Done,
+    }
+}
+
+fn on_message(inner: &Rc<RefCell<Inner>>, text: &str) {
     let Ok(msg) = serde_json::from_str::<ServerMsg>(text) else {
         return;
     };
     let mut i = inner.borrow_mut();
-    crate::perf::frame(&i.node, text.len());
-    // Frames for a node followed before a switch are late: drop them.
+    i.heard_ms = now();
     let node = match &msg {
         ServerMsg::Snapshot { node, .. }
         | ServerMsg::Delta { node, .. }
-        | ServerMsg::Heartbeat { node, .. } => Some(node.as_str()),
-        ServerMsg::Error { .. } => None,
-    };
-    if node.is_some_and(|n| n != i.node) {
-        return;
-    }
-    match msg {
-        ServerMsg::Snapshot { seq, state, .. } => {
-            crate::perf::first_frame(text.len());
-            i.raw = Some(state);
-            i.seq = Some(seq);
-            publish_state(&i, live, None);
-        }
-        ServerMsg::Delta {
-            from, seq, patch, ..
-        } => match (i.seq, i.raw.as_mut()) {
-            (Some(cur), Some(raw)) if from == cur => {
-                merge_patch::apply(raw, &patch);
-                i.seq = Some(seq);
-                publish_state(&i, live, Some(&patch));
-            }
-            (Some(cur), _) if seq <= cur => {}
-            _ => subscribe(&i),
-        },
-        ServerMsg::Heartbeat { seq, as_of, .. } => {
-            live.as_of.set(as_of);
-            if i.seq.is_some_and(|cur| seq > cur) {
-                subscribe(&i);
-            }
-        }
+        | ServerMsg::Heartbeat { node, .. } => node.clone(),
         ServerMsg::Error { code, message } => {
             leptos::logging::warn!("server error {code}: {message}");
+            return;
         }
+    };
+    // Frames for a node no longer followed (late, after a switch) match
+    // no subscription and are dropped.
+    let mut again = Vec::new();
+    for (k, sub) in i.subs.iter_mut().enumerate() {
+        if sub.node == node && matches!(on_frame(sub, &msg, text.len()), Next::Resubscribe) {
+            again.push(k);
+        }
+    }
+    for k in again {
+        subscribe(&i, k);
     }
 }
 
-fn open(inner: Rc<RefCell<Inner>>, live: Live) {
-    live.conn.set(Conn::Connecting);
+fn open(socket: &Socket) {
+    let conn = socket.conn;
+    conn.set(Conn::Connecting);
     let ws = match WebSocket::new(&ws_url()) {
         Ok(ws) => ws,
         Err(_) => {
-            reconnect_later(inner, live);
+            reconnect_later(socket.clone());
             return;
         }
     };
     let on_open = {
-        let inner = inner.clone();
+        let inner = socket.inner.clone();
         Closure::<dyn FnMut(Event)>::new(move |_| {
-            live.conn.set(Conn::Open);
+            conn.set(Conn::Open);
             let mut i = inner.borrow_mut();
             i.backoff_ms = 500;
             i.opened_ms = now();
-            subscribe(&i);
+            // Resume every subscription from its last version.
+            for k in 0..i.subs.len() {
+                subscribe(&i, k);
+            }
         })
     };
     let on_msg = {
-        let inner = inner.clone();
+        let inner = socket.inner.clone();
         Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             if let Some(text) = e.data().as_string() {
-                on_message(&inner, live, &text);
+                on_message(&inner, &text);
             }
         })
     };
     let on_close = {
-        let inner = inner.clone();
+        let socket = socket.clone();
         Closure::<dyn FnMut(CloseEvent)>::new(move |_| {
-            live.conn.set(Conn::Closed);
-            reconnect_later(inner.clone(), live);
+            socket.conn.set(Conn::Closed);
+            reconnect_later(socket.clone());
         })
     };
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     ws.set_onmessage(Some(on_msg.as_ref().unchecked_ref()));
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    let mut i = inner.borrow_mut();
+    let mut i = socket.inner.borrow_mut();
     if let Some(old) = i.ws.take() {
         old.set_onopen(None);
         old.set_onmessage(None);
@@ -305,21 +394,19 @@ fn open(inner: Rc<RefCell<Inner>>, live: Live) {
     i._callbacks = vec![Box::new(on_open), Box::new(on_msg), Box::new(on_close)];
 }
 
-fn reconnect_later(inner: Rc<RefCell<Inner>>, live: Live) {
+fn reconnect_later(socket: Socket) {
     let wait = {
-        let mut i = inner.borrow_mut();
+        let mut i = socket.inner.borrow_mut();
         let w = i.backoff_ms;
         i.backoff_ms = (i.backoff_ms * 2).min(10_000);
         w
     };
-    set_timeout(move || open(inner, live), Duration::from_millis(wait));
+    set_timeout(move || open(&socket), Duration::from_millis(wait));
 }
 
-/// Reloads the page when `/healthz` answers 200.
-/// GETs `url` and parses it as JSON; `None` when the server cannot be
+/// GETs `url` and parses it as `T`; `None` when the server cannot be
 /// reached or answers an error or something else.
-pub async fn fetch_json(url: &str) -> Option<serde_json::Value> {
-    use wasm_bindgen::JsCast;
+pub async fn fetch<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
     use wasm_bindgen_futures::JsFuture;
     let window = web_sys::window()?;
     let resp = JsFuture::from(window.fetch_with_str(url)).await.ok()?;
@@ -331,6 +418,7 @@ pub async fn fetch_json(url: &str) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// Reloads the page when `/healthz` answers 200.
 async fn reload_if_server_up() {
     use wasm_bindgen_futures::JsFuture;
     let Some(window) = web_sys::window() else {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::components::{AsOf, hms};
 use crate::geo::Geo;
 use crate::i18n::{name, tr};
-use crate::live::{Live, follow_with};
+use crate::live::{Live, Socket};
 
 /// Alerts kept on the ticker.
 pub const ALERTS_KEPT: usize = 40;
@@ -45,13 +45,13 @@ pub struct MapFeed {
 }
 
 impl MapFeed {
-    /// Follows the map node.
-    pub fn follow() -> MapFeed {
+    /// Follows the map node on the page's socket.
+    pub fn follow(socket: &Socket) -> MapFeed {
         let cells: Cells = Arc::default();
         let alerts = RwSignal::new(Vec::new());
         let red = RwSignal::new(0u32);
         let c = cells.clone();
-        let live = follow_with(MAP_NODE, move |_| {
+        let live = socket.follow_with(MAP_NODE, move |_| {
             Rc::new(move |raw: &Value, patch: Option<&Value>| {
                 apply(&c, raw, patch, alerts, red);
             })

@@ -5,6 +5,8 @@
 //! the node on screen (its snapshot, then its deltas); a banner says when
 //! the tablet is offline, and it catches up by itself.
 
+use gridwatch_model::api::RegistryRecord;
+use gridwatch_model::registry::Team;
 use gridwatch_model::state::{ChildSummary, Status, Why};
 use gridwatch_model::{Level, NodeState};
 use leptos::prelude::*;
@@ -15,7 +17,7 @@ use crate::components::{
 };
 use crate::fmt::{percent, thousands};
 use crate::i18n::{name, tr};
-use crate::live::{Conn, follow};
+use crate::live::{Conn, Socket};
 
 /// Rows shown per page of children (no scrolling on a tablet).
 const PER_PAGE: usize = 6;
@@ -23,7 +25,7 @@ const PER_PAGE: usize = 6;
 /// The tablet.
 #[component]
 pub fn StreetPage(node: String) -> impl IntoView {
-    let live = follow(&node);
+    let live = Socket::open().follow(&node);
     let state = Memo::new(move |_| live.state.get());
     // The trail from the street down to the node on screen: (id, name).
     let trail: RwSignal<Vec<(String, String)>> = RwSignal::new(vec![(node.clone(), String::new())]);
@@ -210,36 +212,27 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
         })
     };
     // The registry record (team) of the micro-grid on screen.
-    let record: RwSignal<Option<serde_json::Value>> = RwSignal::new(None);
+    let record: RwSignal<Option<RegistryRecord>> = RwSignal::new(None);
     Effect::new(move |_| {
         let node = live.node.get();
         record.set(None);
         leptos::task::spawn_local(async move {
             let url = format!("/api/v1/registry?node={node}");
-            if let Some(v) = crate::live::fetch_json(&url).await
+            if let Some(v) = crate::live::fetch::<RegistryRecord>(&url).await
                 && live.node.get_untracked() == node
             {
                 record.set(Some(v));
             }
         });
     });
-    let team = move |key: &'static str| {
+    let team = move |part: fn(&Team) -> String| {
         move || {
             record.with(|r| {
-                let v = r
-                    .as_ref()
-                    .and_then(|r| r.get("team"))
-                    .and_then(|t| t.get(key));
-                match v {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(serde_json::Value::Array(a)) if a.is_empty() => "–".into(),
-                    Some(serde_json::Value::Array(a)) => a
-                        .iter()
-                        .filter_map(|x| x.as_str())
-                        .collect::<Vec<_>>()
-                        .join("、"),
-                    _ => "–".into(),
-                }
+                r.as_ref()
+                    .and_then(|r| r.team.as_ref())
+                    .map(part)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "–".into())
             })
         }
     };
@@ -320,9 +313,9 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
             <div class="mg-side">
                 <h3>{move || tr("网格团队", "team")}</h3>
                 <dl class="team" data-testid="mg-team">
-                    <dt>{move || tr("网格长", "leader")}</dt><dd data-testid="mg-leader">{team("leader")}</dd>
-                    <dt>{move || tr("网格员", "members")}</dt><dd>{team("members")}</dd>
-                    <dt>{move || tr("志愿者", "volunteers")}</dt><dd>{team("volunteers")}</dd>
+                    <dt>{move || tr("网格长", "leader")}</dt><dd data-testid="mg-leader">{team(|t| t.leader.clone())}</dd>
+                    <dt>{move || tr("网格员", "members")}</dt><dd>{team(|t| t.members.join("、"))}</dd>
+                    <dt>{move || tr("志愿者", "volunteers")}</dt><dd>{team(|t| t.volunteers.join("、"))}</dd>
                 </dl>
                 <h3>{move || tr("未处置视频告警", "open video flags")}</h3>
                 <ul class="open-list" data-testid="mg-flags">

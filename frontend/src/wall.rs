@@ -13,22 +13,24 @@ use leptos::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::board::{self, BusiestSites, SamplesChart};
 use crate::components::{Header, Tile, ZonePanel, from_row, slot_rows, status_class, status_name};
 use crate::district::RedList;
 use crate::fmt::{percent, thousands};
 use crate::geo::{self, Geo};
 use crate::i18n::{Lang, lang, name, tr};
-use crate::live::{Live, follow};
+use crate::live::{Live, Socket};
 use crate::map::{MapFeed, MapView};
 use crate::route::query;
-use crate::testing::{self, BusiestSites, SamplesChart};
 
 /// The wall.
 #[component]
 pub fn WallPage() -> impl IntoView {
-    let live = follow(DISTRICT_ID);
-    let feed = MapFeed::follow();
-    let (testing_live, board) = testing::follow();
+    // One socket for everything the wall shows.
+    let socket = Socket::open();
+    let live = socket.follow(DISTRICT_ID);
+    let feed = MapFeed::follow(&socket);
+    let (board_live, board) = board::follow(&socket);
     let geo: RwSignal<Option<Arc<Geo>>> = RwSignal::new(None);
     // The geometry is static: fetch it once, retrying until the server
     // answers (the wall may start before the backend).
@@ -110,11 +112,11 @@ pub fn WallPage() -> impl IntoView {
                 </section>
                 <div class="wall-side">
                     <Ticker feed=ticker_feed geo=geo/>
-                    <BusiestSites board=board node=live.node live=testing_live/>
+                    <BusiestSites board=board node=live.node live=board_live/>
                     <Children state=state board=board live=live/>
                 </div>
                 <div class="wall-bottom">
-                    <SamplesChart board=board node=live.node live=testing_live/>
+                    <SamplesChart board=board node=live.node live=board_live/>
                     <RedList state=state limit=4/>
                 </div>
             </div>
