@@ -61,9 +61,5 @@ pub enum BackendError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Registry(#[from] gridwatch_model::registry::RegistryError),
-    #[error("NATS: {0}")]
-    Nats(String),
-    #[error(transparent)]
     Runtime(#[from] gridwatch_runtime::RuntimeError),
 }

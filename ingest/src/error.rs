@@ -1,7 +1,5 @@
 //! The ingest crate's errors.
 
-use gridwatch_model::registry::RegistryError;
-
 /// Everything that can stop ingest.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -13,8 +11,6 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
     #[error("NATS: {0}")]
     Nats(String),
     #[error("checkpoint {path}: {message}")]

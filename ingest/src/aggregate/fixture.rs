@@ -4,7 +4,9 @@
 
 use gridwatch_model::Registry;
 
-use super::fold_batch;
+use gridwatch_model::NodeState;
+
+use super::{RollupCache, Scope, compute_states, fold_batch};
 use crate::config::StatusConfig;
 use crate::state::{LiveState, Topology};
 use crate::validate::{TimeRules, validate};
@@ -27,6 +29,21 @@ impl Fixture {
             now: 1_665_820_800, // 2022-10-15 16:00 +08:00
             cfg: StatusConfig::default(),
         }
+    }
+
+    /// Every node's state at `now`, by a full recompute from a fresh cache.
+    pub fn full(&self, live: &LiveState, now: i64) -> Vec<Option<NodeState>> {
+        let mut cache = RollupCache::new(&self.reg, &self.topo);
+        compute_states(
+            &self.reg,
+            &self.topo,
+            live,
+            now,
+            &self.cfg,
+            &mut cache,
+            Scope::Full,
+        )
+        .expect("a full recompute")
     }
 
     /// Validates and applies `evs` as ingest does, folds them in, and

@@ -265,7 +265,6 @@ pub fn mg_metrics(
 #[cfg(test)]
 mod tests {
     use super::super::fixture::{Fixture, patrol};
-    use super::super::{RollupCache, Scope, compute_states};
     use crate::state::LiveState;
     use gridwatch_model::state::Status;
 
@@ -277,7 +276,7 @@ mod tests {
     #[test]
     fn a_patrol_ahead_of_the_clock_counts_as_patrolled_now() {
         let fx = Fixture::new();
-        let (reg, topo, now, cfg) = (&fx.reg, &fx.topo, fx.now, &fx.cfg);
+        let (reg, now) = (&fx.reg, fx.now);
         let mut live = LiveState::new(reg.microgrids.len());
         let mg = *reg
             .microgrids
@@ -287,9 +286,7 @@ mod tests {
         let node = reg.node(mg).id.as_str().to_string();
         let evs = [patrol(&node, "p1", "13:00"), patrol(&node, "p2", "16:02")];
         fx.apply(&mut live, &evs, &mut vec![false; reg.nodes.len()]);
-        let mut cache = RollupCache::new(reg, topo);
-        let states =
-            compute_states(reg, topo, &live, now, cfg, &mut cache, Scope::Full).expect("full");
+        let states = fx.full(&live, now);
         let s = states[mg as usize].as_ref().expect("its live");
         assert_eq!(s.status, Status::Green, "{:?}", s.why);
         assert_eq!(s.patrol.coverage_2h, 1.0);

@@ -318,9 +318,7 @@ mod tests {
             Scope::Touched(&mask),
         )
         .expect("partial");
-        let mut fresh = RollupCache::new(reg, topo);
-        let full =
-            compute_states(reg, topo, &live, now, cfg, &mut fresh, Scope::Full).expect("full");
+        let full = fx.full(&live, now);
         let mut compared = 0;
         for (i, m) in mask.iter().enumerate() {
             if *m {
@@ -339,7 +337,7 @@ mod tests {
         // closed micro-grids nobody patrolled today.
         let red = full[reg.microgrids[4000] as usize].as_ref();
         assert_eq!(red.map(|s| s.status), Some(Status::Red));
-        let before = red_in_empty_state(reg, topo, now, cfg);
+        let before = red_in_empty_state(&fx, now);
         assert_eq!(district.red_microgrids, before + 1);
 
         // 75 minutes on, with nothing new: a refresh builds exactly the
@@ -356,9 +354,7 @@ mod tests {
             Scope::Refresh(&none),
         )
         .expect("refresh");
-        let mut fresh = RollupCache::new(reg, topo);
-        let full_later =
-            compute_states(reg, topo, &live, later, cfg, &mut fresh, Scope::Full).expect("full");
+        let full_later = fx.full(&live, later);
         let mut built = 0;
         for i in 0..reg.nodes.len() {
             let id = &reg.nodes[i].id;
@@ -380,11 +376,10 @@ mod tests {
     }
 
     /// Red micro-grids of an empty state at `now`.
-    fn red_in_empty_state(reg: &Registry, topo: &Topology, now: i64, cfg: &StatusConfig) -> u32 {
-        let live = LiveState::new(reg.microgrids.len());
-        let mut cache = RollupCache::new(reg, topo);
-        let states =
-            compute_states(reg, topo, &live, now, cfg, &mut cache, Scope::Full).expect("full");
-        states[0].as_ref().map_or(0, |s| s.red_microgrids)
+    fn red_in_empty_state(fx: &Fixture, now: i64) -> u32 {
+        let live = LiveState::new(fx.reg.microgrids.len());
+        fx.full(&live, now)[0]
+            .as_ref()
+            .map_or(0, |s| s.red_microgrids)
     }
 }
