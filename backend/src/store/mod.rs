@@ -27,13 +27,20 @@
 //! is built once per node and shared, and a node's broadcast channel exists
 //! only once someone has followed it (64 slots for each of ~5,400 nodes
 //! were 28 MB of heap, heaptrack).
+//!
+//! [`entry`] holds one node's entry; [`frames`] the shared frames.
+
+mod entry;
+mod frames;
+
+pub use frames::{error_frame, heartbeat_frame};
+
+use entry::NodeEntry;
 
 use axum::extract::ws::Utf8Bytes;
-use gridwatch_model::merge_patch;
 use gridwatch_model::stats::IngestStats;
-use gridwatch_model::ws::ServerMsg;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -56,117 +63,6 @@ pub enum Update {
     /// Nothing changed since version `seq`; `frame` says so, with the
     /// deployment clock's time.
     Heartbeat { seq: u64, frame: Utf8Bytes },
-}
-
-struct NodeEntry {
-    seq: u64,
-    /// The state as published, until someone needs it parsed.
-    raw: Option<bytes::Bytes>,
-    /// The parsed state (`None` while only `raw` is current).
-    state: Option<Arc<Value>>,
-    /// The version followers were last told of (the one snapshots give),
-    /// when it is older than the current one.
-    sent: Option<(u64, Arc<Value>)>,
-    /// When followers were last sent a delta.
-    sent_at: Option<Instant>,
-    /// Last time the node had a follower.
-    followed: Option<Instant>,
-    /// (from, seq, frame) of the last deltas, oldest first; each starts
-    /// where the one before ends.
-    history: VecDeque<(u64, u64, Utf8Bytes)>,
-    /// The snapshot frame of version `.0`, built once for every follower.
-    snap: Option<(u64, Utf8Bytes)>,
-    /// Created when the node is first followed.
-    tx: Option<broadcast::Sender<Update>>,
-}
-
-impl NodeEntry {
-    /// The parsed current state, parsing (and keeping) it if needed.
-    fn parsed(&mut self) -> Option<Arc<Value>> {
-        if self.state.is_none() {
-            let raw = self.raw.as_ref()?;
-            match serde_json::from_slice::<Value>(raw) {
-                Ok(v) => self.state = Some(Arc::new(v)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable state");
-                    return None;
-                }
-            }
-        }
-        self.state.clone()
-    }
-
-    /// The version followers know: (seq, state).
-    fn told(&mut self) -> Option<(u64, Arc<Value>)> {
-        match &self.sent {
-            Some(s) => Some(s.clone()),
-            None => Some((self.seq, self.parsed()?)),
-        }
-    }
-
-    /// The seq of the version followers know, if the node has a state.
-    fn told_seq(&self) -> Option<u64> {
-        match &self.sent {
-            Some((seq, _)) => Some(*seq),
-            None => self.raw.as_ref().map(|_| self.seq),
-        }
-    }
-
-    /// The snapshot frame of the version followers know: (seq, frame).
-    fn told_frame(&mut self, node: &str) -> Option<(u64, Utf8Bytes)> {
-        let seq = self.told_seq()?;
-        if let Some((s, f)) = &self.snap
-            && *s == seq
-        {
-            return Some((seq, f.clone()));
-        }
-        let (seq, state) = self.told()?;
-        let f = frame(&ServerMsg::Snapshot {
-            node: node.to_string(),
-            seq,
-            state: (*state).clone(),
-        });
-        self.snap = Some((seq, f.clone()));
-        Some((seq, f))
-    }
-
-    /// Tells the followers, if there are any.
-    fn tell(&self, u: Update) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(u);
-        }
-    }
-
-    fn followers(&self) -> usize {
-        self.tx.as_ref().map_or(0, |t| t.receiver_count())
-    }
-
-    /// Tells the followers of the versions since the one they know, as one
-    /// delta.
-    fn send_delta(&mut self, node: &str, now: Instant, history_len: usize) {
-        let (Some((from, old)), Some(new)) = (self.sent.take(), self.state.clone()) else {
-            return;
-        };
-        let patch =
-            merge_patch::diff(&old, &new).unwrap_or_else(|| Value::Object(Default::default()));
-        let seq = self.seq;
-        let f = frame(&ServerMsg::Delta {
-            node: node.to_string(),
-            from,
-            seq,
-            patch,
-        });
-        self.history.push_back((from, seq, f.clone()));
-        while self.history.len() > history_len {
-            self.history.pop_front();
-        }
-        self.sent_at = Some(now);
-        self.tell(Update::Delta {
-            from,
-            seq,
-            frame: f,
-        });
-    }
 }
 
 /// A snapshot of one node, for the HTTP API.
@@ -201,10 +97,6 @@ pub struct Store {
 /// The longest a node's followers wait for a change.
 pub const MAX_PACE: Duration = Duration::from_secs(1);
 
-fn frame(msg: &ServerMsg) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(msg).expect("server messages always serialize"))
-}
-
 impl Store {
     /// A store for the given node ids.
     pub fn new<'a>(
@@ -212,24 +104,7 @@ impl Store {
         history_len: usize,
         pace_per_client: Duration,
     ) -> Self {
-        let nodes = ids
-            .map(|id| {
-                (
-                    id.to_string(),
-                    NodeEntry {
-                        seq: 0,
-                        raw: None,
-                        state: None,
-                        sent: None,
-                        sent_at: None,
-                        followed: None,
-                        history: VecDeque::new(),
-                        snap: None,
-                        tx: None,
-                    },
-                )
-            })
-            .collect();
+        let nodes = ids.map(|id| (id.to_string(), NodeEntry::new())).collect();
         Self {
             nodes: RwLock::new(nodes),
             meta: RwLock::new(None),
@@ -448,23 +323,6 @@ impl Store {
             .map(|n| n.values().filter(|e| e.raw.is_some()).count())
             .unwrap_or(0)
     }
-}
-
-/// A heartbeat frame.
-pub fn heartbeat_frame(node: &str, seq: u64, as_of: &str) -> Utf8Bytes {
-    frame(&ServerMsg::Heartbeat {
-        node: node.to_string(),
-        seq,
-        as_of: as_of.to_string(),
-    })
-}
-
-/// An error frame.
-pub fn error_frame(code: &str, message: &str) -> Utf8Bytes {
-    frame(&ServerMsg::Error {
-        code: code.to_string(),
-        message: message.to_string(),
-    })
 }
 
 #[cfg(test)]
