@@ -1,15 +1,18 @@
 //! `gridwatch-bench`: measures Gridwatch beside its baselines in one run on
 //! one machine, and writes `bench/RESULTS.md`.
 //!
-//! - Throughput: a bare async-nats JetStream pull consumer that only
-//!   deserializes the events (into the `model` types) against the real
-//!   `gridwatch-ingest` consuming the same pre-filled stream to its end, with
-//!   its time per stage and its memory at the end.
+//! - Throughput: the raw limit — a bare async-nats pull consumer in the
+//!   best of a sweep of configurations ([`raw`]), receive only, and receive
+//!   and deserialize into the `model` types — against the real
+//!   `gridwatch-ingest` consuming the same pre-filled stream to its end,
+//!   with its time per stage and its memory at the end.
 //! - Latency: publish → a WebSocket client of the backend, at several
 //!   offered rates ([`live`], [`runs`]).
 //! - Fan-out: thousands of WebSocket clients on the backend against a bare
 //!   tokio-tungstenite broadcast server sending frames of the same size and
 //!   rate; one client in each run never reads.
+//!
+//! - Browser: the wall and the tablet in headless Chromium ([`browser`]).
 //!
 //! Each figure is the median of `--reps` runs (after a warm-up for the
 //! throughput runs), with the spread (min–max).

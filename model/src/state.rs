@@ -290,7 +290,9 @@ macro_rules! node_state_fields {
             /// Fails when `v` is not of the field's type.
             pub fn set_field(&mut self, key: &str, v: &serde_json::Value) -> Result<(), serde_json::Error> {
                 match key {
-                    $(stringify!($field) => self.$field = Deserialize::deserialize(v)?,)*
+                    // From an owned value, as a whole state is read: the
+                    // same deserializers, no second copy of them in the wasm.
+                    $(stringify!($field) => self.$field = serde_json::from_value(v.clone())?,)*
                     _ => {}
                 }
                 Ok(())
