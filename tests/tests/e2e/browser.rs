@@ -158,6 +158,9 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
             anyhow::Ok(red)
         };
         let red0 = agree(c.clone(), sys.http.clone()).await?;
+        // The district, the map and the testing board all came over one
+        // socket: the backend has one WebSocket client, the wall.
+        assert_one_socket(&sys, "the wall").await?;
         for (w, h) in [(1920, 1080), (3840, 2160)] {
             fit_viewport(&c, w, h).await?;
             screenshot(&c, &format!("wall-{w}x{h}")).await?;
@@ -271,6 +274,21 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
     result
 }
 
+/// Asserts the backend has exactly one WebSocket client (the page under
+/// test: one socket per page, whatever it follows).
+async fn assert_one_socket(sys: &System, page: &str) -> Result<()> {
+    let (_, metrics) = sys.http.get("/metrics").await?;
+    let clients = metrics
+        .as_str()
+        .and_then(|m| m.lines().find(|l| l.starts_with("gridwatch_ws_clients ")))
+        .map(str::to_string);
+    ensure!(
+        clients.as_deref() == Some("gridwatch_ws_clients 1"),
+        "{page} should hold one socket: {clients:?}"
+    );
+    Ok(())
+}
+
 /// The street tablet at 1024×768 and 1280×800: no scrollbars; tap down
 /// from the street to a micro-grid, whose figures are the API's, and back
 /// up by the breadcrumbs.
@@ -298,6 +316,7 @@ async fn browser_tablet_drills_down_and_back() -> Result<()> {
         c.goto(&format!("http://127.0.0.1:{}/street/daqi", sys.port))
             .await?;
         wait_text(&c, "node-name", &street_name).await?;
+        assert_one_socket(&sys, "the tablet").await?;
         for (w, h) in [(1024, 768), (1280, 800)] {
             fit_viewport(&c, w, h).await?;
             screenshot(&c, &format!("street-{w}x{h}")).await?;
