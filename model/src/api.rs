@@ -19,16 +19,8 @@ pub struct Hierarchy {
     pub node: String,
     pub name: String,
     pub name_en: String,
-    pub sources: Vec<HierarchySource>,
+    pub sources: Vec<SourceNotice>,
     pub streets: Vec<HStreet>,
-}
-
-/// Where the data came from (as in the registry file).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HierarchySource {
-    pub what: String,
-    pub source: String,
-    pub license: String,
 }
 
 /// A street with its polygon and communities.
@@ -75,16 +67,6 @@ pub struct HMicrogrid {
     pub pos: [f64; 2],
 }
 
-impl From<&SourceNotice> for HierarchySource {
-    fn from(s: &SourceNotice) -> Self {
-        HierarchySource {
-            what: s.what.clone(),
-            source: s.source.clone(),
-            license: s.license.clone(),
-        }
-    }
-}
-
 impl Hierarchy {
     /// The tree of `reg`, micro-grids in registry order (so a micro-grid's
     /// position in the tree is its ordinal).
@@ -95,7 +77,7 @@ impl Hierarchy {
             node: root.into(),
             name: f.district.name.clone(),
             name_en: f.district.name_en.clone(),
-            sources: f.sources.iter().map(HierarchySource::from).collect(),
+            sources: f.sources.clone(),
             streets: f
                 .streets
                 .iter()

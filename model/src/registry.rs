@@ -30,7 +30,7 @@ pub enum RegistryError {
 }
 
 /// Where the data came from, with its notice.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceNotice {
     pub what: String,
