@@ -69,12 +69,8 @@ pub async fn run(
                         headers: Some(h),
                         payload: d.payload,
                     };
-                    let before = dead_pending.len() + 1;
-                    dead_pending.push(&js, p, &stop).await?;
-                    // Pushed and the group confirmed (or sent alone).
-                    if dead_pending.len() < before {
-                        dead.stored(before - dead_pending.len());
-                    }
+                    let n = dead_pending.push(&js, p, &stop).await?;
+                    dead.stored(n);
                 }
                 Outbound::States(states) => {
                     for (key, value) in states {

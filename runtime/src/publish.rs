@@ -120,7 +120,8 @@ impl Pipelined {
     }
 
     /// Sends `p`; confirms the group when it is full. Order is kept: when
-    /// `p` cannot even be sent, what is pending is confirmed first.
+    /// `p` cannot even be sent, what is pending is confirmed first. Returns
+    /// how many publishes (`p` among them) are now confirmed stored.
     ///
     /// Fails with [`RuntimeError::Cancelled`] once `stop` is cancelled
     /// while a publish is being retried.
@@ -129,19 +130,20 @@ impl Pipelined {
         js: &jetstream::Context,
         p: Publish,
         stop: &CancellationToken,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<usize, RuntimeError> {
         match p.send(js).await {
             Ok(f) => self.pending.push((f, p)),
             Err(e) => {
                 tracing::warn!(error = %e, subject = %p.subject, "publish could not be sent");
-                self.confirm(js, stop).await?;
+                let n = self.confirm(js, stop).await?;
                 until_stored(js, &p, self.backoff, stop).await?;
+                return Ok(n + 1);
             }
         }
         if self.pending.len() >= self.max_pending {
-            self.confirm(js, stop).await?;
+            return self.confirm(js, stop).await;
         }
-        Ok(())
+        Ok(0)
     }
 
     /// Waits for every pending publish; sends the group again if any
