@@ -164,7 +164,11 @@ async fn every_service_exits_within_its_bound_when_nats_is_gone() -> Result<()> 
     // NATS goes; states keep moving with the clock, so ingest's publisher
     // and the simulator are retrying when the signal comes.
     nats.kill();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for("the backend to see NATS gone", WAIT, || async {
+        let (status, _) = http.get("/healthz").await.ok()?;
+        (status == 503).then_some(())
+    })
+    .await?;
     // Generous against a loaded machine; without the bound these never
     // exit at all.
     let within = Duration::from_secs(SHUTDOWN_S + 8);
