@@ -68,7 +68,7 @@ impl Board {
         };
         for (o, mg) in live.mgs.iter().enumerate() {
             for (&minute, b) in &mg.buckets {
-                t.add(o, minute, u64::from(b.samples));
+                t.add(o, minute, b.samples);
             }
         }
         t
@@ -92,7 +92,7 @@ impl Board {
     /// Adds a batch's counting rows.
     pub fn fold(&mut self, rows: &[Row]) {
         for r in rows {
-            self.add(r.mg as usize, r.minute, u64::from(r.counts.samples));
+            self.add(r.mg as usize, r.minute, r.counts.samples);
         }
     }
 
@@ -229,7 +229,7 @@ mod tests {
         let mut live = LiveState::new(reg.microgrids.len());
         let now = 1_665_813_600; // 2022-10-15 14:00 +08:00
         let day_start_min = (now - 14 * 3600) / 60;
-        let row = |mg: u32, minute: i64, samples: u32| Row {
+        let row = |mg: u32, minute: i64, samples: u64| Row {
             mg,
             minute,
             counts: Bucket {

@@ -10,6 +10,7 @@
 use gridwatch_model::event::{
     EventBody, Findings, FlagKind, IncidentAction, ParseError, Reason, VideoAction,
 };
+use gridwatch_model::limits::OPEN_PER_MICROGRID;
 use gridwatch_model::{Registry, Zone};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -17,31 +18,33 @@ use std::collections::{BTreeMap, HashMap};
 use crate::validate::Valid;
 
 /// Per-minute counts of one micro-grid; also one row of Parquet history.
+/// Sums of fields with a limit ([`gridwatch_model::limits`]) in `u64`,
+/// added saturating: no count from the network can overflow or panic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
-    pub patrols: u32,
-    pub persons: u32,
+    pub patrols: u64,
+    pub persons: u64,
     pub findings: Findings,
-    pub samples: u32,
-    pub reports: u32,
-    pub raised: u32,
-    pub rectified: u32,
-    pub reported: u32,
-    pub resolved: u32,
+    pub samples: u64,
+    pub reports: u64,
+    pub raised: u64,
+    pub rectified: u64,
+    pub reported: u64,
+    pub resolved: u64,
 }
 
 impl Bucket {
     /// Field-wise sum.
     pub fn add(&mut self, o: &Bucket) {
-        self.patrols += o.patrols;
-        self.persons += o.persons;
+        self.patrols = self.patrols.saturating_add(o.patrols);
+        self.persons = self.persons.saturating_add(o.persons);
         self.findings.add(&o.findings);
-        self.samples += o.samples;
-        self.reports += o.reports;
-        self.raised += o.raised;
-        self.rectified += o.rectified;
-        self.reported += o.reported;
-        self.resolved += o.resolved;
+        self.samples = self.samples.saturating_add(o.samples);
+        self.reports = self.reports.saturating_add(o.reports);
+        self.raised = self.raised.saturating_add(o.raised);
+        self.rectified = self.rectified.saturating_add(o.rectified);
+        self.reported = self.reported.saturating_add(o.reported);
+        self.resolved = self.resolved.saturating_add(o.resolved);
     }
 }
 
@@ -70,6 +73,10 @@ pub struct Mg {
     pub queue: Option<(i64, u32)>,
     /// (rectified at, minutes open) of flags rectified recently.
     pub rectified: Vec<(i64, f64)>,
+    /// Flags open on it now.
+    pub open_flags: u32,
+    /// Incidents open on it now.
+    pub open_incidents: u32,
 }
 
 /// An open video flag.
@@ -158,10 +165,9 @@ pub struct LiveState {
     pub mgs: Vec<Mg>,
     pub flags: HashMap<String, OpenFlag>,
     pub incidents: HashMap<String, IncidentRec>,
-    /// Registry index → the designation in force on that node.
+    /// Registry index → the designation in force on that node (the
+    /// history of designations is the stream's `gw.ev.zone.>` itself).
     pub zones: HashMap<u32, Designation>,
-    /// Every zone event applied, in stream order.
-    pub zone_log: Vec<(u32, Designation)>,
     pub counters: Counters,
     /// Per-minute deltas not yet written to Parquet: (ordinal, minute).
     pub pending_history: BTreeMap<(u32, i64), Bucket>,
@@ -209,14 +215,14 @@ impl LiveState {
         match &v.event.body {
             EventBody::Patrol(p) => {
                 counts.patrols = 1;
-                counts.persons = p.persons;
+                counts.persons = u64::from(p.persons);
                 counts.findings = p.findings;
                 let m = &mut self.mgs[mg as usize];
                 m.recent_patrols.push((ts, p.persons));
                 m.last_patrol = Some(m.last_patrol.map_or(ts, |l| l.max(ts)));
             }
             EventBody::Testing(t) => {
-                counts.samples = t.samples;
+                counts.samples = u64::from(t.samples);
                 counts.reports = 1;
                 let m = &mut self.mgs[mg as usize];
                 m.recent_samples.push((ts, t.samples));
@@ -232,6 +238,13 @@ impl LiveState {
                     if self.flags.contains_key(&vid.flag_id) {
                         return conflict(format!("flag `{}` is already open", vid.flag_id));
                     }
+                    let m = &mut self.mgs[mg as usize];
+                    if m.open_flags as usize >= OPEN_PER_MICROGRID {
+                        return conflict(format!(
+                            "the micro-grid has {OPEN_PER_MICROGRID} flags open, the most it holds"
+                        ));
+                    }
+                    m.open_flags += 1;
                     self.flags.insert(
                         vid.flag_id.clone(),
                         OpenFlag {
@@ -264,7 +277,9 @@ impl LiveState {
                     }
                     let minutes = (ts - open.raised) as f64 / 60.0;
                     self.flags.remove(&vid.flag_id);
-                    self.mgs[mg as usize].rectified.push((ts, minutes));
+                    let m = &mut self.mgs[mg as usize];
+                    m.open_flags = m.open_flags.saturating_sub(1);
+                    m.rectified.push((ts, minutes));
                     counts.rectified = 1;
                 }
             },
@@ -276,6 +291,13 @@ impl LiveState {
                             inc.incident_id
                         ));
                     }
+                    let m = &mut self.mgs[mg as usize];
+                    if m.open_incidents as usize >= OPEN_PER_MICROGRID {
+                        return conflict(format!(
+                            "the micro-grid has {OPEN_PER_MICROGRID} incidents open, the most it holds"
+                        ));
+                    }
+                    m.open_incidents += 1;
                     self.incidents.insert(
                         inc.incident_id.clone(),
                         IncidentRec {
@@ -306,6 +328,8 @@ impl LiveState {
                     if action == IncidentAction::Resolved {
                         rec.resolved = Some(ts);
                         counts.resolved = 1;
+                        let m = &mut self.mgs[rec.mg as usize];
+                        m.open_incidents = m.open_incidents.saturating_sub(1);
                     }
                 }
             },
@@ -321,9 +345,8 @@ impl LiveState {
                     .get(&v.node)
                     .is_none_or(|cur| (d.ts, &d.event_id) > (cur.ts, &cur.event_id));
                 if newer {
-                    self.zones.insert(v.node, d.clone());
+                    self.zones.insert(v.node, d);
                 }
-                self.zone_log.push((v.node, d));
             }
         }
         self.seen.insert(v.event.id.clone(), ts);
@@ -365,8 +388,15 @@ impl LiveState {
     }
 
     /// Drops what no window or "today" can need any more: ids and buckets
-    /// older than the allowed lateness plus two local days.
+    /// older than the allowed lateness plus two local days, and incidents
+    /// resolved longer ago than the allowed lateness (an event about one
+    /// is refused as a conflict before and after: "already resolved" or
+    /// "never reported"). Open flags stay until rectified; a rectified
+    /// flag is dropped at once.
     pub fn prune(&mut self, now: i64, lateness_s: i64) {
+        let closed_before = now - lateness_s;
+        self.incidents
+            .retain(|_, inc| inc.resolved.is_none_or(|r| r >= closed_before));
         let keep_from = now - lateness_s.max(2 * 86400) - 3600;
         self.seen.retain(|_, ts| *ts >= keep_from);
         let min_from = keep_from.div_euclid(60);

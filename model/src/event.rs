@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::ids::Zone;
+use crate::limits::{self, Length, Range};
 
 /// Subject of replay-clock ticks (in the event stream, beside `gw.ev.>`).
 pub const CLOCK_SUBJECT: &str = "gw.clock";
@@ -22,10 +23,10 @@ pub struct ClockTick {
 
 /// The only wire version this build understands.
 pub const WIRE_VERSION: u64 = 1;
-/// The longest event id accepted.
-pub const MAX_ID_LEN: usize = 64;
+/// The longest event id accepted, in characters.
+pub const MAX_ID_LEN: usize = limits::ID_CHARS;
 /// The longest incident note accepted, in bytes.
-pub const MAX_NOTE_BYTES: usize = 2048;
+pub const MAX_NOTE_BYTES: usize = limits::NOTE.max_bytes;
 
 /// The event kinds, as in the subject `gw.ev.<kind>.<street>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,33 +135,45 @@ impl ParseError {
     }
 }
 
-/// Patrol findings of one round; every count ≥ 0.
+/// Patrol findings of one round (each within [`limits::FINDING`]), or their
+/// sum over many rounds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Findings {
-    pub gatherings_dispersed: u32,
-    pub people_persuaded: u32,
-    pub venues_closed: u32,
-    pub vendors_cleared: u32,
-    pub violations: u32,
+    pub gatherings_dispersed: u64,
+    pub people_persuaded: u64,
+    pub venues_closed: u64,
+    pub vendors_cleared: u64,
+    pub violations: u64,
 }
 
 impl Findings {
-    /// Field-wise sum.
+    /// The counts with their field names.
+    pub fn fields(&self) -> [(&'static str, u64); 5] {
+        [
+            ("gatherings_dispersed", self.gatherings_dispersed),
+            ("people_persuaded", self.people_persuaded),
+            ("venues_closed", self.venues_closed),
+            ("vendors_cleared", self.vendors_cleared),
+            ("violations", self.violations),
+        ]
+    }
+    /// Field-wise sum (saturating: with the fields' limits it never needs
+    /// to, and nothing from the network can make it panic).
     pub fn add(&mut self, o: &Findings) {
-        self.gatherings_dispersed += o.gatherings_dispersed;
-        self.people_persuaded += o.people_persuaded;
-        self.venues_closed += o.venues_closed;
-        self.vendors_cleared += o.vendors_cleared;
-        self.violations += o.violations;
+        self.gatherings_dispersed = self
+            .gatherings_dispersed
+            .saturating_add(o.gatherings_dispersed);
+        self.people_persuaded = self.people_persuaded.saturating_add(o.people_persuaded);
+        self.venues_closed = self.venues_closed.saturating_add(o.venues_closed);
+        self.vendors_cleared = self.vendors_cleared.saturating_add(o.vendors_cleared);
+        self.violations = self.violations.saturating_add(o.violations);
     }
     /// Sum of all findings.
     pub fn total(&self) -> u64 {
-        u64::from(self.gatherings_dispersed)
-            + u64::from(self.people_persuaded)
-            + u64::from(self.venues_closed)
-            + u64::from(self.vendors_cleared)
-            + u64::from(self.violations)
+        self.fields()
+            .iter()
+            .fold(0u64, |t, (_, v)| t.saturating_add(*v))
     }
 }
 
@@ -312,24 +325,24 @@ struct Wire {
     node: Option<String>,
     // patrol
     team: Option<String>,
-    persons: Option<u32>,
-    checkpoints: Option<u32>,
+    persons: Option<u64>,
+    checkpoints: Option<u64>,
     findings: Option<Findings>,
     // testing
     site: Option<String>,
-    interval_s: Option<u32>,
-    samples: Option<u32>,
-    queue: Option<u32>,
-    staff: Option<u32>,
+    interval_s: Option<u64>,
+    samples: Option<u64>,
+    queue: Option<u64>,
+    staff: Option<u64>,
     // video
     camera: Option<String>,
     flag_id: Option<String>,
     flag: Option<FlagKind>,
     action: Option<String>,
-    severity: Option<u8>,
+    severity: Option<u64>,
     // incident
     incident_id: Option<String>,
-    level: Option<u8>,
+    level: Option<u64>,
     category: Option<String>,
     note: Option<String>,
     // zone
@@ -339,6 +352,18 @@ struct Wire {
 
 fn need<T>(v: Option<T>, kind: &str, field: &str) -> Result<T, ParseError> {
     v.ok_or_else(|| ParseError::schema(format!("{kind}: field `{field}` is missing")))
+}
+
+/// `v` inside `r`, as the field's type (every range fits it).
+fn within<T: TryFrom<u64>>(r: Range, v: u64) -> Result<T, ParseError> {
+    let v = r.check(v).map_err(ParseError::schema)?;
+    T::try_from(v).map_err(|_| ParseError::schema(format!("field `{}` is out of range", r.field)))
+}
+
+/// `s` when at most `l` long.
+fn short(l: Length, s: String) -> Result<String, ParseError> {
+    l.check(&s).map_err(ParseError::schema)?;
+    Ok(s)
 }
 
 fn nonempty(s: String, kind: &str, field: &str) -> Result<String, ParseError> {
@@ -437,35 +462,42 @@ impl Wire {
                 "{k}: field `ts` is not RFC 3339 with an offset: {e}"
             ))
         })?;
-        let node = nonempty(need(self.node, k, "node")?, k, "node")?;
+        let node = short(
+            limits::NODE,
+            nonempty(need(self.node, k, "node")?, k, "node")?,
+        )?;
         let body = match kind {
             EventKind::Patrol => {
-                let persons = need(self.persons, k, "persons")?;
-                if persons == 0 {
-                    return Err(ParseError::schema("patrol: field `persons` must be ≥ 1"));
+                let findings = self.findings.unwrap_or_default();
+                for (field, v) in findings.fields() {
+                    limits::FINDING.check(v).map_err(|_| {
+                        ParseError::schema(format!(
+                            "patrol: field `findings.{field}` is {v}, outside {}–{}",
+                            limits::FINDING.min,
+                            limits::FINDING.max
+                        ))
+                    })?;
                 }
                 EventBody::Patrol(Patrol {
-                    team: nonempty(need(self.team, k, "team")?, k, "team")?,
-                    persons,
-                    checkpoints: self.checkpoints.unwrap_or(0),
-                    findings: self.findings.unwrap_or_default(),
+                    team: short(
+                        limits::TEAM,
+                        nonempty(need(self.team, k, "team")?, k, "team")?,
+                    )?,
+                    persons: within(limits::PERSONS, need(self.persons, k, "persons")?)?,
+                    checkpoints: within(limits::CHECKPOINTS, self.checkpoints.unwrap_or(0))?,
+                    findings,
                 })
             }
-            EventKind::Testing => {
-                let interval_s = need(self.interval_s, k, "interval_s")?;
-                if interval_s == 0 {
-                    return Err(ParseError::schema(
-                        "testing: field `interval_s` must be > 0",
-                    ));
-                }
-                EventBody::Testing(Testing {
-                    site: nonempty(need(self.site, k, "site")?, k, "site")?,
-                    interval_s,
-                    samples: need(self.samples, k, "samples")?,
-                    queue: self.queue.unwrap_or(0),
-                    staff: self.staff.unwrap_or(0),
-                })
-            }
+            EventKind::Testing => EventBody::Testing(Testing {
+                site: short(
+                    limits::SITE,
+                    nonempty(need(self.site, k, "site")?, k, "site")?,
+                )?,
+                interval_s: within(limits::INTERVAL_S, need(self.interval_s, k, "interval_s")?)?,
+                samples: within(limits::SAMPLES, need(self.samples, k, "samples")?)?,
+                queue: within(limits::QUEUE, self.queue.unwrap_or(0))?,
+                staff: within(limits::STAFF, self.staff.unwrap_or(0))?,
+            }),
             EventKind::Video => {
                 let action = match need(self.action, k, "action")?.as_str() {
                     "raised" => VideoAction::Raised,
@@ -486,15 +518,15 @@ impl Wire {
                         self.severity.unwrap_or(1),
                     ),
                 };
-                if !(1..=3).contains(&severity) {
-                    return Err(ParseError::schema("video: field `severity` must be 1–3"));
-                }
                 EventBody::Video(Video {
-                    camera: self.camera.unwrap_or_default(),
-                    flag_id: nonempty(need(self.flag_id, k, "flag_id")?, k, "flag_id")?,
+                    camera: short(limits::CAMERA, self.camera.unwrap_or_default())?,
+                    flag_id: short(
+                        limits::FLAG_ID,
+                        nonempty(need(self.flag_id, k, "flag_id")?, k, "flag_id")?,
+                    )?,
                     flag,
                     action,
-                    severity,
+                    severity: within(limits::SEVERITY, severity)?,
                 })
             }
             EventKind::Incident => {
@@ -513,34 +545,26 @@ impl Wire {
                     IncidentAction::Reported => need(self.level, k, "level")?,
                     _ => self.level.unwrap_or(1),
                 };
-                if !(1..=4).contains(&level) {
-                    return Err(ParseError::schema("incident: field `level` must be 1–4"));
-                }
-                let note = self.note.unwrap_or_default();
-                if note.len() > MAX_NOTE_BYTES {
-                    return Err(ParseError::schema(format!(
-                        "incident: field `note` is {} bytes, over {MAX_NOTE_BYTES}",
-                        note.len()
-                    )));
-                }
                 EventBody::Incident(Incident {
-                    incident_id: nonempty(
-                        need(self.incident_id, k, "incident_id")?,
-                        k,
-                        "incident_id",
+                    incident_id: short(
+                        limits::INCIDENT_ID,
+                        nonempty(need(self.incident_id, k, "incident_id")?, k, "incident_id")?,
                     )?,
                     action,
-                    level,
-                    category: match action {
-                        IncidentAction::Reported => need(self.category, k, "category")?,
-                        _ => self.category.unwrap_or_default(),
-                    },
-                    note,
+                    level: within(limits::LEVEL, level)?,
+                    category: short(
+                        limits::CATEGORY,
+                        match action {
+                            IncidentAction::Reported => need(self.category, k, "category")?,
+                            _ => self.category.unwrap_or_default(),
+                        },
+                    )?,
+                    note: short(limits::NOTE, self.note.unwrap_or_default())?,
                 })
             }
             EventKind::Zone => EventBody::Zone(ZoneChange {
                 zone: need(self.zone, k, "zone")?,
-                reason: self.reason.unwrap_or_default(),
+                reason: short(limits::REASON, self.reason.unwrap_or_default())?,
             }),
         };
         Ok(Event {
@@ -616,5 +640,92 @@ mod tests {
         );
         let err = Event::parse(PATROL.as_bytes(), Some("video")).expect_err("kind mismatch");
         assert_eq!(err.reason, Reason::Schema);
+    }
+
+    /// A valid event of `kind` with every field that has a limit present.
+    fn full(kind: &str) -> serde_json::Value {
+        let base = serde_json::json!({"v":1,"kind":kind,"id":"e1","ts":"2022-10-15T09:30:00+08:00","node":"beilun/daqi/x/g01/m01"});
+        let extra = match kind {
+            "patrol" => {
+                serde_json::json!({"team":"t","persons":3,"checkpoints":4,"findings":{"gatherings_dispersed":1,"people_persuaded":1,"venues_closed":1,"vendors_cleared":1,"violations":1}})
+            }
+            "testing" => {
+                serde_json::json!({"site":"s","interval_s":600,"samples":10,"queue":2,"staff":3})
+            }
+            "video" => {
+                serde_json::json!({"camera":"c","flag_id":"f","flag":"gathering","action":"raised","severity":2})
+            }
+            "incident" => {
+                serde_json::json!({"incident_id":"i","action":"reported","level":2,"category":"c","note":"n"})
+            }
+            _ => serde_json::json!({"zone":"sealed","reason":"r"}),
+        };
+        let mut v = base;
+        for (k, x) in extra.as_object().expect("object") {
+            v[k] = x.clone();
+        }
+        v
+    }
+
+    fn parse_with(kind: &str, field: &str, value: serde_json::Value) -> Result<Event, ParseError> {
+        let mut v = full(kind);
+        match field.strip_prefix("findings.") {
+            Some(f) => v["findings"][f] = value,
+            None => v[field] = value,
+        }
+        Event::parse(&serde_json::to_vec(&v).expect("json"), Some(kind))
+    }
+
+    #[test]
+    fn every_number_is_accepted_at_its_limits_and_refused_past_them() {
+        for r in limits::RANGES {
+            let fields: Vec<String> = if r.field == "findings.*" {
+                Findings::default()
+                    .fields()
+                    .iter()
+                    .map(|(f, _)| format!("findings.{f}"))
+                    .collect()
+            } else {
+                vec![r.field.to_string()]
+            };
+            for f in fields {
+                for ok in [r.min, r.max] {
+                    parse_with(r.kind, &f, ok.into())
+                        .unwrap_or_else(|e| panic!("{f} = {ok} refused: {e}"));
+                }
+                let mut bad = vec![r.max + 1, u64::from(u32::MAX) + 1, u64::MAX];
+                if r.min > 0 {
+                    bad.push(r.min - 1);
+                }
+                for b in bad {
+                    let e = parse_with(r.kind, &f, b.into()).expect_err(&format!("{f} = {b}"));
+                    assert_eq!(e.reason, Reason::Schema, "{f} = {b}: {e}");
+                    assert!(e.detail.contains(&format!("`{f}`")), "{e}");
+                }
+                let e = parse_with(r.kind, &f, (-1).into()).expect_err("negative");
+                assert_eq!(e.reason, Reason::Schema, "{f} = -1: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_text_is_accepted_at_its_limit_and_refused_past_it() {
+        let kinds = ["patrol", "testing", "video", "incident", "zone"];
+        for l in limits::LENGTHS {
+            let kind = if l.kind == "*" { "patrol" } else { l.kind };
+            assert!(kinds.contains(&kind), "{l:?}");
+            // Multi-byte text: the limit is in bytes. The node is checked
+            // against the registry later, any text passes here.
+            let at = "界".repeat(l.max_bytes / 3) + &"x".repeat(l.max_bytes % 3);
+            assert_eq!(at.len(), l.max_bytes);
+            parse_with(kind, l.field, at.clone().into())
+                .unwrap_or_else(|e| panic!("{} of {} bytes refused: {e}", l.field, at.len()));
+            let e = parse_with(kind, l.field, format!("{at}x").into()).expect_err(l.field);
+            assert_eq!(e.reason, Reason::Schema, "{}: {e}", l.field);
+            assert!(e.detail.contains(&format!("`{}`", l.field)), "{e}");
+        }
+        // A 600 KB category is refused, not copied into states.
+        let e = parse_with("incident", "category", "c".repeat(600_000).into()).expect_err("huge");
+        assert_eq!(e.reason, Reason::Schema);
     }
 }

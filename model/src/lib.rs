@@ -7,6 +7,8 @@
 //! - [`ids`]: node ids, levels and zone classes.
 //! - [`event`]: the v1 event envelope and its kind-specific bodies, parsed once
 //!   at the edge into typed values.
+//! - [`limits`]: the range of every number and the length of every text an
+//!   event carries.
 //! - [`registry`]: the reference data (streets → communities → grids →
 //!   micro-grids) and its flattened, indexed form.
 //! - [`state`]: the aggregate state of one node, as the state API returns it.
@@ -23,6 +25,7 @@ pub mod event;
 pub mod fmt;
 pub mod ids;
 pub mod kv;
+pub mod limits;
 pub mod merge_patch;
 pub mod registry;
 pub mod state;

@@ -111,3 +111,24 @@ impl Http {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gridwatch_model::limits;
+
+    /// The README's wire-limits tables say what the decoder enforces.
+    #[test]
+    fn the_readme_lists_every_wire_limit() {
+        let readme = std::fs::read_to_string(super::root().join("README.md")).expect("README");
+        for r in limits::RANGES {
+            let row = format!("| {} | `{}` | {}–{} |", r.kind, r.field, r.min, r.max);
+            assert!(readme.contains(&row), "README lacks `{row}`");
+        }
+        for l in limits::LENGTHS {
+            let row = format!("| {} | `{}` | {} |", l.kind, l.field, l.max_bytes);
+            assert!(readme.contains(&row), "README lacks `{row}`");
+        }
+        let id = format!("`id` is 1–{} characters", limits::ID_CHARS);
+        assert!(readme.contains(&id), "README lacks `{id}`");
+    }
+}

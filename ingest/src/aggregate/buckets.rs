@@ -40,11 +40,10 @@ pub fn bucket_values(b: &Bucket) -> [u64; 13] {
         b.reported,
         b.resolved,
     ]
-    .map(u64::from)
 }
 
 fn bucket_from(v: &[u64]) -> Bucket {
-    let c = |i: usize| u32::try_from(v[i]).unwrap_or(u32::MAX);
+    let c = |i: usize| v[i];
     let mut b = Bucket {
         patrols: c(0),
         persons: c(1),

@@ -229,11 +229,11 @@ pub fn compute_states(
                 coverage_2h: ratio(g.closed_patrolled_2h, g.closed),
                 oldest_last_patrol_min: rolled.oldest[i as usize],
                 findings_today: gridwatch_model::event::Findings {
-                    gatherings_dispersed: g.gatherings_dispersed as u32,
-                    people_persuaded: g.people_persuaded as u32,
-                    venues_closed: g.venues_closed as u32,
-                    vendors_cleared: g.vendors_cleared as u32,
-                    violations: g.violations as u32,
+                    gatherings_dispersed: g.gatherings_dispersed,
+                    people_persuaded: g.people_persuaded,
+                    venues_closed: g.venues_closed,
+                    vendors_cleared: g.vendors_cleared,
+                    violations: g.violations,
                 },
             },
             testing: TestingAgg {
@@ -262,7 +262,7 @@ pub fn compute_states(
             amber_microgrids: g.amber as u32,
             red_nodes,
             children,
-            detail: mg.map(|m| m.own.detail(reg)),
+            detail: mg.map(|m| m.own.detail(reg, cfg.detail_items)),
         }));
     }
     Ok(states)
@@ -304,7 +304,7 @@ mod tests {
         let mut ignored = vec![false; reg.nodes.len()];
         fx.apply(&mut live, &before, &mut ignored);
         // The cache as of before the batch, as the processor keeps it.
-        let mut cache = RollupCache::new(reg, topo);
+        let mut cache = RollupCache::new(reg, topo, Default::default());
         compute_states(reg, topo, &live, now, cfg, &mut cache, Scope::Full).expect("first");
         let mut mask = vec![false; reg.nodes.len()];
         fx.apply(&mut live, &after, &mut mask);

@@ -27,9 +27,9 @@ macro_rules! sums {
                 Self { $($field: v.next().unwrap_or(0),)* }
             }
 
-            /// Field-wise `self += o`.
+            /// Field-wise `self += o` (saturating: nothing can panic).
             pub fn add(&mut self, o: &Sums) {
-                $(self.$field += o.$field;)*
+                $(self.$field = self.$field.saturating_add(o.$field);)*
             }
 
             /// Field-wise `self -= o`; `o` must be part of `self` (it was

@@ -49,7 +49,7 @@ fn findings(rng: &mut ChaCha8Rng, closed: bool) -> Findings {
     let mut f = Findings::default();
     let mut maybe = |p: f64, hi: u32| {
         if rng.random_bool(p) {
-            rng.random_range(1..=hi)
+            u64::from(rng.random_range(1..=hi))
         } else {
             0
         }
