@@ -83,6 +83,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/hierarchy", get(routes::hierarchy::get))
         .route("/state", get(routes::state::get))
         .route("/registry", get(routes::registry::get))
+        .route("/items", get(routes::items::get))
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)

@@ -292,9 +292,16 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
     let open_since = move |t: &str| format!("{} {} · {}", tr("已", "open"), open_for(t), hms(t));
     let no_flags = move || flags().is_empty();
     let no_incidents = move || incidents().is_empty();
-    // More than the three shown: how many more.
-    let more_flags = move || flags().len().saturating_sub(3);
-    let more_incidents = move || incidents().len().saturating_sub(3);
+    // More than the three shown: how many more (the counts have every open
+    // one; the state lists only the most urgent few).
+    let more_flags = move || {
+        let all = state.with(|s| s.as_ref().map_or(0, |s| s.video.flags_open)) as usize;
+        all.max(flags().len()).saturating_sub(3)
+    };
+    let more_incidents = move || {
+        let all = state.with(|s| s.as_ref().map_or(0, |s| s.incidents.open)) as usize;
+        all.max(incidents().len()).saturating_sub(3)
+    };
     let many_flags = move || more_flags() != 0;
     let many_incidents = move || more_incidents() != 0;
     view! {

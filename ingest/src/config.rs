@@ -15,6 +15,10 @@ pub struct StatusConfig {
     pub unpatrolled_red_min: i64,
     /// ... and amber from this long.
     pub unpatrolled_amber_min: i64,
+    /// Open flags, and open incidents, a micro-grid's state lists (the most
+    /// urgent; the counts have them all, `/api/v1/items` the rest). It
+    /// bounds a state's size however many are open.
+    pub detail_items: usize,
 }
 
 impl Default for StatusConfig {
@@ -22,6 +26,7 @@ impl Default for StatusConfig {
         Self {
             unpatrolled_red_min: 120,
             unpatrolled_amber_min: 60,
+            detail_items: 10,
         }
     }
 }

@@ -32,7 +32,7 @@ fn io_err(p: &Path, e: std::io::Error) -> IngestError {
 }
 
 /// Removes parts that cover sequences after `last_seq` (written before a
-/// crash, never checkpointed).
+/// crash, never checkpointed), and any `.tmp` left by a crash mid-write.
 pub fn remove_uncommitted(data_dir: &Path, last_seq: u64) -> Result<usize, IngestError> {
     let root = dir(data_dir);
     let Ok(days) = fs::read_dir(&root) else {
@@ -49,7 +49,7 @@ pub fn remove_uncommitted(data_dir: &Path, last_seq: u64) -> Result<usize, Inges
                 .strip_suffix(".parquet")
                 .and_then(|s| s.rsplit('-').next())
                 .and_then(|s| s.parse::<u64>().ok());
-            if to_seq.is_some_and(|t| t > last_seq) {
+            if to_seq.is_some_and(|t| t > last_seq) || name.ends_with(".tmp") {
                 fs::remove_file(part.path()).map_err(|e| io_err(&part.path(), e))?;
                 removed += 1;
             }
@@ -78,6 +78,32 @@ pub fn flush(
             .unwrap_or_else(|| "invalid".into());
         by_day.entry(day).or_default().push((mg, minute, *b));
     }
+    // A part per day; if one fails, the ones written before it go too, so
+    // the next try (with more pending) does not write their rows twice.
+    let mut written: Vec<std::path::PathBuf> = Vec::new();
+    let result = write_days(data_dir, reg, topo, live, to_seq, by_day, &mut written);
+    if result.is_err() {
+        for p in &written {
+            let _ = fs::remove_file(p);
+        }
+        return result;
+    }
+    live.pending_history.clear();
+    live.pending_from_seq = to_seq + 1;
+    result
+}
+
+type DayRows = BTreeMap<String, Vec<(u32, i64, Bucket)>>;
+
+fn write_days(
+    data_dir: &Path,
+    reg: &Registry,
+    topo: &Topology,
+    live: &LiveState,
+    to_seq: u64,
+    by_day: DayRows,
+    written: &mut Vec<std::path::PathBuf>,
+) -> Result<usize, IngestError> {
     let mut rows = 0;
     for (day, entries) in by_day {
         let d = dir(data_dir).join(format!("date={day}"));
@@ -106,13 +132,22 @@ pub fn flush(
         let name = format!("part-{:012}-{:012}.parquet", live.pending_from_seq, to_seq);
         let tmp = d.join(format!("{name}.tmp"));
         let file = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        ParquetWriter::new(&file).finish(&mut df)?;
-        file.sync_all().map_err(|e| io_err(&tmp, e))?;
+        let done = ParquetWriter::new(&file)
+            .finish(&mut df)
+            .map_err(IngestError::from)
+            .and_then(|_| file.sync_all().map_err(|e| io_err(&tmp, e)));
+        if let Err(e) = done {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, d.join(&name)).map_err(|e| io_err(&tmp, e))?;
+        written.push(d.join(&name));
+        // The rename is durable only once the directory is.
+        fs::File::open(&d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_err(&d, e))?;
         rows += entries.len();
     }
-    live.pending_history.clear();
-    live.pending_from_seq = to_seq + 1;
     Ok(rows)
 }
 
@@ -174,8 +209,14 @@ mod tests {
             .expect("u64");
         assert_eq!(df.height(), 2);
         assert_eq!(samples.sum(), Some(23));
-        // A part beyond the checkpointed sequence goes away.
-        assert_eq!(remove_uncommitted(dir.path(), 3).expect("remove"), 1);
+        // A part beyond the checkpointed sequence goes away, and so does a
+        // part a crash left half-written.
+        let torn = dir
+            .path()
+            .join("history/date=2022-10-15/part-000000000004-000000000005.parquet.tmp");
+        fs::write(&torn, b"half a part").expect("torn part");
+        assert_eq!(remove_uncommitted(dir.path(), 3).expect("remove"), 2);
+        assert!(!torn.exists());
         let df = read_day(dir.path(), "2022-10-15").expect("read");
         let samples = df
             .column("samples")

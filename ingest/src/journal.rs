@@ -22,7 +22,8 @@ use gridwatch_model::event::Reason;
 
 use crate::error::IngestError;
 
-const FILE: &str = "journal.bin";
+/// The journal's file name in the data dir.
+pub const FILE: &str = "journal.bin";
 const HEADER: usize = 8;
 
 /// What became of a message, as far as replay needs to know.
@@ -165,10 +166,18 @@ impl Journal {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.file
+        let written = self
+            .file
             .write_all(&self.buf)
-            .map_err(|e| err(&self.path, e))?;
-        self.file.sync_data().map_err(|e| err(&self.path, e))?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // A write cut short (a full disk) leaves part of a record: cut
+            // the file back to what was committed, so the next commit, with
+            // the same records still buffered, appends to a clean end.
+            let _ = self.file.set_len(self.len);
+            let _ = self.file.seek(SeekFrom::Start(self.len));
+            return Err(err(&self.path, e));
+        }
         self.len += self.buf.len() as u64;
         self.buf.clear();
         Ok(())

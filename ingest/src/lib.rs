@@ -11,6 +11,8 @@
 //! - [`state`]: the exact live state and how an event changes it.
 //! - [`aggregate`]: polars batch folding and roll-ups into node states.
 //! - [`board`]: the testing board (samples per 10 minutes, busiest sites).
+//! - [`items`]: every open flag and incident of each micro-grid, served a
+//!   page at a time on `gw.ingest.items`.
 //! - [`checkpoint`], [`journal`], [`history`]: durability (snapshots and
 //!   the journal between them) and Parquet history.
 //! - The pipeline, one way: [`consumer`] → [`processor`] → [`publisher`],
@@ -26,6 +28,7 @@ pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod history;
+pub mod items;
 pub mod journal;
 pub mod nats;
 pub mod pipeline;
@@ -50,16 +53,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
         path: cfg.data_dir.display().to_string(),
         source: e,
     })?;
-    let live = match checkpoint::load(&cfg.data_dir, registry.microgrids.len())? {
-        Some(s) => {
-            tracing::info!(last_seq = s.last_seq, "resuming from checkpoint");
-            s
-        }
-        None => {
-            tracing::info!("no checkpoint: starting from the beginning of the stream");
-            state::LiveState::new(registry.microgrids.len())
-        }
-    };
+    // Held until ingest exits: a second ingest on the same data dir stops.
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let (client, disconnects) =
+        gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-ingest").await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let store = nats::ensure_streams(&js, &cfg).await?;
+    let stream_created_ns = nats::stream_created_ns(&js, &cfg).await?;
+    let (live, checkpoints_set_aside) = resume(&cfg, registry.microgrids.len(), stream_created_ns)?;
     let removed = history::remove_uncommitted(&cfg.data_dir, live.last_seq)?;
     if removed > 0 {
         tracing::info!(
@@ -67,10 +68,6 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
             "removed history parts written after the last checkpoint"
         );
     }
-    let (client, disconnects) =
-        gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-ingest").await?;
-    let js = async_nats::jetstream::new(client);
-    let store = nats::ensure_streams(&js, &cfg).await?;
     let published = nats::published_seqs(&store).await?;
     tracing::info!(
         nodes = registry.nodes.len(),
@@ -80,6 +77,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
 
     let gauges = Arc::new(pipeline::ConsumerGauges::default());
     let dead = Arc::new(pipeline::DeadLetters::default());
+    let publisher_gauges = Arc::new(pipeline::PublisherGauges::default());
+    let items = items::ItemIndex::default();
+    let items_service = tokio::spawn(items::serve(
+        client,
+        registry.clone(),
+        items.clone(),
+        shutdown.child_token(),
+    ));
     let (in_tx, in_rx) = mpsc::channel(cfg.batch_max_events.max(1) * 4);
     let (out_tx, out_rx) = mpsc::channel(1024);
     let (journal, records) = journal::Journal::open(&cfg.data_dir)?;
@@ -91,14 +96,22 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
         live,
         published,
         gauges: gauges.clone(),
+        publisher: publisher_gauges.clone(),
+        items: items.clone(),
+        stream_created_ns,
+        checkpoints_set_aside,
         dead: dead.clone(),
         journal,
     };
     let publisher = tokio::spawn(publisher::run(
-        js.clone(),
-        cfg.state_bucket.clone(),
+        publisher::Targets {
+            js: js.clone(),
+            bucket: cfg.state_bucket.clone(),
+            data_dir: cfg.data_dir.clone(),
+        },
         out_rx,
         dead,
+        publisher_gauges,
         shutdown.child_token(),
     ));
     // Replay the journal past the snapshot (blocking work, and the
@@ -143,9 +156,78 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
     let pub_result = publisher
         .await
         .map_err(|e| IngestError::Config(format!("joining the publisher: {e}")))?;
+    items_service.abort();
     consumer_result?;
     proc_result?;
     pub_result?;
     tracing::info!("ingest stopped");
     Ok(())
+}
+
+/// Takes the data dir's lock (`<data-dir>/ingest.lock`), held while the
+/// returned file is open.
+///
+/// Fails when another process holds it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, IngestError> {
+    let path = dir.join("ingest.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| IngestError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(IngestError::Config(format!(
+            "another ingest holds the data dir {} (lock {})",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(IngestError::Io {
+            path: path.display().to_string(),
+            source: e,
+        }),
+    }
+}
+
+/// The state to resume from, and how many unusable checkpoints were moved
+/// aside (0 or 1): the checkpoint if it can be resumed from; else, with the
+/// checkpoint and its journal moved aside, an empty state that rebuilds
+/// from the stream's start (history parts of the old state are removed, the
+/// rebuild writes them again).
+fn resume(
+    cfg: &Config,
+    microgrids: usize,
+    stream_created_ns: i128,
+) -> Result<(state::LiveState, u64), IngestError> {
+    let fresh = || state::LiveState::new(microgrids);
+    let (live, aside) = match checkpoint::load(&cfg.data_dir, microgrids, stream_created_ns) {
+        checkpoint::Loaded::State(s) => {
+            tracing::info!(last_seq = s.last_seq, "resuming from checkpoint");
+            (*s, 0)
+        }
+        checkpoint::Loaded::None => {
+            // A journal without its snapshot cannot be replayed.
+            let journal = cfg.data_dir.join(journal::FILE);
+            if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
+                tracing::warn!("a journal without a checkpoint: moving it aside");
+                checkpoint::set_aside(&cfg.data_dir, journal::FILE)?;
+            }
+            tracing::info!("no checkpoint: starting from the beginning of the stream");
+            (fresh(), 0)
+        }
+        checkpoint::Loaded::Unusable(why) => {
+            let to = checkpoint::set_aside(&cfg.data_dir, journal::FILE)?;
+            tracing::error!(
+                %why,
+                moved_to = %to.map(|p| p.display().to_string()).unwrap_or_default(),
+                "the checkpoint cannot be resumed from: moved aside, rebuilding from the stream"
+            );
+            (fresh(), 1)
+        }
+    };
+    Ok((live, aside))
 }

@@ -58,6 +58,17 @@ pub async fn ensure_streams(
     Ok(store)
 }
 
+/// The event stream's identity: its creation time (Unix ns). A stream
+/// deleted and created again under the same name has another.
+pub async fn stream_created_ns(js: &jetstream::Context, cfg: &Config) -> Result<i128, IngestError> {
+    let mut s = js
+        .get_stream(&cfg.stream)
+        .await
+        .map_err(IngestError::nats)?;
+    let info = s.info().await.map_err(IngestError::nats)?;
+    Ok(info.created.unix_timestamp_nanos())
+}
+
 /// (Re)creates the durable pull consumer so it delivers from `start_seq`.
 /// The checkpoint, not the consumer's ack floor, is the source of truth.
 pub async fn consumer_from(

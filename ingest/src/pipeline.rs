@@ -50,6 +50,19 @@ pub struct ConsumerGauges {
     pub restarts: AtomicU64,
 }
 
+/// What the publisher gave up on, for the statistics.
+#[derive(Debug, Default)]
+pub struct PublisherGauges {
+    /// Node states refused (too large, not permitted): left out, the rest
+    /// flowing; the node's next change is tried again.
+    pub states_refused: AtomicU64,
+    /// Dead letters whose payload was cut to fit the server's max_payload
+    /// beside their headers (the headers say how long it was).
+    pub dead_truncated: AtomicU64,
+    /// Dead letters the server refused, written to the data dir instead.
+    pub dead_set_aside: AtomicU64,
+}
+
 /// Dead letters handed to the publisher and not yet stored by JetStream.
 /// While any is unstored the processor takes no snapshot (which would
 /// drop the journal records that can send them again after a restart).

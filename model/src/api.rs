@@ -5,9 +5,15 @@
 //!   (streets with their polygons, communities, grids, micro-grids with
 //!   population, households, zone and cell position);
 //! - [`RegistryRecord`] — `GET /api/v1/registry?node=`: what the registry
-//!   knows of one node, with a micro-grid's team.
+//!   knows of one node, with a micro-grid's team;
+//! - [`ItemsPage`] — `GET /api/v1/items?node=&kind=&offset=&limit=`: every
+//!   open flag or incident of a micro-grid, a page at a time (its state
+//!   carries only the most urgent few). Ingest answers [`ItemsQuery`] on
+//!   [`ITEMS_SUBJECT`]; the backend passes the page on.
 
 use serde::{Deserialize, Serialize};
+
+use crate::state::{FlagOpen, IncidentOpen};
 
 use crate::Level;
 use crate::Zone;
@@ -213,4 +219,48 @@ mod tests {
         let text = serde_json::to_string(&street).expect("serializes");
         assert!(!text.contains("team"), "{text}");
     }
+}
+
+/// The NATS subject ingest answers [`ItemsQuery`]s on.
+pub const ITEMS_SUBJECT: &str = "gw.ingest.items";
+/// The most items one page holds.
+pub const ITEMS_PAGE_MAX: usize = 500;
+
+/// Which list of a micro-grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    Flags,
+    Incidents,
+}
+
+/// A page of one micro-grid's open flags or incidents, asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemsQuery {
+    pub node: String,
+    pub kind: ItemKind,
+    #[serde(default)]
+    pub offset: usize,
+    /// At most [`ITEMS_PAGE_MAX`].
+    pub limit: usize,
+}
+
+/// A page of open items, the most urgent first: flags by sealed-zone exits
+/// first, then severity (highest first), then age (oldest first);
+/// incidents by level (highest first), then age.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemsPage {
+    pub node: String,
+    /// Open items of the kind asked for, in all.
+    pub total: u64,
+    pub offset: usize,
+    /// The flags of the page (when flags were asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<FlagOpen>,
+    /// The incidents of the page (when incidents were asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<IncidentOpen>,
+    /// Set instead of the items when the query could not be answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

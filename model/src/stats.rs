@@ -49,6 +49,19 @@ pub struct IngestStats {
     pub checkpoint_seq: u64,
     pub consumer_lag: u64,
     pub consumer_restarts: u64,
+    /// Node states the server refused (too large, not permitted).
+    pub states_refused: u64,
+    /// Dead letters cut to fit the server's max_payload.
+    pub dead_truncated: u64,
+    /// Dead letters the server refused, kept in the data dir instead.
+    pub dead_set_aside: u64,
+    /// While writes under the data dir fail (a full disk): the error.
+    /// Nothing is acked until a write succeeds again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_error: Option<String>,
+    /// Unusable checkpoints moved aside at start (then rebuilt from the
+    /// stream).
+    pub checkpoints_set_aside: u64,
     pub batches: u64,
     pub batch_latency_ms_p50: f64,
     pub batch_latency_ms_p99: f64,

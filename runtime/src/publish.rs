@@ -1,5 +1,14 @@
 //! A JetStream publish retried until the server has stored it, or until
 //! shutdown: the one retry loop the services share.
+//!
+//! A publish that can never succeed is not retried forever: one the client
+//! or the server refuses outright (over the server's `max_payload`, a
+//! JetStream API error such as a message over the stream's size limit) is
+//! [`Refused`] at once, and, where the caller allows it, one still without
+//! an ack after some attempts while the connection is up (the server drops
+//! a publish it does not permit, and nothing comes back). The caller is
+//! handed what was refused and decides what to do with it; every other
+//! publish keeps flowing.
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
@@ -41,6 +50,9 @@ impl Publish {
 pub struct Backoff {
     pub first: Duration,
     pub max: Duration,
+    /// Give a publish up after this many failed attempts made while the
+    /// connection was up (`None`: retry until stored or shut down).
+    pub give_up_connected: Option<u32>,
 }
 
 impl Default for Backoff {
@@ -48,12 +60,47 @@ impl Default for Backoff {
         Backoff {
             first: Duration::from_millis(100),
             max: Duration::from_secs(2),
+            give_up_connected: None,
         }
     }
 }
 
+/// A publish given up, and why.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    pub publish: Publish,
+    /// A short, stable name for metrics: `max_payload`, `server`, `no_ack`.
+    pub kind: &'static str,
+    pub why: String,
+}
+
+/// How one failed attempt bears on the next.
+enum Failure {
+    /// Worth trying again (no connection, a timeout, no responders while
+    /// a stream fails over).
+    Transient(String),
+    /// Will fail the same way every time.
+    Refused(&'static str, String),
+}
+
+fn classify(e: &jetstream::context::PublishError) -> Failure {
+    use jetstream::context::PublishErrorKind as K;
+    match e.kind() {
+        K::MaxPayloadExceeded => Failure::Refused("max_payload", e.to_string()),
+        // The server answered, with an API error about this message.
+        K::Other
+            if std::error::Error::source(e)
+                .is_some_and(|s| s.downcast_ref::<jetstream::Error>().is_some()) =>
+        {
+            Failure::Refused("server", e.to_string())
+        }
+        _ => Failure::Transient(e.to_string()),
+    }
+}
+
 /// Publishes `p` until JetStream acknowledges it, backing off between
-/// attempts and logging each failure.
+/// attempts and logging each failure; returns `Err(refused)` when it can
+/// never succeed (see the module's notes).
 ///
 /// Fails with [`RuntimeError::Cancelled`] once `stop` is cancelled (a
 /// publish under way is abandoned: the caller decides what that loses).
@@ -62,20 +109,44 @@ pub async fn until_stored(
     p: &Publish,
     backoff: Backoff,
     stop: &CancellationToken,
-) -> Result<(), RuntimeError> {
+) -> Result<Result<(), Refused>, RuntimeError> {
     let mut wait = backoff.first;
+    let mut failed_connected = 0u32;
     loop {
         let attempt = async {
-            let ack = p.send(js).await.map_err(|e| e.to_string())?;
-            ack.await.map(|_| ()).map_err(|e| e.to_string())
+            let ack = p.send(js).await.map_err(|e| classify(&e))?;
+            ack.await.map(|_| ()).map_err(|e| classify(&e))
         };
         let r = tokio::select! {
             _ = stop.cancelled() => return Err(RuntimeError::Cancelled),
             r = attempt => r,
         };
+        let refuse = |kind, why: String| {
+            tracing::error!(error = %why, subject = %p.subject, "publish refused; set aside");
+            Ok(Err(Refused {
+                publish: p.clone(),
+                kind,
+                why,
+            }))
+        };
         match r {
-            Ok(()) => return Ok(()),
-            Err(e) => tracing::warn!(error = %e, subject = %p.subject, "publish failed; retrying"),
+            Ok(()) => return Ok(Ok(())),
+            Err(Failure::Refused(kind, why)) => return refuse(kind, why),
+            Err(Failure::Transient(e)) => {
+                if js.client().connection_state() == async_nats::connection::State::Connected {
+                    failed_connected += 1;
+                }
+                if backoff
+                    .give_up_connected
+                    .is_some_and(|n| failed_connected >= n)
+                {
+                    return refuse(
+                        "no_ack",
+                        format!("{e} ({failed_connected} attempts while connected)"),
+                    );
+                }
+                tracing::warn!(error = %e, subject = %p.subject, "publish failed; retrying");
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return Err(RuntimeError::Cancelled),
@@ -91,12 +162,16 @@ pub async fn until_stored(
 /// whole group is sent again in its original order, each until stored:
 /// callers publish only what is harmless to repeat (last-value-wins puts,
 /// or messages with a `Nats-Msg-Id`).
+///
+/// A publish refused (see the module's notes) is set aside, not retried:
+/// [`Pipelined::take_refused`] hands it to the caller.
 pub struct Pipelined {
     pending: Vec<(jetstream::context::PublishAckFuture, Publish)>,
     /// Confirm the group once this many are in flight (well under the
     /// client's in-flight limit, which would otherwise block).
     max_pending: usize,
     backoff: Backoff,
+    refused: Vec<Refused>,
 }
 
 impl Pipelined {
@@ -106,7 +181,32 @@ impl Pipelined {
             pending: Vec::new(),
             max_pending: max_pending.max(1),
             backoff: Backoff::default(),
+            refused: Vec::new(),
         }
+    }
+
+    /// Gives a publish up after `attempts` failed while connected.
+    pub fn giving_up_after(mut self, attempts: u32) -> Pipelined {
+        self.backoff.give_up_connected = Some(attempts.max(1));
+        self
+    }
+
+    /// The publishes refused since the last call.
+    pub fn take_refused(&mut self) -> Vec<Refused> {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// Publishes `p` until stored, or sets it aside when refused.
+    async fn until_settled(
+        &mut self,
+        js: &jetstream::Context,
+        p: &Publish,
+        stop: &CancellationToken,
+    ) -> Result<(), RuntimeError> {
+        if let Err(r) = until_stored(js, p, self.backoff, stop).await? {
+            self.refused.push(r);
+        }
+        Ok(())
     }
 
     /// Publishes awaiting their ack.
@@ -121,7 +221,8 @@ impl Pipelined {
 
     /// Sends `p`; confirms the group when it is full. Order is kept: when
     /// `p` cannot even be sent, what is pending is confirmed first. Returns
-    /// how many publishes (`p` among them) are now confirmed stored.
+    /// how many publishes (`p` among them) are now settled: stored, or
+    /// refused and set aside.
     ///
     /// Fails with [`RuntimeError::Cancelled`] once `stop` is cancelled
     /// while a publish is being retried.
@@ -136,7 +237,7 @@ impl Pipelined {
             Err(e) => {
                 tracing::warn!(error = %e, subject = %p.subject, "publish could not be sent");
                 let n = self.confirm(js, stop).await?;
-                until_stored(js, &p, self.backoff, stop).await?;
+                self.until_settled(js, &p, stop).await?;
                 return Ok(n + 1);
             }
         }
@@ -147,7 +248,8 @@ impl Pipelined {
     }
 
     /// Waits for every pending publish; sends the group again if any
-    /// failed. Returns how many were confirmed.
+    /// failed. Returns how many were settled (stored, or refused and set
+    /// aside).
     ///
     /// Fails with [`RuntimeError::Cancelled`] once `stop` is cancelled
     /// while the group is being retried.
@@ -168,7 +270,7 @@ impl Pipelined {
         if let Some(e) = results.into_iter().find_map(Result::err) {
             tracing::warn!(error = %e, messages = n, "publish failed; sending the group again");
             for p in &group {
-                until_stored(js, p, self.backoff, stop).await?;
+                self.until_settled(js, p, stop).await?;
             }
         }
         Ok(n)

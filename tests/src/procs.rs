@@ -178,6 +178,8 @@ pub struct Nats {
     pub dir: tempfile::TempDir,
     /// `sync_interval: always` (else nats-server's default flush).
     pub sync_always: bool,
+    /// More of the server's configuration (e.g. `max_payload: 4096`).
+    pub extra_conf: String,
     proc: Option<Proc>,
 }
 
@@ -189,12 +191,18 @@ impl Nats {
 
     /// Starts a server on a free port; `sync_always` chooses the flush.
     pub fn start_with(sync_always: bool) -> Result<Nats> {
+        Self::start_configured(sync_always, "")
+    }
+
+    /// Starts a server with `extra` added to its configuration file.
+    pub fn start_configured(sync_always: bool, extra: &str) -> Result<Nats> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let mut n = Nats {
             port,
             dir,
             sync_always,
+            extra_conf: extra.to_string(),
             proc: None,
         };
         n.launch()?;
@@ -207,8 +215,9 @@ impl Nats {
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n{}}}\n",
+                "listen: 127.0.0.1:{}\n{}\njetstream {{\n  store_dir: \"{}\"\n{}}}\n",
                 self.port,
+                self.extra_conf,
                 store.display(),
                 if self.sync_always {
                     "  sync_interval: always\n"

@@ -1,5 +1,6 @@
-//! `GET /healthz`: the NATS connection and the age of the newest applied
-//! event; 200 when connected and fed, 503 otherwise.
+//! `GET /healthz`: the NATS connection, the age of the newest applied
+//! event and whether ingest can write its data dir; 200 when connected and
+//! ingest writes, 503 otherwise (`problems` says why).
 
 use axum::Json;
 use axum::extract::State;
@@ -17,8 +18,22 @@ pub async fn get(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) 
     let meta = app.store.meta();
     let age = |t: Option<i64>| t.map(|t| (now_ms - t) as f64 / 1000.0);
     let m = meta.as_deref();
+    let write_error = m.and_then(|m| m.write_error.clone());
+    let mut problems = Vec::new();
+    if !connected {
+        problems.push(format!("NATS is {nats}"));
+    }
+    if let Some(e) = &write_error {
+        problems.push(format!(
+            "ingest cannot write its data dir, so it acks nothing: {e}"
+        ));
+    }
+    let healthy = problems.is_empty();
     let body = json!({
-        "status": if connected { "ok" } else { "degraded" },
+        "status": if healthy { "ok" } else { "degraded" },
+        "problems": problems,
+        "ingest_write_error": write_error,
+        "checkpoints_set_aside": m.map(|m| m.checkpoints_set_aside),
         "nats": nats,
         "nodes_with_state": app.store.nodes_with_state(),
         "newest_applied_event_age_s": age(m.and_then(|m| m.last_applied_wall_ms)),
@@ -27,7 +42,7 @@ pub async fn get(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Value>) 
         "newest_event": m.and_then(|m| m.newest_event.clone()),
         "clock_now": m.and_then(|m| m.clock_now.clone()),
     });
-    let code = if connected {
+    let code = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -20,6 +20,12 @@ pub fn record_ingest(m: &IngestStats) {
     for (reason, n) in &m.dlq {
         metrics::counter!("gridwatch_ingest_dlq_total", "reason" => reason.clone()).absolute(*n);
     }
+    metrics::counter!("gridwatch_ingest_states_refused_total").absolute(m.states_refused);
+    metrics::counter!("gridwatch_ingest_dead_letters_truncated_total").absolute(m.dead_truncated);
+    metrics::counter!("gridwatch_ingest_dead_letters_set_aside_total").absolute(m.dead_set_aside);
+    metrics::gauge!("gridwatch_ingest_write_failing")
+        .set(f64::from(u8::from(m.write_error.is_some())));
+    metrics::gauge!("gridwatch_ingest_checkpoints_set_aside").set(m.checkpoints_set_aside as f64);
     metrics::gauge!("gridwatch_ingest_consumer_lag").set(m.consumer_lag as f64);
     metrics::gauge!("gridwatch_ingest_last_seq").set(m.last_seq as f64);
     metrics::gauge!("gridwatch_ingest_checkpoint_seq").set(m.checkpoint_seq as f64);

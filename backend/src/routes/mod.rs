@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod hierarchy;
+pub mod items;
 pub mod metrics;
 pub mod registry;
 pub mod state;

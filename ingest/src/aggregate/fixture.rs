@@ -33,7 +33,7 @@ impl Fixture {
 
     /// Every node's state at `now`, by a full recompute from a fresh cache.
     pub fn full(&self, live: &LiveState, now: i64) -> Vec<Option<NodeState>> {
-        let mut cache = RollupCache::new(&self.reg, &self.topo);
+        let mut cache = RollupCache::new(&self.reg, &self.topo, Default::default());
         compute_states(
             &self.reg,
             &self.topo,

@@ -40,9 +40,9 @@ pub struct Own {
     /// (node it was made on, when, why).
     pub designation: Option<(u32, i64, String)>,
     pub last_patrol: Option<i64>,
-    /// Open flags, oldest first.
+    /// Open flags, the most urgent first ([`flag_urgency`]).
     pub flags: Vec<OwnFlag>,
-    /// Open incidents, oldest first.
+    /// Open incidents, the most urgent first ([`incident_urgency`]).
     pub incidents: Vec<OwnIncident>,
 }
 
@@ -51,10 +51,53 @@ pub type OwnFlag = (String, FlagKind, u8, i64);
 /// (id, level, category, reported, last action).
 pub type OwnIncident = (String, u8, String, i64, IncidentAction);
 
+/// Flags, the most urgent first: sealed-zone exits, then by severity
+/// (highest first), then the oldest, then by id.
+pub fn flag_urgency(f: &OwnFlag) -> impl Ord + '_ {
+    (
+        f.1 != FlagKind::SealedExit,
+        std::cmp::Reverse(f.2),
+        f.3,
+        &f.0,
+    )
+}
+
+/// Incidents, the most urgent first: by level (highest first), then the
+/// oldest, then by id.
+pub fn incident_urgency(i: &OwnIncident) -> impl Ord + '_ {
+    (std::cmp::Reverse(i.1), i.3, &i.0)
+}
+
+fn t(ts: i64) -> String {
+    to_local_rfc3339(DateTime::from_timestamp(ts, 0).unwrap_or_default())
+}
+
+/// A flag as states and the items API show it.
+pub fn flag_open((id, kind, severity, raised): &OwnFlag) -> FlagOpen {
+    FlagOpen {
+        flag_id: id.clone(),
+        kind: *kind,
+        severity: *severity,
+        raised: t(*raised),
+    }
+}
+
+/// An incident as states and the items API show it.
+pub fn incident_open((id, level, category, reported, last): &OwnIncident) -> IncidentOpen {
+    IncidentOpen {
+        incident_id: id.clone(),
+        level: *level,
+        category: category.clone(),
+        reported: t(*reported),
+        last_action: *last,
+    }
+}
+
 impl Own {
-    /// The micro-grid's detail as its state carries it.
-    pub fn detail(&self, reg: &Registry) -> MgDetail {
-        let t = |ts: i64| to_local_rfc3339(DateTime::from_timestamp(ts, 0).unwrap_or_default());
+    /// The micro-grid's detail as its state carries it: at most `items`
+    /// flags and `items` incidents, the most urgent (the state's counts
+    /// have them all; the items API pages through the rest).
+    pub fn detail(&self, reg: &Registry, items: usize) -> MgDetail {
         MgDetail {
             zone_since: self.designation.as_ref().map(|d| t(d.1)),
             zone_reason: self.designation.as_ref().map(|d| d.2.clone()),
@@ -63,26 +106,12 @@ impl Own {
                 .as_ref()
                 .map(|d| reg.node(d.0).id.to_string()),
             last_patrol: self.last_patrol.map(t),
-            open_flags: self
-                .flags
-                .iter()
-                .map(|(id, kind, severity, raised)| FlagOpen {
-                    flag_id: id.clone(),
-                    kind: *kind,
-                    severity: *severity,
-                    raised: t(*raised),
-                })
-                .collect(),
+            open_flags: self.flags.iter().take(items).map(flag_open).collect(),
             open_incidents: self
                 .incidents
                 .iter()
-                .map(|(id, level, category, reported, last)| IncidentOpen {
-                    incident_id: id.clone(),
-                    level: *level,
-                    category: category.clone(),
-                    reported: t(*reported),
-                    last_action: *last,
-                })
+                .take(items)
+                .map(incident_open)
                 .collect(),
         }
     }
@@ -188,17 +217,17 @@ pub fn mg_metrics(
             }
         }
         for (_, b) in mg.buckets.range(today_from..today_to) {
-            v.patrols_today += u64::from(b.patrols);
-            v.gatherings_dispersed += u64::from(b.findings.gatherings_dispersed);
-            v.people_persuaded += u64::from(b.findings.people_persuaded);
-            v.venues_closed += u64::from(b.findings.venues_closed);
-            v.vendors_cleared += u64::from(b.findings.vendors_cleared);
-            v.violations += u64::from(b.findings.violations);
-            v.samples_today += u64::from(b.samples);
-            v.raised_today += u64::from(b.raised);
-            v.rectified_today += u64::from(b.rectified);
-            v.reported_today += u64::from(b.reported);
-            v.resolved_today += u64::from(b.resolved);
+            v.patrols_today += b.patrols;
+            v.gatherings_dispersed += b.findings.gatherings_dispersed;
+            v.people_persuaded += b.findings.people_persuaded;
+            v.venues_closed += b.findings.venues_closed;
+            v.vendors_cleared += b.findings.vendors_cleared;
+            v.violations += b.findings.violations;
+            v.samples_today += b.samples;
+            v.raised_today += b.raised;
+            v.rectified_today += b.rectified;
+            v.reported_today += b.reported;
+            v.resolved_today += b.resolved;
         }
         if let Some((qts, q)) = mg.queue
             && qts >= day_start
@@ -233,9 +262,9 @@ pub fn mg_metrics(
         v.red = u64::from(judged.status == Status::Red);
         v.amber = u64::from(judged.status == Status::Amber);
         let mut flags = open.flags_of.remove(&(o as u32)).unwrap_or_default();
-        flags.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+        flags.sort_by(|a, b| flag_urgency(a).cmp(&flag_urgency(b)));
         let mut incidents = open.incidents_of.remove(&(o as u32)).unwrap_or_default();
-        incidents.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+        incidents.sort_by(|a, b| incident_urgency(a).cmp(&incident_urgency(b)));
         let own = Own {
             designation: live
                 .designation_of(reg, topo.mg_node[o])

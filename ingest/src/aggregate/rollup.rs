@@ -9,8 +9,9 @@ use gridwatch_model::Registry;
 use polars::prelude::*;
 use std::collections::HashMap;
 
-use super::metrics::MgMetrics;
+use super::metrics::{MgMetrics, flag_open, incident_open};
 use super::sums::Sums;
+use crate::items::{ItemIndex, OpenItems};
 use crate::state::Topology;
 
 /// What the roll-up keeps between recomputes: every micro-grid's metrics as
@@ -33,10 +34,15 @@ pub struct RollupCache {
     pub(super) rolled: Rolled,
     /// Set once every micro-grid's metrics have been computed.
     pub(super) filled: bool,
+    /// Every open item of each micro-grid, for the items API.
+    items: ItemIndex,
+    /// Registry index of each micro-grid ordinal.
+    mg_node: Vec<u32>,
 }
 
 impl RollupCache {
-    pub fn new(reg: &Registry, topo: &Topology) -> Self {
+    /// A cache that keeps `items` current as micro-grids' metrics move.
+    pub fn new(reg: &Registry, topo: &Topology, items: ItemIndex) -> Self {
         let paths: Vec<[u32; 5]> = topo
             .mg_node
             .iter()
@@ -60,6 +66,8 @@ impl RollupCache {
                 .collect(),
             rolled: Rolled::new(reg.nodes.len()),
             filled: false,
+            items,
+            mg_node: topo.mg_node.clone(),
         }
     }
 
@@ -74,6 +82,17 @@ impl RollupCache {
     pub(super) fn set(&mut self, o: usize, m: MgMetrics) {
         let old = std::mem::replace(&mut self.metrics[o], m);
         let new = &self.metrics[o];
+        if (old.own.flags != new.own.flags || old.own.incidents != new.own.incidents)
+            && let Some(&node) = self.mg_node.get(o)
+        {
+            self.items.set(
+                node,
+                OpenItems {
+                    flags: new.own.flags.iter().map(flag_open).collect(),
+                    incidents: new.own.incidents.iter().map(incident_open).collect(),
+                },
+            );
+        }
         for &a in &self.paths[o] {
             let a = a as usize;
             let total = &mut self.rolled.totals[a];

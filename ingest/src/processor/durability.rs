@@ -3,6 +3,12 @@
 //! and pruning) when `snapshot_s` has passed, the journal has grown past
 //! `snapshot_journal_mb`, or on shutdown — unless a dead letter handed to
 //! the publisher is not stored yet.
+//!
+//! A write that fails (a full disk, an I/O error) stops nothing but the
+//! acks: the error is kept for the statistics (`/healthz` says why),
+//! events go on being applied in memory, the same records are written
+//! again at the next checkpoint, and once a write succeeds everything
+//! handled is acked at once.
 
 use async_nats::jetstream::Message;
 use std::time::{Duration, Instant};
@@ -23,6 +29,8 @@ pub struct Durability {
     last_snapshot: Instant,
     /// The stream sequence the last checkpoint covers.
     pub checkpoint_seq: u64,
+    /// The last write's error while writes fail.
+    pub write_error: Option<String>,
 }
 
 impl Durability {
@@ -33,14 +41,46 @@ impl Durability {
             last_checkpoint: Instant::now(),
             last_snapshot: Instant::now(),
             checkpoint_seq: last_seq,
+            write_error: None,
         }
     }
 }
 
 impl Processor {
     /// Makes everything handled so far durable, then acks it (a snapshot
-    /// when due or `force`d, else a journal commit).
+    /// when due or `force`d, else a journal commit). A failed write is
+    /// kept in `write_error` and tried again next time; nothing is acked.
     pub(super) fn checkpoint(
+        &mut self,
+        st: &mut Stages,
+        out: &mpsc::Sender<Outbound>,
+        force: bool,
+    ) -> Result<(), IngestError> {
+        match self.write_durably(st, out, force) {
+            Ok(()) => {
+                if let Some(e) = st.durable.write_error.take() {
+                    tracing::info!(was = %e, "writes under the data dir succeed again; acking");
+                }
+                Ok(())
+            }
+            Err(
+                e @ (IngestError::Io { .. }
+                | IngestError::Checkpoint { .. }
+                | IngestError::Polars(_)),
+            ) => {
+                let e = e.to_string();
+                if st.durable.write_error.as_ref() != Some(&e) {
+                    tracing::error!(error = %e, "writing under the data dir failed: not acking until a write succeeds");
+                }
+                st.durable.write_error = Some(e);
+                st.durable.last_checkpoint = Instant::now();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_durably(
         &mut self,
         st: &mut Stages,
         out: &mpsc::Sender<Outbound>,
@@ -75,7 +115,7 @@ impl Processor {
             if let Some(now) = self.clock.now(self.live.replay_now) {
                 self.live.prune(now, self.cfg.lateness_s);
             }
-            checkpoint::save(&self.cfg.data_dir, &self.live)?;
+            checkpoint::save(&self.cfg.data_dir, &self.live, self.stream_created_ns)?;
             // The snapshot covers every journal record, committed or not.
             self.journal.reset()?;
             stages.snapshot_us += us(t);

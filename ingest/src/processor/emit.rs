@@ -17,6 +17,7 @@ use super::{Processor, Stages, stats::us};
 use crate::aggregate::{RollupCache, Scope, compute_states};
 use crate::board::Board;
 use crate::error::IngestError;
+use crate::items::ItemIndex;
 use crate::pipeline::Outbound;
 use crate::state::{LiveState, Topology};
 
@@ -65,6 +66,7 @@ impl Emitter {
         topo: &Topology,
         live: &LiveState,
         published: &HashMap<String, u64>,
+        items: ItemIndex,
     ) -> Emitter {
         let n = reg.nodes.len();
         Emitter {
@@ -84,7 +86,7 @@ impl Emitter {
                 live,
                 published.get(TESTING_NODE).copied().unwrap_or(0),
             ),
-            rollup: RollupCache::new(reg, topo),
+            rollup: RollupCache::new(reg, topo, items),
             last_full: Instant::now(),
             last_refresh: Instant::now(),
         }

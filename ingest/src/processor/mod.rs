@@ -27,8 +27,9 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::IngestError;
+use crate::items::ItemIndex;
 use crate::journal::Journal;
-use crate::pipeline::{Arrived, ConsumerGauges, DeadLetters, Outbound};
+use crate::pipeline::{Arrived, ConsumerGauges, DeadLetters, Outbound, PublisherGauges};
 use crate::state::{LiveState, Topology};
 
 use apply::Dirty;
@@ -46,6 +47,14 @@ pub struct Processor {
     /// Seq of each node state already published (from the bucket).
     pub published: HashMap<String, u64>,
     pub gauges: Arc<ConsumerGauges>,
+    /// What the publisher gave up on.
+    pub publisher: Arc<PublisherGauges>,
+    /// Every open item of each micro-grid, for the items API.
+    pub items: ItemIndex,
+    /// The event stream's identity, saved with each snapshot.
+    pub stream_created_ns: i128,
+    /// Unusable checkpoints moved aside at start.
+    pub checkpoints_set_aside: u64,
     /// Dead letters handed to the publisher and not yet stored.
     pub dead: Arc<DeadLetters>,
     /// Where checkpoints between snapshots go.
@@ -74,7 +83,13 @@ impl Processor {
             .map_err(|e| IngestError::Config(format!("processor runtime: {e}")))?;
         let mut st = Stages {
             dirty: Dirty::new(self.registry.nodes.len()),
-            emit: Emitter::new(&self.registry, &self.topo, &self.live, &self.published),
+            emit: Emitter::new(
+                &self.registry,
+                &self.topo,
+                &self.live,
+                &self.published,
+                self.items.clone(),
+            ),
             durable: Durability::new(self.live.last_seq),
             stats: Stats::default(),
         };

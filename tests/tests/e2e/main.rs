@@ -9,12 +9,18 @@
 //! - [`pipeline`]: exact counts through duplicates, disorder and dead
 //!   letters;
 //! - [`faults`]: ingest killed mid-stream, NATS restarted while events flow;
+//! - [`files`]: a corrupt checkpoint, a recreated stream, a second ingest
+//!   on one data dir, a full disk;
+//! - [`limits`]: what no single node, event or publish may do — grow a
+//!   state past what NATS carries, freeze the other screens;
 //! - [`websocket`]: snapshot, deltas and resume against the REST state;
 //! - [`browser`]: the wall, the tablet and the district page in headless
 //!   Chromium.
 
 mod browser;
 mod faults;
+mod files;
+mod limits;
 mod pipeline;
 mod system;
 mod websocket;

@@ -27,7 +27,11 @@ pub struct System {
 
 impl System {
     pub async fn start() -> Result<System> {
-        let nats = Nats::start()?;
+        Self::start_on(Nats::start()?).await
+    }
+
+    /// A system on a server started by the caller.
+    pub async fn start_on(nats: Nats) -> Result<System> {
         let work = Workdir::new()?;
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
