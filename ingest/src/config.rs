@@ -84,6 +84,9 @@ pub struct Config {
     /// After SIGINT or SIGTERM, the process exits within this many seconds
     /// even when its work is stuck (NATS gone, a publish failing).
     pub shutdown_s: u64,
+    /// Where ingest serves its own Prometheus `/metrics` (`:0`: any free
+    /// port, logged).
+    pub metrics_listen: String,
 }
 
 impl Default for Config {
@@ -110,6 +113,7 @@ impl Default for Config {
             lateness_s: 24 * 3600,
             future_s: 300,
             clock: ClockMode::Wall,
+            metrics_listen: "127.0.0.1:9190".into(),
             status: StatusConfig::default(),
             shutdown_s: gridwatch_runtime::shutdown::DEFAULT_SHUTDOWN_S,
         }

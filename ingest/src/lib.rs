@@ -55,6 +55,9 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
     })?;
     // Held until ingest exits: a second ingest on the same data dir stops.
     let _lock = lock_data_dir(&cfg.data_dir)?;
+    let metrics_at =
+        gridwatch_runtime::metrics::serve(&cfg.metrics_listen, shutdown.child_token()).await?;
+    tracing::info!(%metrics_at, "serving /metrics");
     let (client, disconnects) =
         gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-ingest").await?;
     let js = async_nats::jetstream::new(client.clone());

@@ -10,10 +10,13 @@
 //!   disconnections).
 //! - [`publish`]: a JetStream publish retried until stored or cancelled.
 //! - [`registry`]: the registry from a file, or the Beilun one built in.
+//! - [`metrics`]: the Prometheus recorder, HELP for every metric, process
+//!   metrics, ingest's figures, and a `/metrics` server.
 //! - [`error`]: the crate's error.
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod nats;
 pub mod publish;
 pub mod registry;

@@ -317,6 +317,10 @@ pub fn ingest_with_env(
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra);
+    // Any free port for ingest's /metrics, unless the test picks one.
+    if !env.iter().any(|(k, _)| *k == "GRIDWATCH__METRICS_LISTEN") {
+        cmd.env("GRIDWATCH__METRICS_LISTEN", "127.0.0.1:0");
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

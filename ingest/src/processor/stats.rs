@@ -126,6 +126,8 @@ impl Processor {
         };
         let bytes = serde_json::to_vec(&meta)
             .map_err(|e| IngestError::Config(format!("serializing meta: {e}")))?;
+        // The same figures on ingest's own /metrics.
+        gridwatch_runtime::metrics::record_ingest(&meta);
         st.stats.last_meta = Instant::now();
         Self::send(out, Outbound::Meta(Bytes::from(bytes)))
     }

@@ -13,6 +13,7 @@
 //!   on one data dir, a full disk;
 //! - [`limits`]: what no single node, event or publish may do — grow a
 //!   state past what NATS carries, freeze the other screens;
+//! - [`metrics`]: both `/metrics` endpoints through `promtool check metrics`;
 //! - [`websocket`]: snapshot, deltas and resume against the REST state;
 //! - [`browser`]: the wall, the tablet and the district page in headless
 //!   Chromium.
@@ -21,6 +22,7 @@ mod browser;
 mod faults;
 mod files;
 mod limits;
+mod metrics;
 mod pipeline;
 mod system;
 mod websocket;
