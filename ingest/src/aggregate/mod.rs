@@ -20,6 +20,8 @@ pub mod buckets;
 mod fixture;
 pub mod metrics;
 pub mod node_state;
+#[cfg(test)]
+mod properties;
 pub mod rollup;
 pub mod status;
 pub mod sums;
