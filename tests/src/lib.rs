@@ -9,7 +9,8 @@
 
 pub mod events;
 pub mod procs;
-pub mod recount;
+/// The independent recount (the `gridwatch-recount` crate).
+pub use gridwatch_recount::fold as recount;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;

@@ -351,6 +351,23 @@ pub fn backend_with_env(nats: &str, port: u16, logs: &Path, env: &[(&str, &str)]
     Ok(p)
 }
 
+/// Runs `gridwatch-recount` against `nats` with `args` to its end: its
+/// exit code and what it printed.
+pub fn recount(nats: &str, args: &[&str]) -> Result<(i32, String)> {
+    let out = Command::new(binary("gridwatch-recount")?)
+        .arg("--nats")
+        .arg(nats)
+        .args(args)
+        .output()
+        .context("running gridwatch-recount")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
 /// Starts `gridwatch-sim` with `args` and the given environment.
 pub fn sim(nats: &str, logs: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
     let mut cmd = Command::new(binary("gridwatch-sim")?);

@@ -229,9 +229,12 @@ pub fn mg_metrics(
             v.reported_today += b.reported;
             v.resolved_today += b.resolved;
         }
+        // The newest report's queue, when it is of today — also when it
+        // is stamped a little ahead of the clock: it was received, and it
+        // is the queue the site reported last.
         if let Some((qts, q)) = mg.queue
             && qts >= day_start
-            && qts <= now
+            && qts < day_start + 86400
         {
             v.queue = u64::from(q);
         }

@@ -14,6 +14,7 @@
 //! - [`limits`]: what no single node, event or publish may do — grow a
 //!   state past what NATS carries, freeze the other screens;
 //! - [`metrics`]: both `/metrics` endpoints through `promtool check metrics`;
+//! - [`recount`]: `gridwatch-recount` against the live states;
 //! - [`websocket`]: snapshot, deltas and resume against the REST state;
 //! - [`browser`]: the wall, the tablet and the district page in headless
 //!   Chromium.
@@ -24,5 +25,6 @@ mod files;
 mod limits;
 mod metrics;
 mod pipeline;
+mod recount;
 mod system;
 mod websocket;

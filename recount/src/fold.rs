@@ -1,11 +1,13 @@
-//! An independent recount of what the state API must show, from the raw
-//! events a test published. It follows DESIGN §3–§5 directly (duplicates
-//! count once, windows by event time relative to `as_of`, "today" by local
-//! date, the latest zone designation by event time wins) and shares no code
-//! with ingest.
+//! The fold: what the state API must show, from valid events in stream
+//! order. It follows DESIGN §3–§5 directly (duplicates count once, a flag
+//! or incident step that does not fit is a conflict, windows by event time
+//! relative to `as_of`, "today" by local date, the latest zone designation
+//! by event time wins, at most [`OPEN_PER_MICROGRID`] open items a
+//! micro-grid) and shares no code with ingest.
 
 use chrono::{DateTime, FixedOffset};
 use gridwatch_model::Registry;
+use gridwatch_model::limits::OPEN_PER_MICROGRID;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 
@@ -15,15 +17,34 @@ pub struct Recount<'a> {
     as_of: DateTime<FixedOffset>,
     seen: HashSet<String>,
     events: Vec<Value>,
-    open_flags: HashMap<String, String>,
-    incidents: HashMap<String, bool>,
+    /// Open flag id → (micro-grid, raised at).
+    open_flags: HashMap<String, (String, DateTime<FixedOffset>)>,
+    /// Incident id → (micro-grid, resolved).
+    incidents: HashMap<String, (String, bool)>,
+    /// Open flags and open incidents of each micro-grid.
+    open_count: HashMap<String, (usize, usize)>,
+    /// What became of each event: applied, duplicates, conflicts.
+    pub applied: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+}
+
+/// What became of one valid event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Applied,
+    /// Its id was seen before.
+    Duplicate,
+    /// It does not fit what is open (DLQ reason `conflict`).
+    Conflict,
 }
 
 fn ts(ev: &Value) -> DateTime<FixedOffset> {
     ev["ts"]
         .as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .expect("test events carry valid timestamps")
+        // Only decoded events are taken: their `ts` is valid RFC 3339.
+        .unwrap_or_default()
 }
 
 fn local_day(t: DateTime<FixedOffset>) -> chrono::NaiveDate {
@@ -46,64 +67,100 @@ impl<'a> Recount<'a> {
             events: Vec::new(),
             open_flags: HashMap::new(),
             incidents: HashMap::new(),
+            open_count: HashMap::new(),
+            applied: 0,
+            duplicates: 0,
+            conflicts: 0,
         }
+    }
+
+    /// Moves the clock the figures are for.
+    pub fn set_as_of(&mut self, as_of: DateTime<FixedOffset>) {
+        self.as_of = as_of;
+    }
+
+    /// Takes one valid event in stream order and counts what became of it.
+    pub fn take(&mut self, ev: &Value) -> Verdict {
+        let v = self.judge(ev);
+        match v {
+            Verdict::Applied => self.applied += 1,
+            Verdict::Duplicate => self.duplicates += 1,
+            Verdict::Conflict => self.conflicts += 1,
+        }
+        v
     }
 
     /// Takes one valid event in stream order; returns whether it counts
     /// (false for a duplicate id or a conflict).
     pub fn apply(&mut self, ev: &Value) -> bool {
+        self.take(ev) == Verdict::Applied
+    }
+
+    fn judge(&mut self, ev: &Value) -> Verdict {
         let id = ev["id"].as_str().unwrap_or_default().to_string();
         if self.seen.contains(&id) {
-            return false;
+            return Verdict::Duplicate;
         }
+        let node = ev["node"].as_str().unwrap_or_default().to_string();
         match ev["kind"].as_str() {
             Some("video") => {
                 let flag = ev["flag_id"].as_str().unwrap_or_default().to_string();
                 match ev["action"].as_str() {
                     Some("raised") => {
-                        if self.open_flags.contains_key(&flag) {
-                            return false;
+                        let open = self.open_count.entry(node.clone()).or_default();
+                        if self.open_flags.contains_key(&flag) || open.0 >= OPEN_PER_MICROGRID {
+                            return Verdict::Conflict;
                         }
-                        self.open_flags
-                            .insert(flag, ev["node"].as_str().unwrap_or_default().into());
+                        open.0 += 1;
+                        self.open_flags.insert(flag, (node, ts(ev)));
                     }
-                    _ => {
-                        if self.open_flags.remove(&flag).is_none() {
-                            return false;
+                    _ => match self.open_flags.get(&flag) {
+                        Some((on, raised)) if *on == node && ts(ev) >= *raised => {
+                            self.open_flags.remove(&flag);
+                            if let Some(open) = self.open_count.get_mut(&node) {
+                                open.0 -= 1;
+                            }
                         }
-                    }
+                        _ => return Verdict::Conflict,
+                    },
                 }
             }
             Some("incident") => {
                 let inc = ev["incident_id"].as_str().unwrap_or_default().to_string();
                 match ev["action"].as_str() {
                     Some("reported") => {
-                        if self.incidents.contains_key(&inc) {
-                            return false;
+                        let open = self.open_count.entry(node.clone()).or_default();
+                        if self.incidents.contains_key(&inc) || open.1 >= OPEN_PER_MICROGRID {
+                            return Verdict::Conflict;
                         }
-                        self.incidents.insert(inc, false);
+                        open.1 += 1;
+                        self.incidents.insert(inc, (node, false));
                     }
                     Some(a) => match self.incidents.get_mut(&inc) {
-                        Some(resolved) if !*resolved => *resolved = a == "resolved",
-                        _ => return false,
+                        Some((on, resolved)) if !*resolved => {
+                            if a == "resolved" {
+                                *resolved = true;
+                                if let Some(open) = self.open_count.get_mut(on.as_str()) {
+                                    open.1 -= 1;
+                                }
+                            }
+                        }
+                        _ => return Verdict::Conflict,
                     },
-                    None => return false,
+                    None => return Verdict::Conflict,
                 }
             }
             _ => {}
         }
         self.seen.insert(id);
         self.events.push(ev.clone());
-        true
+        Verdict::Applied
     }
 
-    /// The replay clock after these events: the newest event time.
+    /// The replay clock after these events: the newest event time (the
+    /// `as_of` given when there are none).
     pub fn as_of(&self) -> DateTime<FixedOffset> {
-        self.events
-            .iter()
-            .map(ts)
-            .max()
-            .expect("at least one event")
+        self.events.iter().map(ts).max().unwrap_or(self.as_of)
     }
 
     /// The zone in force on each micro-grid id.
@@ -163,34 +220,29 @@ impl<'a> Recount<'a> {
                 .map(|e| e["findings"][f].as_u64().unwrap_or(0))
                 .sum()
         };
-        // Latest queue per micro-grid today (later in stream order wins ties).
-        let mut queues: HashMap<&str, (i64, u64)> = HashMap::new();
-        for e in kind("testing").filter(is_today) {
+        // Each micro-grid's newest report (the later in stream order of two
+        // at one time), its queue counted when the report is of today.
+        let mut queues: HashMap<&str, (i64, u64, bool)> = HashMap::new();
+        for e in kind("testing") {
             let t = ts(e).timestamp();
-            if t > as_of.timestamp() {
-                continue;
-            }
             let q = e["queue"].as_u64().unwrap_or(0);
             let entry = queues
                 .entry(e["node"].as_str().unwrap_or_default())
-                .or_insert((t, q));
+                .or_insert((t, q, is_today(&e)));
             if t >= entry.0 {
-                *entry = (t, q);
+                *entry = (t, q, is_today(&e));
             }
         }
-        let flags_open = self.open_flags.values().filter(|n| under(n, node)).count() as u64;
-        let mut open_incidents = 0;
-        for (inc, resolved) in &self.incidents {
-            let node_of = self
-                .events
-                .iter()
-                .find(|e| e["incident_id"].as_str() == Some(inc))
-                .and_then(|e| e["node"].as_str())
-                .unwrap_or_default();
-            if !resolved && under(node_of, node) {
-                open_incidents += 1;
-            }
-        }
+        let flags_open = self
+            .open_flags
+            .values()
+            .filter(|(n, _)| under(n, node))
+            .count() as u64;
+        let open_incidents = self
+            .incidents
+            .values()
+            .filter(|(n, resolved)| !resolved && under(n, node))
+            .count() as u64;
         let zones = self.zones();
         let mut by_zone: HashMap<String, (u64, u64)> = HashMap::new();
         let mut population = 0;
@@ -229,7 +281,7 @@ impl<'a> Recount<'a> {
             },
             "testing": {
                 "samples_today": samples_today,
-                "queue": queues.values().map(|(_, q)| q).sum::<u64>(),
+                "queue": queues.values().filter(|v| v.2).map(|v| v.1).sum::<u64>(),
             },
             "video": {
                 "flags_open": flags_open,
