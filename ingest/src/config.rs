@@ -84,6 +84,9 @@ pub struct Config {
     /// After SIGINT or SIGTERM, the process exits within this many seconds
     /// even when its work is stuck (NATS gone, a publish failing).
     pub shutdown_s: u64,
+    /// JetStream redelivers what ingest has not acked this long after
+    /// delivery (ingest skips a redelivered message by its sequence).
+    pub ack_wait_s: u64,
     /// Where ingest serves its own Prometheus `/metrics` (`:0`: any free
     /// port, logged).
     pub metrics_listen: String,
@@ -114,6 +117,7 @@ impl Default for Config {
             future_s: 300,
             clock: ClockMode::Wall,
             metrics_listen: "127.0.0.1:9190".into(),
+            ack_wait_s: 30,
             status: StatusConfig::default(),
             shutdown_s: gridwatch_runtime::shutdown::DEFAULT_SHUTDOWN_S,
         }

@@ -88,7 +88,7 @@ pub async fn consumer_from(
                 start_sequence: start_seq.max(1),
             },
             ack_policy: consumer::AckPolicy::All,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(cfg.ack_wait_s.max(1)),
             max_ack_pending: 1_000_000,
             filter_subjects: vec![cfg.filter_subject.clone(), CLOCK_SUBJECT.into()],
             ..Default::default()

@@ -32,6 +32,9 @@ struct Args {
     /// The state bucket.
     #[arg(long, default_value = DEFAULT_BUCKET)]
     bucket: String,
+    /// The dead-letter stream: every message refused must be in it once.
+    #[arg(long, default_value = "GW_DLQ")]
+    dlq: String,
     /// Registry file (the built-in Beilun one when absent).
     #[arg(long)]
     registry: Option<std::path::PathBuf>,
@@ -87,6 +90,8 @@ async fn run(args: Args) -> Result<usize> {
     cls.future_s = args.future_s;
     let mut rc = Recount::new(&reg, DateTime::default());
     let mut dead: BTreeMap<String, u64> = BTreeMap::new();
+    // The stream sequence of every message that must be a dead letter.
+    let mut dead_seqs: Vec<u64> = Vec::new();
     let mut ticks = 0u64;
     if last > 0 {
         let c = stream
@@ -112,9 +117,13 @@ async fn run(args: Args) -> Result<usize> {
                 Message::Event(ev) => {
                     if rc.take(&ev) == gridwatch_recount::fold::Verdict::Conflict {
                         *dead.entry("conflict".into()).or_default() += 1;
+                        dead_seqs.push(seq);
                     }
                 }
-                Message::Dead(r) => *dead.entry(r.as_str().into()).or_default() += 1,
+                Message::Dead(r) => {
+                    *dead.entry(r.as_str().into()).or_default() += 1;
+                    dead_seqs.push(seq);
+                }
             }
             if seq >= last {
                 break;
@@ -167,6 +176,50 @@ async fn run(args: Args) -> Result<usize> {
         count(&format!("dead letters `{r}`"), want, got);
     }
 
+    // Every refused message is in the dead-letter stream, once (ingest
+    // stores a dead letter before it acks, a moment after it counts it).
+    let started = Instant::now();
+    let in_dlq = loop {
+        let got = dead_letter_seqs(&js, &args.dlq).await?;
+        if dead_seqs.iter().all(|s| got.contains_key(s))
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut missing = 0usize;
+    for seq in &dead_seqs {
+        match in_dlq.get(seq).copied().unwrap_or(0) {
+            1 => {}
+            0 => missing += 1,
+            n => diffs.push(format!(
+                "the dead letter of seq {seq} is in {} {n} times",
+                args.dlq
+            )),
+        }
+    }
+    if missing > 0 {
+        diffs.push(format!(
+            "{missing} refused message(s) are not in {}",
+            args.dlq
+        ));
+    }
+    let expected: std::collections::HashSet<u64> = dead_seqs.iter().copied().collect();
+    let extra = in_dlq.keys().filter(|s| !expected.contains(s)).count();
+    if extra > 0 && ticks > 0 {
+        diffs.push(format!(
+            "{extra} dead letter(s) in {} for messages the recount accepts",
+            args.dlq
+        ));
+    }
+    println!(
+        "recount: {} dead letters expected, {} in {}",
+        dead_seqs.len(),
+        in_dlq.values().sum::<u64>(),
+        args.dlq
+    );
+
     let nodes: Vec<String> = if args.nodes.is_empty() {
         let mut v: Vec<String> = reg
             .nodes
@@ -217,4 +270,52 @@ async fn run(args: Args) -> Result<usize> {
         println!("  {d}");
     }
     Ok(diffs.len())
+}
+
+/// The `Gw-Stream-Seq` of every message in the dead-letter stream, with how
+/// often each appears.
+async fn dead_letter_seqs(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<std::collections::HashMap<u64, u64>> {
+    let mut out = std::collections::HashMap::new();
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .with_context(|| format!("the dead-letter stream {name}"))?;
+    let last = stream.info().await?.state.last_sequence;
+    if last == 0 {
+        return Ok(out);
+    }
+    let c = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await?;
+    let mut msgs = c.stream().max_messages_per_batch(5_000).messages().await?;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), msgs.next())
+            .await
+            .context("the dead-letter stream stopped delivering")?
+            .context("the dead-letter stream ended early")?
+            .map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
+        let seq = m
+            .info()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .stream_sequence;
+        if let Some(s) = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Gw-Stream-Seq"))
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+        {
+            *out.entry(s).or_default() += 1;
+        }
+        if seq >= last {
+            break;
+        }
+    }
+    Ok(out)
 }

@@ -13,6 +13,9 @@
 //!   on one data dir, a full disk;
 //! - [`limits`]: what no single node, event or publish may do — grow a
 //!   state past what NATS carries, freeze the other screens;
+//! - [`matrix`]: the fault matrix — ingest killed, stopped past its ack
+//!   wait, NATS killed, the backend restarted under 1,000 clients — each
+//!   during a replay with bad events, each checked by `gridwatch-recount`;
 //! - [`metrics`]: both `/metrics` endpoints through `promtool check metrics`;
 //! - [`recount`]: `gridwatch-recount` against the live states;
 //! - [`websocket`]: snapshot, deltas and resume against the REST state;
@@ -23,6 +26,7 @@ mod browser;
 mod faults;
 mod files;
 mod limits;
+mod matrix;
 mod metrics;
 mod pipeline;
 mod recount;
