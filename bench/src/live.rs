@@ -44,8 +44,10 @@ pub type Probes = Arc<RwLock<Vec<Instant>>>;
 pub struct Stack {
     /// Kept to keep the server running (stopped on drop).
     _nats: Nats,
+    /// The server's URL.
+    pub nats_url: String,
     /// Kept to keep ingest running (stopped on drop).
-    _ingest: Proc,
+    pub ingest: Proc,
     pub backend: Proc,
     pub port: u16,
     pub js: jetstream::Context,
@@ -81,8 +83,9 @@ impl Stack {
         let port = procs::free_port()?;
         let backend = procs::backend(&nats.url(), port, &logs)?;
         Ok(Stack {
+            nats_url: nats.url(),
             _nats: nats,
-            _ingest: ingest,
+            ingest,
             backend,
             port,
             js,

@@ -13,6 +13,8 @@
 //!   rate; one client in each run never reads.
 //!
 //! - Browser: the wall and the tablet in headless Chromium ([`browser`]).
+//! - Soak: seven simulated days at high speed with bad events; memory and
+//!   what ingest holds at each noon ([`soak`]).
 //!
 //! Each figure is the median of `--reps` runs (after a warm-up for the
 //! throughput runs), with the spread (min–max).
@@ -21,6 +23,7 @@ mod browser;
 mod live;
 mod raw;
 mod runs;
+mod soak;
 
 use anyhow::{Context, Result, bail};
 use async_nats::jetstream::{self};
@@ -70,7 +73,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "throughput,latency,fanout,browser"
+        default_value = "throughput,latency,fanout,browser,soak"
     )]
     only: Vec<String>,
     /// Minutes of the browser's long run.
@@ -91,6 +94,12 @@ struct Args {
     /// then the product's alone.
     #[arg(long, default_value_t = 5.0)]
     browser_perf_minutes: f64,
+    /// Simulated days of the soak run.
+    #[arg(long, default_value_t = 7)]
+    soak_days: u32,
+    /// Speed of the simulated days in the soak run.
+    #[arg(long, default_value_t = 2000.0)]
+    soak_speed: f64,
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
@@ -539,6 +548,9 @@ async fn main() -> Result<()> {
 
     if on("throughput") {
         throughput(&args, &mut md).await?;
+    }
+    if on("soak") {
+        soak::soak(args.soak_days, args.soak_speed, &mut md).await?;
     }
     if on("latency") {
         writeln!(md, "## Publish → WebSocket latency\n")?;

@@ -20,7 +20,7 @@ pub struct Arrived {
 }
 
 /// A dead letter: the original payload, where it came from and why.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DeadLetter {
     pub seq: u64,
     pub subject: String,
@@ -63,31 +63,36 @@ pub struct PublisherGauges {
     pub dead_set_aside: AtomicU64,
 }
 
-/// Dead letters handed to the publisher and not yet stored by JetStream.
-/// While any is unstored the processor takes no snapshot (which would
-/// drop the journal records that can send them again after a restart).
+/// Dead letters handed to the publisher, and how many of them it has
+/// settled (stored, or set aside), in the order they were handed over. The
+/// processor keeps the unsettled ones in its state, so a snapshot carries
+/// them and a restart sends them again.
 #[derive(Debug, Default)]
 pub struct DeadLetters {
-    pub unstored: AtomicU64,
+    handed: AtomicU64,
+    settled: AtomicU64,
 }
 
 impl DeadLetters {
     /// The processor handed one over.
     pub fn handed_over(&self) {
-        self.unstored.fetch_add(1, Ordering::SeqCst);
+        self.handed.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The publisher saw `n` stored.
+    /// The publisher settled `n` more.
     pub fn stored(&self, n: usize) {
-        let _ = self
-            .unstored
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
-                Some(u.saturating_sub(n as u64))
-            });
+        self.settled.fetch_add(n as u64, Ordering::SeqCst);
     }
 
-    /// Whether every dead letter handed over is stored.
-    pub fn all_stored(&self) -> bool {
-        self.unstored.load(Ordering::SeqCst) == 0
+    /// How many have been settled since start.
+    pub fn settled(&self) -> u64 {
+        self.settled.load(Ordering::SeqCst)
+    }
+
+    /// How many are handed over and not settled.
+    pub fn unstored(&self) -> u64 {
+        self.handed
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.settled.load(Ordering::SeqCst))
     }
 }

@@ -6,15 +6,16 @@
 //!
 //! On shutdown a publish being retried is abandoned: node states are all
 //! published again at start, and a dead letter not yet stored is still in
-//! the journal (the processor takes no snapshot while one is unstored), so
-//! it is sent again at start.
+//! the journal or, past a snapshot, in the snapshot's list of unsettled
+//! dead letters, so it is sent again at start.
 //!
 //! Nothing one message does can stop the others: a node state the server
 //! refuses (over max_payload, not permitted: no ack after
 //! [`STATE_ATTEMPTS`] tries while connected) is counted, logged and left
 //! out, the node's next change tried again. A dead letter too large beside
 //! its headers is cut to fit (`Gw-Payload-Bytes` says how long it was);
-//! one the server refuses all the same is appended to
+//! one the server refuses all the same, or that has no ack after
+//! [`DEAD_ATTEMPTS`] tries while connected (not permitted), is appended to
 //! `dead-letters-set-aside.jsonl` in the data dir, so nothing is lost.
 
 use async_nats::HeaderMap;
@@ -39,6 +40,10 @@ const MAX_PENDING: usize = 1024;
 /// Tries of a node state while connected before it is left out (with the
 /// backoff, about 15 s).
 pub const STATE_ATTEMPTS: u32 = 10;
+
+/// Tries of a dead letter while connected before it is set aside in the
+/// data dir (about a minute: a stream failing over has time to recover).
+pub const DEAD_ATTEMPTS: u32 = 30;
 
 /// The file dead letters the server refused are kept in.
 pub const SET_ASIDE_FILE: &str = "dead-letters-set-aside.jsonl";
@@ -155,7 +160,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<(), IngestError> {
     let js = &to.js;
-    let mut dead_pending = Pipelined::new(MAX_PENDING);
+    let mut dead_pending = Pipelined::new(MAX_PENDING).giving_up_after(DEAD_ATTEMPTS);
     let mut state_pending = Pipelined::new(MAX_PENDING).giving_up_after(STATE_ATTEMPTS);
     let kv_subject = |key: &str| put_subject(&to.bucket, key);
     // Dead letters settled (stored or set aside): set aside first, then
@@ -230,7 +235,7 @@ pub async fn run(
         Ok(()) => Ok(()),
         Err(IngestError::Runtime(RuntimeError::Cancelled)) => {
             tracing::warn!(
-                unstored_dead_letters = dead.unstored.load(Ordering::SeqCst),
+                unstored_dead_letters = dead.unstored(),
                 "shutdown while publishing: states go out again at start, dead letters from the journal"
             );
             Ok(())

@@ -108,6 +108,16 @@ pub struct Designation {
     pub reason: String,
 }
 
+/// A dead letter not yet stored, as a snapshot keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDead {
+    pub seq: u64,
+    pub subject: String,
+    pub reason: Reason,
+    pub detail: String,
+    pub payload: Vec<u8>,
+}
+
 /// Counters exported as metrics.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Counters {
@@ -173,6 +183,9 @@ pub struct LiveState {
     pub pending_history: BTreeMap<(u32, i64), Bucket>,
     /// First stream sequence the pending history covers.
     pub pending_from_seq: u64,
+    /// Dead letters handed to the publisher and not yet settled, in order:
+    /// a snapshot carries them, and a restart sends them again.
+    pub unsettled_dead: std::collections::VecDeque<PendingDead>,
     /// The testing site of each micro-grid's newest testing report (by
     /// ordinal). Saved after the state in the checkpoint, so checkpoints
     /// written before it existed still load.
@@ -412,5 +425,44 @@ impl LiveState {
             m.recent_samples.retain(|(t, _)| *t > now - 600);
             m.rectified.retain(|(t, _)| *t >= keep_from);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_add_without_overflow() {
+        let mut b = Bucket {
+            samples: u64::MAX - 1,
+            ..Default::default()
+        };
+        b.add(&Bucket {
+            samples: 10,
+            ..Default::default()
+        });
+        assert_eq!(b.samples, u64::MAX);
+    }
+
+    #[test]
+    fn prune_drops_incidents_resolved_past_the_lateness_and_keeps_open_ones() {
+        let mut s = LiveState::new(1);
+        let rec = |resolved| IncidentRec {
+            mg: 0,
+            level: 2,
+            category: "c".into(),
+            reported: 0,
+            last_action: IncidentAction::Reported,
+            resolved,
+        };
+        let now = 10 * 86_400;
+        s.incidents.insert("open".into(), rec(None));
+        s.incidents.insert("old".into(), rec(Some(now - 86_401)));
+        s.incidents.insert("recent".into(), rec(Some(now - 3_600)));
+        s.prune(now, 86_400);
+        let mut kept: Vec<&str> = s.incidents.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["open", "recent"]);
     }
 }

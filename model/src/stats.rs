@@ -34,6 +34,20 @@ impl StageTimes {
     }
 }
 
+/// What ingest's live state holds, for watching that it stays bounded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Held {
+    /// Event ids kept for dedupe (two days plus the allowed lateness).
+    pub seen_ids: u64,
+    /// Open video flags.
+    pub open_flags: u64,
+    /// Incidents kept: open ones, and resolved ones within the lateness.
+    pub incidents: u64,
+    /// Per-minute buckets over every micro-grid (two local days).
+    pub buckets: u64,
+}
+
 /// Ingest statistics (`meta.ingest`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -81,6 +95,7 @@ pub struct IngestStats {
     /// Wall time of this record (Unix ms).
     pub wall_ms: i64,
     pub stages: StageTimes,
+    pub held: Held,
 }
 
 #[cfg(test)]

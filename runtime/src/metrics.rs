@@ -120,6 +120,10 @@ fn describe() {
         Unit::Seconds,
         "Time ingest has spent in each stage since it started."
     );
+    describe_gauge!(
+        "gridwatch_ingest_held",
+        "What ingest's live state holds, by kind (seen ids, open flags, incidents, buckets)."
+    );
     describe_counter!(
         "gridwatch_state_updates_total",
         "Node states the backend received from the state bucket."
@@ -160,6 +164,15 @@ pub fn record_ingest(m: &IngestStats) {
         .set(m.batch_latency_ms_p50 / 1000.0);
     metrics::gauge!("gridwatch_ingest_batch_latency_p99_seconds")
         .set(m.batch_latency_ms_p99 / 1000.0);
+    let h = &m.held;
+    for (what, n) in [
+        ("seen_ids", h.seen_ids),
+        ("open_flags", h.open_flags),
+        ("incidents", h.incidents),
+        ("buckets", h.buckets),
+    ] {
+        metrics::gauge!("gridwatch_ingest_held", "what" => what).set(n as f64);
+    }
     for (stage, us) in m.stages.stages() {
         metrics::gauge!("gridwatch_ingest_stage_busy_seconds", "stage" => stage)
             .set(us as f64 / 1e6);

@@ -14,7 +14,7 @@ use crate::aggregate::fold_batch;
 use crate::error::IngestError;
 use crate::journal::{self, Kind};
 use crate::pipeline::{DeadLetter, Outbound};
-use crate::state::{Outcome, Row};
+use crate::state::{Outcome, PendingDead, Row};
 use crate::validate::{TimeRules, Valid, validate};
 
 /// What the events since the last recompute touched.
@@ -132,25 +132,48 @@ impl Processor {
             Outcome::DeadLetter(e) => {
                 self.live.count_dlq(e.reason);
                 tracing::debug!(seq, reason = %e.reason, detail = %e.detail, "dead letter");
-                self.dead.handed_over();
-                Self::send(
-                    out,
-                    Outbound::Dead(DeadLetter {
-                        seq,
-                        subject: subject.to_string(),
-                        payload: payload.clone(),
-                        reason: e.reason.as_str(),
-                        detail: e.detail,
-                    }),
-                )?;
+                let d = PendingDead {
+                    seq,
+                    subject: subject.to_string(),
+                    reason: e.reason,
+                    detail: e.detail,
+                    payload: payload.to_vec(),
+                };
+                self.hand_over(&d, out)?;
+                self.live.unsettled_dead.push_back(d);
             }
         }
         Ok(())
     }
 
+    /// Hands a dead letter to the publisher.
+    fn hand_over(&self, d: &PendingDead, out: &mpsc::Sender<Outbound>) -> Result<(), IngestError> {
+        self.dead.handed_over();
+        Self::send(
+            out,
+            Outbound::Dead(DeadLetter {
+                seq: d.seq,
+                subject: d.subject.clone(),
+                payload: Bytes::from(d.payload.clone()),
+                reason: d.reason.as_str(),
+                detail: d.detail.clone(),
+            }),
+        )
+    }
+
+    /// Forgets the dead letters the publisher has settled since the last
+    /// call (it settles them in the order they were handed over).
+    pub(super) fn forget_settled(&mut self, dropped: &mut u64) {
+        let settled = self.dead.settled();
+        while *dropped < settled && self.live.unsettled_dead.pop_front().is_some() {
+            *dropped += 1;
+        }
+    }
+
     /// Replays the journal's records past the snapshot: the state becomes
-    /// exactly the one last checkpointed. Dead letters are sent again (their
-    /// `Nats-Msg-Id` lets JetStream drop the copies it already has).
+    /// exactly the one last checkpointed. The snapshot's unsettled dead
+    /// letters go out first, then the journal's (their `Nats-Msg-Id` lets
+    /// JetStream drop the copies it already has).
     /// Returns how many records were replayed.
     pub fn replay(
         &mut self,
@@ -159,6 +182,9 @@ impl Processor {
     ) -> Result<usize, IngestError> {
         let mut rows = Vec::new();
         let mut n = 0;
+        for d in &self.live.unsettled_dead {
+            self.hand_over(d, out)?;
+        }
         for r in records {
             if r.seq <= self.live.last_seq {
                 continue;

@@ -1,8 +1,9 @@
 //! Durability: everything handled so far is made durable, then acked — a
 //! journal append when cheap, a full snapshot (with a Parquet history part
 //! and pruning) when `snapshot_s` has passed, the journal has grown past
-//! `snapshot_journal_mb`, or on shutdown — unless a dead letter handed to
-//! the publisher is not stored yet.
+//! `snapshot_journal_mb`, or on shutdown. Dead letters handed to the
+//! publisher and not yet stored go into the snapshot with the state, so a
+//! steady flow of bad events never holds snapshots back.
 //!
 //! A write that fails (a full disk, an I/O error) stops nothing but the
 //! acks: the error is kept for the statistics (`/healthz` says why),
@@ -31,6 +32,8 @@ pub struct Durability {
     pub checkpoint_seq: u64,
     /// The last write's error while writes fail.
     pub write_error: Option<String>,
+    /// Dead letters dropped from the state's unsettled list so far.
+    dead_dropped: u64,
 }
 
 impl Durability {
@@ -42,6 +45,7 @@ impl Durability {
             last_snapshot: Instant::now(),
             checkpoint_seq: last_seq,
             write_error: None,
+            dead_dropped: 0,
         }
     }
 }
@@ -92,14 +96,10 @@ impl Processor {
             return Ok(());
         }
         let last_seq = self.live.last_seq;
-        // A snapshot drops the journal, and with it the records that can
-        // send an unstored dead letter again after a restart: none while
-        // one is unstored.
-        let snapshot = self.dead.all_stored()
-            && (force
-                || d.last_snapshot.elapsed() >= Duration::from_secs(self.cfg.snapshot_s)
-                || self.journal.len() + self.journal.pending() as u64
-                    > self.cfg.snapshot_journal_mb << 20);
+        let snapshot = force
+            || d.last_snapshot.elapsed() >= Duration::from_secs(self.cfg.snapshot_s)
+            || self.journal.len() + self.journal.pending() as u64
+                > self.cfg.snapshot_journal_mb << 20;
         let stages = &mut st.stats.stages;
         if snapshot {
             let t = Instant::now();
@@ -115,6 +115,8 @@ impl Processor {
             if let Some(now) = self.clock.now(self.live.replay_now) {
                 self.live.prune(now, self.cfg.lateness_s);
             }
+            // The dead letters still unsettled go into the snapshot.
+            self.forget_settled(&mut d.dead_dropped);
             checkpoint::save(&self.cfg.data_dir, &self.live, self.stream_created_ns)?;
             // The snapshot covers every journal record, committed or not.
             self.journal.reset()?;

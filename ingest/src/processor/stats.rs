@@ -123,6 +123,12 @@ impl Processor {
             last_applied_wall_ms: s.last_applied_wall_ms,
             wall_ms: chrono::Utc::now().timestamp_millis(),
             stages: s.stages.clone(),
+            held: gridwatch_model::stats::Held {
+                seen_ids: self.live.seen.len() as u64,
+                open_flags: self.live.flags.len() as u64,
+                incidents: self.live.incidents.len() as u64,
+                buckets: self.live.mgs.iter().map(|m| m.buckets.len() as u64).sum(),
+            },
         };
         let bytes = serde_json::to_vec(&meta)
             .map_err(|e| IngestError::Config(format!("serializing meta: {e}")))?;

@@ -131,12 +131,12 @@ async fn a_second_ingest_on_the_same_data_dir_stops() -> Result<()> {
 }
 
 /// A tmpfs of `mib` MiB at `dir`, unmounted when dropped.
-struct SmallDisk {
+pub struct SmallDisk {
     dir: PathBuf,
 }
 
 impl SmallDisk {
-    fn mount(dir: &Path, mib: u32) -> Result<SmallDisk> {
+    pub fn mount(dir: &Path, mib: u32) -> Result<SmallDisk> {
         std::fs::create_dir_all(dir)?;
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
@@ -155,7 +155,7 @@ impl SmallDisk {
     }
 
     /// Fills what is free with one file; returns its path.
-    fn fill(&self) -> Result<PathBuf> {
+    pub fn fill(&self) -> Result<PathBuf> {
         use std::io::Write;
         let p = self.dir.join("filler");
         let mut f = std::fs::File::create(&p)?;

@@ -4,8 +4,10 @@
 //! must find the district, every street and sampled micro-grids equal to
 //! the live states, ingest's counts of applied events, duplicates and dead
 //! letters equal to its own, and every refused message in GW_DLQ once.
-//! The faults the other modules cover one by one (a corrupt snapshot at
-//! start, a full disk: [`crate::files`]) are not repeated here.
+//! The faults: ingest killed -9 at five random points, SIGSTOPped past
+//! its ack wait, nats-server killed -9 and restarted, the data dir's disk
+//! full for a while, a corrupt snapshot at start, and the backend killed
+//! under 1,000 WebSocket clients (which must resynchronise).
 
 use anyhow::{Context, Result, ensure};
 use futures::{SinkExt, StreamExt};
@@ -161,6 +163,44 @@ async fn nats_killed_then_restarted() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(800)).await;
     r.sys.nats.restart()?;
     r.finish("nats-server killed -9 and restarted").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_full_for_a_while() -> Result<()> {
+    let mut r = Replay::start(30_000, 3_000).await?;
+    // Ingest again, its data dir on a small disk of its own.
+    r.sys.ingest.terminate();
+    let data = r.sys.work.dir.path().join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let disk = crate::files::SmallDisk::mount(&data, 64)?;
+    r.sys.restart_ingest()?;
+    r.past(4_000).await?;
+    let filler = disk.fill()?;
+    wait_for("ingest to report it cannot write", WAIT, || async {
+        let (s, h) = r.sys.http.get("/healthz").await.ok()?;
+        (s == 503 && h["ingest_write_error"].is_string()).then_some(())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    std::fs::remove_file(&filler)?;
+    r.finish("the data dir's disk full for a while").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_snapshot_at_start() -> Result<()> {
+    let mut r = Replay::start(30_000, 4_000).await?;
+    r.past(8_000).await?;
+    r.sys.ingest.terminate();
+    let ckpt = r.sys.work.dir.path().join("data/checkpoint.bin");
+    let mut bytes = std::fs::read(&ckpt).context("the snapshot")?;
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xa5;
+    std::fs::write(&ckpt, &bytes)?;
+    r.sys.restart_ingest()?;
+    r.finish("a corrupt snapshot at start").await?;
+    let (_, h) = r.sys.http.get("/healthz").await?;
+    ensure!(h["checkpoints_set_aside"] == 1, "{h}");
+    Ok(())
 }
 
 /// One WebSocket client following `node`: it applies snapshots and deltas,
