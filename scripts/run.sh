@@ -15,6 +15,7 @@ eval "$(bash scripts/setup.sh)"
 
 PORT="${GRIDWATCH_PORT:-8080}"
 NATS_PORT="${GRIDWATCH_NATS_PORT:-4222}"
+INGEST_METRICS="${GRIDWATCH_INGEST_METRICS:-127.0.0.1:9190}"
 RUN="${GRIDWATCH_RUN_DIR:-$PWD/.run}"
 BAD="${GRIDWATCH_BAD_SHARE:-0.002}"
 SPEED=""
@@ -78,13 +79,14 @@ trap cleanup EXIT INT TERM
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
 NATS="nats://127.0.0.1:$NATS_PORT"
 
-"$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
+GRIDWATCH__METRICS_LISTEN="$INGEST_METRICS" "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
 "$BIN/gridwatch-backend" --nats "$NATS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
 "$BIN/gridwatch-sim" --nats "$NATS" --bad-share "$BAD" "${SIM_ARGS[@]}" >"$RUN/logs/sim.log" 2>&1 & pids+=($!)
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 log "Gridwatch is running: http://127.0.0.1:$PORT/   (logs in $RUN/logs, Ctrl-C stops)"
 log "API: http://127.0.0.1:$PORT/api/v1/state?node=beilun   metrics: /metrics   health: /healthz"
+log "ingest's own metrics: http://$INGEST_METRICS/metrics   recount: $BIN/gridwatch-recount --nats $NATS"
 # The simulator may finish (a replayed day ends): the rest stays up to look
 # at. Any of the services exiting stops everything.
 wait -n "${pids[@]:0:3}" || true
