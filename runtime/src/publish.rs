@@ -164,7 +164,11 @@ pub async fn until_stored(
 /// or messages with a `Nats-Msg-Id`).
 ///
 /// A publish refused (see the module's notes) is set aside, not retried:
-/// [`Pipelined::take_refused`] hands it to the caller.
+/// [`Pipelined::take_refused`] hands it to the caller. A subject whose
+/// publish went unacked while connected (not permitted, most likely) is
+/// quarantined for [`QUARANTINE`]: what is published to it meanwhile is
+/// refused at once instead of costing every retry again, so the others
+/// keep flowing.
 pub struct Pipelined {
     pending: Vec<(jetstream::context::PublishAckFuture, Publish)>,
     /// Confirm the group once this many are in flight (well under the
@@ -172,7 +176,12 @@ pub struct Pipelined {
     max_pending: usize,
     backoff: Backoff,
     refused: Vec<Refused>,
+    /// Subject → until when it is quarantined.
+    quarantine: std::collections::HashMap<String, tokio::time::Instant>,
 }
+
+/// How long a subject whose publishes go unacked is refused at once.
+pub const QUARANTINE: Duration = Duration::from_secs(600);
 
 impl Pipelined {
     /// A pipeline confirming every `max_pending` publishes.
@@ -182,6 +191,19 @@ impl Pipelined {
             max_pending: max_pending.max(1),
             backoff: Backoff::default(),
             refused: Vec::new(),
+            quarantine: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether `subject` is quarantined now (forgetting it once it is not).
+    fn quarantined(&mut self, subject: &str) -> bool {
+        match self.quarantine.get(subject) {
+            Some(until) if tokio::time::Instant::now() < *until => true,
+            Some(_) => {
+                self.quarantine.remove(subject);
+                false
+            }
+            None => false,
         }
     }
 
@@ -203,7 +225,19 @@ impl Pipelined {
         p: &Publish,
         stop: &CancellationToken,
     ) -> Result<(), RuntimeError> {
+        if self.quarantined(&p.subject) {
+            self.refused.push(Refused {
+                publish: p.clone(),
+                kind: "quarantined",
+                why: format!("{} went unacked while connected lately", p.subject),
+            });
+            return Ok(());
+        }
         if let Err(r) = until_stored(js, p, self.backoff, stop).await? {
+            if r.kind == "no_ack" {
+                self.quarantine
+                    .insert(p.subject.clone(), tokio::time::Instant::now() + QUARANTINE);
+            }
             self.refused.push(r);
         }
         Ok(())
@@ -232,6 +266,12 @@ impl Pipelined {
         p: Publish,
         stop: &CancellationToken,
     ) -> Result<usize, RuntimeError> {
+        if self.quarantined(&p.subject) {
+            // In order: what is pending first, then this one, refused.
+            let n = self.confirm(js, stop).await?;
+            self.until_settled(js, &p, stop).await?;
+            return Ok(n + 1);
+        }
         match p.send(js).await {
             Ok(f) => self.pending.push((f, p)),
             Err(e) => {

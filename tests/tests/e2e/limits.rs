@@ -201,3 +201,75 @@ async fn what_the_server_refuses_is_set_aside_and_the_rest_flow() -> Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_the_server_does_not_permit_is_given_up_and_the_rest_flow() -> Result<()> {
+    // Ingest's user may not write the district's state: the server drops
+    // the put and nothing comes back (no ack, while connected).
+    let denied = "$KV.GW_STATE.node.beilun";
+    let conf = format!(
+        "authorization {{ users = [ {{ user: gw, password: gw, permissions: {{ publish: {{ deny: [\"{denied}\"] }} }} }} ] }}"
+    );
+    let nats = Nats::start_configured(true, &conf)?;
+    let url = format!("nats://gw:gw@127.0.0.1:{}", nats.port);
+    let work = gridwatch_tests::procs::Workdir::new()?;
+    let client = async_nats::ConnectOptions::with_user_and_password("gw".into(), "gw".into())
+        .connect(nats.url())
+        .await?;
+    let js = jetstream::new(client);
+    events::ensure_stream(&js).await?;
+    let mut ingest = gridwatch_tests::procs::ingest(
+        &url,
+        &work.dir.path().join("data"),
+        &work.logs(),
+        &["--clock", "replay"],
+    )?;
+    let reg = registry()?;
+    let mg = reg.node(reg.microgrids[7]).id.to_string();
+    let mut msgs = vec![tick(at(12, 0, 0))];
+    for k in 0..20 {
+        msgs.push(msg(&events::patrol(
+            &format!("p{k}"),
+            at(11, 0, k),
+            &mg,
+            2,
+            [0; 5],
+        )));
+    }
+    let last = publish_all(&js, &msgs).await?;
+    // The put is given up after its tries (about a minute with the
+    // backoff), counted, and the district's subject quarantined; the
+    // micro-grid's state and the statistics flow.
+    wait_for(
+        "the denied state to be given up",
+        Duration::from_secs(150),
+        || async {
+            let s = ingest_stats(&js).await?;
+            (s.last_seq >= last && s.states_refused > 0).then_some(())
+        },
+    )
+    .await?;
+    let kv = js.get_key_value("GW_STATE").await?;
+    let state: Value = serde_json::from_slice(
+        &kv.get(format!("node.{mg}"))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no state for {mg}"))?,
+    )?;
+    ensure!(
+        state["patrol"]["patrols_today"] == 20,
+        "{}",
+        state["patrol"]
+    );
+    ensure!(
+        kv.get("node.beilun").await?.is_none(),
+        "the denied state was written"
+    );
+    let log = std::fs::read_to_string(&ingest.log).unwrap_or_default();
+    ensure!(log.contains("publish refused; set aside"), "{log}");
+    ensure!(
+        ingest.terminate_within(Duration::from_secs(12)).is_some(),
+        "ingest did not stop:\n{}",
+        ingest.log_tail()
+    );
+    Ok(())
+}
