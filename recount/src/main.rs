@@ -93,43 +93,22 @@ async fn run(args: Args) -> Result<usize> {
     // The stream sequence of every message that must be a dead letter.
     let mut dead_seqs: Vec<u64> = Vec::new();
     let mut ticks = 0u64;
-    if last > 0 {
-        let c = stream
-            .create_consumer(consumer::pull::Config {
-                ack_policy: consumer::AckPolicy::None,
-                inactive_threshold: Duration::from_secs(60),
-                ..Default::default()
-            })
-            .await?;
-        let mut msgs = c.stream().max_messages_per_batch(5_000).messages().await?;
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(30), msgs.next())
-                .await
-                .context("the stream stopped delivering")?
-                .context("the stream ended early")?
-                .map_err(|e| anyhow::anyhow!("reading the stream: {e}"))?;
-            let seq = m
-                .info()
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .stream_sequence;
-            match cls.classify(m.subject.as_str(), &m.payload) {
-                Message::Tick(_) => ticks += 1,
-                Message::Event(ev) => {
-                    if rc.take(&ev) == gridwatch_recount::fold::Verdict::Conflict {
-                        *dead.entry("conflict".into()).or_default() += 1;
-                        dead_seqs.push(seq);
-                    }
-                }
-                Message::Dead(r) => {
-                    *dead.entry(r.as_str().into()).or_default() += 1;
+    read_all(&mut stream, &args.stream, last, |seq, m| {
+        match cls.classify(m.subject.as_str(), &m.payload) {
+            Message::Tick(_) => ticks += 1,
+            Message::Event(ev) => {
+                if rc.take(&ev) == gridwatch_recount::fold::Verdict::Conflict {
+                    *dead.entry("conflict".into()).or_default() += 1;
                     dead_seqs.push(seq);
                 }
             }
-            if seq >= last {
-                break;
+            Message::Dead(r) => {
+                *dead.entry(r.as_str().into()).or_default() += 1;
+                dead_seqs.push(seq);
             }
         }
-    }
+    })
+    .await?;
     println!(
         "recount: {last} messages to seq {last}: {} applied, {} duplicates, {} dead letters, {ticks} clock ticks",
         rc.applied,
@@ -284,8 +263,30 @@ async fn dead_letter_seqs(
         .await
         .with_context(|| format!("the dead-letter stream {name}"))?;
     let last = stream.info().await?.state.last_sequence;
+    read_all(&mut stream, name, last, |_, m| {
+        if let Some(s) = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Gw-Stream-Seq"))
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+        {
+            *out.entry(s).or_default() += 1;
+        }
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Reads `stream` from its first message to sequence `last` with an
+/// ephemeral consumer, handing each message and its sequence to `f`.
+async fn read_all(
+    stream: &mut jetstream::stream::Stream,
+    name: &str,
+    last: u64,
+    mut f: impl FnMut(u64, &jetstream::Message),
+) -> Result<()> {
     if last == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let c = stream
         .create_consumer(consumer::pull::Config {
@@ -298,24 +299,16 @@ async fn dead_letter_seqs(
     loop {
         let m = tokio::time::timeout(Duration::from_secs(30), msgs.next())
             .await
-            .context("the dead-letter stream stopped delivering")?
-            .context("the dead-letter stream ended early")?
+            .with_context(|| format!("{name} stopped delivering"))?
+            .with_context(|| format!("{name} ended early"))?
             .map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
         let seq = m
             .info()
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .stream_sequence;
-        if let Some(s) = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Gw-Stream-Seq"))
-            .and_then(|v| v.as_str().parse::<u64>().ok())
-        {
-            *out.entry(s).or_default() += 1;
-        }
+        f(seq, &m);
         if seq >= last {
-            break;
+            return Ok(());
         }
     }
-    Ok(out)
 }
