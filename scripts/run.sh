@@ -39,6 +39,8 @@ BIN="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 if [ -n "$SPEED" ]; then
   CLOCK=replay
+  # Only a replay moves the clock: its simulator signs in as `replay`.
+  SIM_USER=replay
   SIM_ARGS=(--date 2022-10-15 --from 05:30 --speed "$SPEED")
   # A replay plays the past day afresh each time: its stream and state
   # start empty (the live run's, on the wall clock, are kept apart).
@@ -46,13 +48,43 @@ if [ -n "$SPEED" ]; then
   JS_DIR="$RUN/jetstream-replay"
 else
   CLOCK=wall
+  SIM_USER=field
   SIM_ARGS=(--days 365)
   JS_DIR="$RUN/jetstream"
 fi
 
 mkdir -p "$RUN/logs"
+# Every service signs in to NATS as its own user, with least privilege: the
+# keys are made on the first run and kept under .run/nats (never committed).
+KEYS="$RUN/nats"
+"$BIN/gridwatch-admin" nats-auth --dir "$KEYS" >/dev/null
+# People: on the first run, demo accounts with random passwords (an admin,
+# Daqi's supervisor, an analyst) and a wall's device link, in the users file
+# and in .run/demo-accounts.json (never committed).
+USERS="$RUN/users.json"
+DEMO="$RUN/demo-accounts.json"
+admin() { "$BIN/gridwatch-admin" --users-file "$USERS" "$@"; }
+if [ ! -s "$DEMO" ]; then
+  rm -f "$USERS"
+  account() { # name role scope -> {"user","password","token"}
+    local pw tok
+    pw="$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"
+    printf '%s\n' "$pw" | admin user add "$1" --role "$2" --scope "$3" >/dev/null
+    tok="$(admin token add "$1" --label demo)"
+    printf '{"user": "%s", "password": "%s", "token": "%s"}' "$1" "$pw" "$tok"
+  }
+  ADMIN_JSON="$(account admin admin beilun)"
+  SUP_JSON="$(account daqi.supervisor supervisor beilun/daqi)"
+  ANALYST_JSON="$(account analyst analyst beilun)"
+  WALL_LINK="$(admin wall add command-center-wall --base "http://127.0.0.1:$PORT")"
+  (umask 077; printf '{\n  "admin": %s,\n  "supervisor": %s,\n  "analyst": %s,\n  "wall": {"link": "%s"}\n}\n' \
+    "$ADMIN_JSON" "$SUP_JSON" "$ANALYST_JSON" "$WALL_LINK" > "$DEMO")
+  log "demo accounts made: $DEMO"
+fi
+
 cat > "$RUN/nats.conf" <<CONF
 listen: 127.0.0.1:$NATS_PORT
+include "nats/auth.conf"
 jetstream {
   store_dir: "$JS_DIR"
   sync_interval: always
@@ -79,14 +111,24 @@ trap cleanup EXIT INT TERM
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
 NATS="nats://127.0.0.1:$NATS_PORT"
 
-GRIDWATCH__METRICS_LISTEN="$INGEST_METRICS" "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
-"$BIN/gridwatch-backend" --nats "$NATS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
-"$BIN/gridwatch-sim" --nats "$NATS" --bad-share "$BAD" "${SIM_ARGS[@]}" >"$RUN/logs/sim.log" 2>&1 & pids+=($!)
+GRIDWATCH__NATS_NKEY_FILE="$KEYS/ingest.nk" GRIDWATCH__METRICS_LISTEN="$INGEST_METRICS" "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
+GRIDWATCH__NATS_NKEY_FILE="$KEYS/backend.nk" "$BIN/gridwatch-backend" --nats "$NATS" --users-file "$USERS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
+GRIDWATCH__NATS_NKEY_FILE="$KEYS/$SIM_USER.nk" "$BIN/gridwatch-sim" --nats "$NATS" --bad-share "$BAD" "${SIM_ARGS[@]}" >"$RUN/logs/sim.log" 2>&1 & pids+=($!)
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 log "Gridwatch is running: http://127.0.0.1:$PORT/   (logs in $RUN/logs, Ctrl-C stops)"
-log "API: http://127.0.0.1:$PORT/api/v1/state?node=beilun   metrics: /metrics   health: /healthz"
-log "ingest's own metrics: http://$INGEST_METRICS/metrics   recount: $BIN/gridwatch-recount --nats $NATS"
+python3 - "$DEMO" "$PORT" <<'PY' || cat "$DEMO"
+import json, sys
+d = json.load(open(sys.argv[1])); port = sys.argv[2]
+for role in ("admin", "supervisor", "analyst"):
+    a = d[role]
+    print(f"\033[1;34m[run]\033[0m sign in as {role:<10} user {a['user']:<16} password {a['password']}   token {a['token']}")
+path = d["wall"]["link"].split("/device/", 1)[1]
+print(f"\033[1;34m[run]\033[0m wall device link: http://127.0.0.1:{port}/device/{path}")
+PY
+log "API (with a token: curl -H 'Authorization: Bearer <token>'): http://127.0.0.1:$PORT/api/v1/state?node=beilun   metrics (admin): /metrics   health: /healthz"
+log "users: $BIN/gridwatch-admin --users-file $USERS user add NAME --role R --scope NODE, then kill -HUP the backend"
+log "ingest's own metrics: http://$INGEST_METRICS/metrics   recount: GRIDWATCH_NATS_NKEY_FILE=$KEYS/reader.nk $BIN/gridwatch-recount --nats $NATS"
 # The simulator may finish (a replayed day ends): the rest stays up to look
 # at. Any of the services exiting stops everything.
 wait -n "${pids[@]:0:3}" || true

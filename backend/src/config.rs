@@ -11,6 +11,11 @@ use std::path::PathBuf;
 pub struct Config {
     /// NATS server URL.
     pub nats: String,
+    /// The NKey seed file of this service's NATS user (see
+    /// `gridwatch_runtime::nats_auth`); none for a server without users.
+    pub nats_nkey_file: Option<PathBuf>,
+    /// The CA file that signed the NATS server's certificate (TLS).
+    pub nats_ca_file: Option<PathBuf>,
     /// Address to listen on.
     pub listen: String,
     /// Registry file; the committed Beilun registry when unset.
@@ -32,12 +37,42 @@ pub struct Config {
     /// After SIGINT or SIGTERM, the process exits within this many seconds
     /// even when connections or NATS do not let go.
     pub shutdown_s: u64,
+    /// The users file (accounts, API tokens, wall devices; see
+    /// `auth::users`), reloaded on SIGHUP. None: nobody can sign in.
+    pub users_file: Option<PathBuf>,
+    /// A session from the sign-in page lasts this many hours.
+    pub session_hours: u64,
+    /// A wall's session from its device link lasts this many days.
+    pub wall_session_days: u64,
+    /// Mark the session cookie Secure (always behind TLS; a request with
+    /// `X-Forwarded-Proto: https` gets it anyway).
+    pub secure_cookies: bool,
+    /// Requests per second one identity may make (bursts of 4× that).
+    pub rate_per_s: u32,
+    /// Origins a WebSocket may be opened from besides the server's own
+    /// (e.g. `https://wall.example`); requests without an Origin (scripts)
+    /// are not browsers and pass.
+    pub allowed_origins: Vec<String>,
+    /// Subscriptions one WebSocket may hold at once.
+    pub ws_max_subscriptions: usize,
+    /// Reading a request's headers may take this long (slowloris).
+    pub header_timeout_s: u64,
+    /// A request may take this long to answer.
+    pub request_timeout_s: u64,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Key-value bucket of the sessions.
+    pub sessions_bucket: String,
+    /// Stream of the audit trail.
+    pub audit_stream: String,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             nats: "nats://127.0.0.1:4222".into(),
+            nats_nkey_file: None,
+            nats_ca_file: None,
             listen: "127.0.0.1:8080".into(),
             registry: None,
             static_dir: PathBuf::from("frontend/dist"),
@@ -47,6 +82,28 @@ impl Default for Config {
             client_queue: 256,
             pace_us_per_client: 20,
             shutdown_s: gridwatch_runtime::shutdown::DEFAULT_SHUTDOWN_S,
+            users_file: None,
+            session_hours: 12,
+            wall_session_days: 400,
+            secure_cookies: false,
+            rate_per_s: 50,
+            allowed_origins: Vec::new(),
+            ws_max_subscriptions: 64,
+            header_timeout_s: 10,
+            request_timeout_s: 30,
+            body_limit: 64 * 1024,
+            sessions_bucket: "GW_SESSIONS".into(),
+            audit_stream: "GW_AUDIT".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The NATS credentials.
+    pub fn nats_creds(&self) -> gridwatch_runtime::nats::Creds {
+        gridwatch_runtime::nats::Creds {
+            nkey_file: self.nats_nkey_file.clone(),
+            ca_file: self.nats_ca_file.clone(),
         }
     }
 }

@@ -5,21 +5,30 @@
 //!
 //! Modules:
 //! - [`config`]: layered configuration; [`error`]: `ApiError` and friends.
+//! - [`auth`]: who is asking, at one point for REST and WebSocket; users,
+//!   sessions, tokens, throttles. [`audit`]: the trail in `GW_AUDIT`.
+//! - [`headers`]: CSP and the other security headers. [`serve`]: HTTP/1
+//!   with a header-read timeout.
 //! - [`store`]: node states, delta history and per-node broadcast.
 //! - [`watch`]: follows the state bucket.
 //! - [`ws`]: the WebSocket protocol.
 //! - [`routes`]: one file per HTTP resource.
 
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod headers;
 pub mod routes;
+pub mod serve;
 pub mod store;
 pub mod watch;
 pub mod ws;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::Uri;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Uri};
 use axum::routing::get;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +48,10 @@ pub struct AppState {
     pub nats: async_nats::Client,
     pub metrics: gridwatch_runtime::metrics::Metrics,
     pub shutdown: CancellationToken,
+    pub auth: auth::Auth,
+    pub audit: audit::Audit,
+    /// The Content-Security-Policy (see [`headers`]).
+    pub csp: HeaderValue,
 }
 
 impl AppState {
@@ -69,16 +82,54 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/state", get(routes::state::get))
         .route("/registry", get(routes::registry::get))
         .route("/items", get(routes::items::get))
+        .route(
+            "/session",
+            axum::routing::post(routes::session::create).delete(routes::session::delete),
+        )
+        .route("/me", get(routes::session::me))
+        .route("/audit", get(routes::audit::get))
         .fallback(api_not_found);
+    let timeout = std::time::Duration::from_secs(app.cfg.request_timeout_s.max(1));
     Router::new()
         .nest("/api/v1", api)
         .route("/api", get(api_not_found))
         .route("/ws", get(ws::handler))
         .route("/healthz", get(routes::health::get))
         .route("/metrics", get(routes::metrics::get))
+        .route("/device/{code}", get(routes::session::device))
         .fallback_service(spa)
+        // Innermost first: the identity check runs before every handler
+        // (one enforcement point), the headers go on every response.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::layer,
+        ))
+        .layer(DefaultBodyLimit::max(app.cfg.body_limit))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            bounded(timeout, req, next)
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            headers::layer,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// Answers 408 with the JSON error body when a request takes longer than
+/// `within`.
+async fn bounded(
+    within: std::time::Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match tokio::time::timeout(within, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            ApiError::Timeout(format!("no answer within {} s", within.as_secs())).into_response()
+        }
+    }
 }
 
 /// Runs the backend until `shutdown` is cancelled. Binds `cfg.listen` and
@@ -92,7 +143,21 @@ pub async fn run(
     let hierarchy = serde_json::to_vec(&gridwatch_model::api::Hierarchy::of(&registry))
         .map(Bytes::from)
         .map_err(|e| BackendError::Config(format!("serializing the hierarchy: {e}")))?;
-    let (nats, _) = gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-backend").await?;
+    let (nats, _) =
+        gridwatch_runtime::nats::connect(&cfg.nats, &cfg.nats_creds(), "gridwatch-backend").await?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let sessions = auth::sessions::Sessions::open(
+        &js,
+        &cfg.sessions_bucket,
+        std::time::Duration::from_secs(cfg.wall_session_days.max(1) * 86_400),
+    )
+    .await?;
+    let audit = audit::Audit::open(js, &cfg.audit_stream).await?;
+    let auth = auth::Auth::new(cfg.users_file.clone(), sessions, cfg.rate_per_s)
+        .map_err(|e| BackendError::Config(e.to_string()))?;
+    let index = std::fs::read_to_string(cfg.static_dir.join("index.html")).unwrap_or_default();
+    let csp = HeaderValue::from_str(&headers::csp(&index))
+        .map_err(|e| BackendError::Config(format!("the CSP: {e}")))?;
     let store = store::Store::new(
         registry.nodes.iter().map(|n| n.id.as_str()).chain([
             gridwatch_model::state::MAP_NODE,
@@ -119,19 +184,22 @@ pub async fn run(
         nats: nats.clone(),
         metrics: gridwatch_runtime::metrics::install(),
         shutdown: shutdown.clone(),
+        auth,
+        audit,
+        csp,
     });
     metrics::gauge!("gridwatch_ws_clients").set(0.0);
     let watcher = tokio::spawn(watch::run(nats, app.clone(), shutdown.child_token()));
     tokio::spawn(flush_paced(app.clone(), shutdown.child_token()));
     tokio::spawn(heartbeats(app.clone(), shutdown.child_token()));
+    tokio::spawn(app.auth.sessions.clone().follow(shutdown.child_token()));
+    tokio::spawn(reload_on_hangup(app.clone(), shutdown.child_token()));
     tracing::info!(%addr, "listening");
     if let Some(b) = bound {
         let _ = b.send(addr);
     }
-    let s = shutdown.clone();
-    let served = axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move { s.cancelled().await })
-        .await;
+    let header_timeout = std::time::Duration::from_secs(app.cfg.header_timeout_s.max(1));
+    let served = serve::serve(listener, router(app), header_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = watcher.await;
     served.map_err(|e| BackendError::Io {
@@ -167,4 +235,47 @@ async fn heartbeats(app: Arc<AppState>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
     }
+}
+
+/// Loads the users file again on SIGHUP (revoked tokens and walls, new
+/// accounts and passwords take effect; a broken file is refused and the
+/// old one kept).
+async fn reload_on_hangup(app: Arc<AppState>, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the users file is read at start only");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => match app.auth.reload() {
+                    // Each change is an admin action: on the trail, made
+                    // on this machine with gridwatch-admin.
+                    Ok(changes) => {
+                        for (action, target) in changes {
+                            app.audit
+                                .record(audit::Record {
+                                    ts: gridwatch_model::time::to_local_rfc3339(chrono::Utc::now()),
+                                    who: "gridwatch-admin".into(),
+                                    role: Some("admin".into()),
+                                    from: "users file".into(),
+                                    action: action.into(),
+                                    target: Some(target),
+                                    outcome: "ok".into(),
+                                })
+                                .await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "users file not reloaded; keeping the one in use");
+                    }
+                },
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    stop.cancelled().await;
 }

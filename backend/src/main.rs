@@ -29,6 +29,9 @@ struct Args {
     /// Directory of the built frontend [default: frontend/dist].
     #[arg(long)]
     static_dir: Option<PathBuf>,
+    /// The users file (gridwatch-admin writes it; SIGHUP reloads it).
+    #[arg(long)]
+    users_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -42,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
             ("listen", a.listen),
             ("registry", path_value(a.registry.as_deref())),
             ("static_dir", path_value(a.static_dir.as_deref())),
+            ("users_file", path_value(a.users_file.as_deref())),
         ],
     )?;
     let limit = Duration::from_secs(cfg.shutdown_s);

@@ -8,10 +8,20 @@
 //! its queue, its forwarder lags behind the node's broadcast, and on lag it
 //! gets one fresh snapshot instead of the missed deltas: a slow client is
 //! coalesced and never slows the others.
+//!
+//! The upgrade needs an identity (the one enforcement point,
+//! [`crate::auth::layer`]) and, from a browser, an `Origin` of this server
+//! (or one in `allowed_origins`): another site's page cannot open a socket
+//! with its visitor's cookie. A subscription outside the caller's scope
+//! gets an `error` frame (`forbidden`); at most `ws_max_subscriptions` at
+//! once (`too_many_subscriptions`).
 
+use axum::Extension;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use gridwatch_model::ws::ClientMsg;
 use std::collections::HashMap;
@@ -20,6 +30,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::store::{CatchUp, Store, Update, error_frame, heartbeat_frame};
 
 /// Read buffer per socket: clients only send small requests (the default,
@@ -33,17 +45,46 @@ pub const WRITE_BUFFER: usize = 2 * 1024;
 /// Largest request a client may send.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
-/// Upgrades to a WebSocket.
-pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<AppState>>) -> Response {
+/// Whether a browser's `Origin` is this server (its `Host`) or allowed.
+/// No `Origin`: not a browser (a script with a token), nothing to check.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return headers.get(header::ORIGIN).is_none();
+    };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((origin_host, host), (Some(o), Some(h)) if o == h)
+}
+
+/// Upgrades to a WebSocket: 403 for a browser page of another origin.
+pub async fn handler(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
+    };
+    if !origin_allowed(&headers, &app.cfg.allowed_origins) {
+        metrics::counter!("gridwatch_ws_refused_total", "why" => "origin").increment(1);
+        return ApiError::Forbidden("a WebSocket from another origin".into()).into_response();
+    }
     ws.read_buffer_size(READ_BUFFER)
         // Queued frames gather up to this much before a write.
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_REQUEST)
         .max_frame_size(MAX_REQUEST)
-        .on_upgrade(move |socket| client(socket, app))
+        .on_upgrade(move |socket| client(socket, app, caller))
 }
 
-async fn client(socket: WebSocket, app: Arc<AppState>) {
+async fn client(socket: WebSocket, app: Arc<AppState>, caller: Caller) {
     metrics::gauge!("gridwatch_ws_clients").increment(1.0);
     app.store.client_count(1);
     let (mut sink, mut stream) = socket.split();
@@ -91,8 +132,20 @@ async fn client(socket: WebSocket, app: Arc<AppState>) {
         };
         match serde_json::from_str::<ClientMsg>(text.as_str()) {
             Ok(ClientMsg::Subscribe { node, resume_from }) => {
+                if app.store.knows(&node) && !caller.reads(&node) {
+                    let why = format!("`{node}` is outside your scope ({})", caller.scope);
+                    let _ = tx.send(error_frame("forbidden", &why)).await;
+                    continue;
+                }
                 if let Some(h) = subs.remove(&node) {
                     h.abort();
+                } else if subs.len() >= app.cfg.ws_max_subscriptions.max(1) {
+                    let why = format!(
+                        "at most {} subscriptions per connection",
+                        app.cfg.ws_max_subscriptions.max(1)
+                    );
+                    let _ = tx.send(error_frame("too_many_subscriptions", &why)).await;
+                    continue;
                 }
                 match app.store.subscribe(&node, resume_from) {
                     Some((updates, catch_up)) => {

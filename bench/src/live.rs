@@ -43,14 +43,15 @@ pub type Probes = Arc<RwLock<Vec<Instant>>>;
 /// NATS, ingest and backend for one run.
 pub struct Stack {
     /// Kept to keep the server running (stopped on drop).
-    _nats: Nats,
-    /// The server's URL.
-    pub nats_url: String,
+    pub nats: Nats,
     /// Kept to keep ingest running (stopped on drop).
     pub ingest: Proc,
     pub backend: Proc,
     pub port: u16,
+    /// As `replay`: publishes events and clock ticks.
     pub js: jetstream::Context,
+    /// As `ops`: reads the state bucket.
+    pub admin: jetstream::Context,
     _work: tempfile::TempDir,
 }
 
@@ -64,31 +65,32 @@ impl Stack {
         let mut env: Vec<(&str, &str)> = vec![("RUST_LOG", "warn")];
         env.extend(ingest_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let ingest = procs::ingest_with_env(
-            &nats.url(),
+            &nats,
             &work.path().join("data"),
             &logs,
             &["--clock", "replay"],
             &env,
         )?;
-        let client = async_nats::connect(nats.url()).await?;
-        let js = jetstream::new(client);
+        let admin = nats.ops().await?;
+        let js = jetstream::new(nats.client().await?);
         // The backend needs the state bucket, which ingest creates.
         let deadline = Instant::now() + Duration::from_secs(120);
-        while js.get_key_value("GW_STATE").await.is_err() {
+        while admin.get_key_value("GW_STATE").await.is_err() {
             if Instant::now() > deadline {
                 bail!("ingest did not create its bucket");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let port = procs::free_port()?;
-        let backend = procs::backend(&nats.url(), port, &logs)?;
+        let backend = procs::backend(&nats, port, &logs)?;
+        let _ = TOKEN.set(nats.accounts()?.admin.token.clone());
         Ok(Stack {
-            nats_url: nats.url(),
-            _nats: nats,
+            nats,
             ingest,
             backend,
             port,
             js,
+            admin,
             _work: work,
         })
     }
@@ -305,6 +307,21 @@ pub struct Seen {
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The API token every bench socket sends (the backend checks who is
+/// asking; the baseline server ignores the header, so both get it).
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The WebSocket request to `url`, with the bench's token once a stack set it.
+pub fn ws_request(url: &str) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = url.into_client_request()?;
+    if let Some(t) = TOKEN.get() {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse()?);
+    }
+    Ok(req)
+}
+
 /// Connects and subscribes to `node`; returns once the first snapshot came,
 /// with the patrol count in it.
 pub async fn subscribe(url: &str, node: &str) -> Result<(Ws, u64)> {
@@ -313,9 +330,10 @@ pub async fn subscribe(url: &str, node: &str) -> Result<(Ws, u64)> {
     // load generator's CPU with 10,000 clients (perf), time taken from the
     // server under test on this 2-core machine.
     let cfg = WebSocketConfig::default().read_buffer_size(4096);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(cfg), false)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(ws_request(url)?, Some(cfg), false)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
     ws.send(WsMsg::text(
         json!({"type": "subscribe", "node": node}).to_string(),
     ))

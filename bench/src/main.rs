@@ -31,6 +31,7 @@ use clap::Parser;
 use gridwatch_ingest::sim::{Pace, SimConfig};
 use gridwatch_model::kv::META_KEY;
 use gridwatch_model::stats::IngestStats;
+use gridwatch_runtime::nats_auth::{self, Service};
 use gridwatch_tests::procs::{self, Nats};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -140,7 +141,14 @@ fn stat(v: &[f64]) -> Stat {
 }
 
 async fn prefill(nats: &Nats, n: usize) -> Result<u64> {
-    let client = async_nats::connect(nats.url()).await?;
+    // The simulator's own user may not make streams: ops makes it.
+    nats.ops()
+        .await?
+        .get_or_create_stream(gridwatch_ingest::nats::events_stream(
+            &gridwatch_ingest::Config::default(),
+        ))
+        .await?;
+    let client = nats.client().await?;
     let js = jetstream::new(client);
     let cfg = gridwatch_ingest::Config::default();
     js.get_or_create_stream(gridwatch_ingest::nats::events_stream(&cfg))
@@ -199,11 +207,10 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
 async fn ingest_consume(nats: &Nats, last: u64, rep: usize) -> Result<IngestRun> {
     let tmp = tempfile::tempdir()?;
     let work = tmp.path().to_path_buf();
-    let client = async_nats::connect(nats.url()).await?;
-    let js = jetstream::new(client);
+    let js = nats.ops().await?;
     let bucket = format!("GW_STATE_BENCH_{rep}");
     let mut p = procs::ingest_with_env(
-        &nats.url(),
+        nats,
         &work.join("data"),
         &work.join("logs"),
         &["--clock", "replay"],
@@ -284,13 +291,28 @@ fn machine() -> String {
 
 /// Raw consumer against ingest on one pre-filled stream; ingest memory.
 async fn throughput(args: &Args, md: &mut String) -> Result<()> {
-    let nats = Nats::start_with(false).context("starting nats-server")?;
+    // Ingest's user may also write the benchmark's buckets (one per rep,
+    // and the warm-up's).
+    let buckets = args.reps + 1;
+    let nats = Nats::start_tweaked(false, "", &|s, p| {
+        if s == Service::Ingest {
+            for rep in 0..buckets {
+                nats_auth::grant_bucket(p, &format!("GW_STATE_BENCH_{rep}"));
+            }
+        }
+    })
+    .context("starting nats-server")?;
     let last = prefill(&nats, args.events).await?;
     // The raw limit's best configuration: each candidate once (receive
     // only), after one warm-up read of the stream.
-    let url = nats.url();
+    let url = raw::Server {
+        url: nats.url(),
+        nkey_file: nats.seed(Service::Ops),
+    };
     let server = nats.pid();
-    let info = jetstream::new(async_nats::connect(&url).await?)
+    let info = nats
+        .ops()
+        .await?
         .get_stream(STREAM)
         .await?
         .get_info()

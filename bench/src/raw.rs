@@ -15,6 +15,25 @@ use gridwatch_model::Event;
 use gridwatch_model::event::{CLOCK_SUBJECT, ClockTick};
 use std::time::{Duration, Instant};
 
+/// The server the raw reads connect to, as the `ops` user.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub url: String,
+    pub nkey_file: std::path::PathBuf,
+}
+
+impl Server {
+    /// `opts` plus this user's key.
+    pub async fn connect(&self, opts: async_nats::ConnectOptions) -> Result<async_nats::Client> {
+        let (seed, inbox) = gridwatch_runtime::nats_auth::read_seed(&self.nkey_file)?;
+        Ok(opts
+            .nkey(seed)
+            .custom_inbox_prefix(inbox)
+            .connect(self.url.as_str())
+            .await?)
+    }
+}
+
 /// How the bare consumer pulls.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Pull {
@@ -135,7 +154,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 /// Reads the `total` messages of `stream` once with a fresh consumer
 /// `name` in configuration `setup`; `server` is nats-server's pid.
 pub async fn read(
-    url: &str,
+    url: &Server,
     stream: &str,
     total: u64,
     setup: Setup,
@@ -148,7 +167,7 @@ pub async fn read(
     let msgs_per_s = match setup.runtime {
         Runtime::Shared => consume(url, stream, total, setup.pull, with_decode, name).await?,
         Runtime::OwnThread => {
-            let (url, stream, name) = (url.to_string(), stream.to_string(), name.to_string());
+            let (url, stream, name) = (url.clone(), stream.to_string(), name.to_string());
             let pull = setup.pull;
             tokio::task::spawn_blocking(move || {
                 tokio::runtime::Builder::new_current_thread()
@@ -172,8 +191,8 @@ pub async fn read(
 
 /// The control stream: `n` messages of 16 bytes, no headers, in a stream
 /// of their own (`subject`), published with acks pipelined.
-pub async fn fill_tiny(url: &str, stream: &str, subject: &str, n: u64) -> Result<u64> {
-    let client = async_nats::connect(url).await?;
+pub async fn fill_tiny(url: &Server, stream: &str, subject: &str, n: u64) -> Result<u64> {
+    let client = url.connect(async_nats::ConnectOptions::new()).await?;
     let js = jetstream::new(client);
     js.get_or_create_stream(jetstream::stream::Config {
         name: stream.to_string(),
@@ -226,7 +245,7 @@ async fn stalled<T>(
 /// Reads the `total` messages of `stream` once with a fresh consumer
 /// `name` on the caller's runtime; returns messages per second.
 async fn consume(
-    url: &str,
+    url: &Server,
     stream: &str,
     total: u64,
     pull: Pull,
@@ -235,9 +254,8 @@ async fn consume(
 ) -> Result<f64> {
     // Room for every message of the pull requests in flight: a full
     // subscription drops what arrives (a slow consumer).
-    let client = async_nats::ConnectOptions::new()
-        .subscription_capacity(1 << 20)
-        .connect(url)
+    let client = url
+        .connect(async_nats::ConnectOptions::new().subscription_capacity(1 << 20))
         .await?;
     let js = jetstream::new(client.clone());
     let s = js.get_stream(stream).await?;

@@ -122,7 +122,7 @@ pub async fn latency(
     )
     .await?;
     let meta = async {
-        let kv = stack.js.get_key_value(DEFAULT_BUCKET).await.ok()?;
+        let kv = stack.admin.get_key_value(DEFAULT_BUCKET).await.ok()?;
         let v = kv.get(META_KEY).await.ok()??;
         serde_json::from_slice::<IngestStats>(&v).ok()
     }
@@ -247,7 +247,7 @@ pub async fn fanout_baseline(
     gridwatch_tests::procs::wait_port(port, Duration::from_secs(20), "baseline server")?;
     let pid = server.pid().context("baseline pid")?;
     let url = format!("ws://127.0.0.1:{port}/");
-    let (mut publisher, _) = tokio_tungstenite::connect_async(&url).await?;
+    let (mut publisher, _) = tokio_tungstenite::connect_async(live::ws_request(&url)?).await?;
     publisher.send(WsMsg::text("publisher")).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss0 = live::rss_kib(pid).0;

@@ -32,10 +32,10 @@ pub async fn soak(days: u32, speed: f64, md: &mut String) -> Result<()> {
     // in simulated time (about 3 h at 2000×) as the default 60 s is at a
     // few tens times real speed.
     let stack = Stack::start(&[("GRIDWATCH__SNAPSHOT_S".to_string(), "5".to_string())]).await?;
-    let kv = stack.js.get_key_value("GW_STATE").await?;
+    let kv = stack.admin.get_key_value("GW_STATE").await?;
     let work = tempfile::tempdir()?;
     let mut sim = procs::sim(
-        &stack.nats_url,
+        &stack.nats,
         work.path(),
         &[
             "--date",

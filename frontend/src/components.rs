@@ -54,19 +54,40 @@ pub fn shanghai_hms(ms: f64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// A reason in the page's language.
+/// Whether the page is a public wall (its micro-grid counts 1–4 read
+/// "<5"), from the session; provided by the root.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PublicWall(pub bool);
+
+fn public() -> bool {
+    use_context::<PublicWall>().is_some_and(|p| p.0)
+}
+
+/// A reason in the page's language (on a public wall, a micro-grid's
+/// counts below 5 as "<5").
 pub fn why_text(w: &Why) -> String {
-    if lang() == Lang::En {
-        return w.to_string();
+    why_text_as(w, lang(), public())
+}
+
+/// [`why_text`] in `lang`, public or not.
+pub fn why_text_as(w: &Why, lang: Lang, public: bool) -> String {
+    let n = |c: &u64| gridwatch_model::fmt::small_count(*c, public);
+    if lang == Lang::En {
+        return match w {
+            Why::FlagsOpen { count } => format!("{} video flag(s) open", n(count)),
+            Why::SeriousIncidents { count } => format!("{} level-3+ incident(s) open", n(count)),
+            Why::At { node, why, .. } => format!("{} at {node}", why_text_as(why, lang, public)),
+            other => other.to_string(),
+        };
     }
     match w {
         Why::ExitFlagOpen { since } => format!("封控区出口告警 {since} 起未处置"),
         Why::Unpatrolled { zone, minutes } => {
             format!("{}微网格 {minutes} 分钟未巡查", zone_title(*zone))
         }
-        Why::FlagsOpen { count } => format!("{count} 条视频告警未处置"),
-        Why::SeriousIncidents { count } => format!("{count} 起三级以上事件未办结"),
-        Why::At { name, why, .. } => format!("{name}：{}", why_text(why)),
+        Why::FlagsOpen { count } => format!("{} 条视频告警未处置", n(count)),
+        Why::SeriousIncidents { count } => format!("{} 起三级以上事件未办结", n(count)),
+        Why::At { name, why, .. } => format!("{name}：{}", why_text_as(why, lang, public)),
         Why::RedInAll { count } => format!("共 {count} 个红色微网格"),
         Why::AmberBelow { count } => format!("{count} 个黄色微网格"),
     }
@@ -234,6 +255,25 @@ mod tests {
             "00:01:01"
         );
         assert_eq!(hms("2022-10-15T07:48:33+08:00"), "07:48:33");
+    }
+
+    #[test]
+    fn a_public_wall_reads_small_micro_grid_counts_as_below_five() {
+        let w = Why::At {
+            node: "beilun/daqi/x/g01/m01".into(),
+            name: "m01".into(),
+            why: Box::new(Why::FlagsOpen { count: 2 }),
+        };
+        assert_eq!(why_text_as(&w, Lang::Zh, true), "m01：<5 条视频告警未处置");
+        assert_eq!(why_text_as(&w, Lang::Zh, false), "m01：2 条视频告警未处置");
+        assert_eq!(
+            why_text_as(&Why::SeriousIncidents { count: 1 }, Lang::En, true),
+            "<5 level-3+ incident(s) open"
+        );
+        assert_eq!(
+            why_text_as(&Why::FlagsOpen { count: 7 }, Lang::En, true),
+            "7 video flag(s) open"
+        );
     }
 }
 

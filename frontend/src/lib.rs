@@ -2,6 +2,7 @@
 //!
 //! Modules:
 //! - [`route`]: which screen the URL asks for (`/`, `/wall`, `/street/<id>`).
+//! - [`signin`]: who is signed in, the sign-in page, signing out.
 //! - [`live`]: the page's one self-healing WebSocket, following every
 //!   node the page shows.
 //! - [`i18n`]: Chinese and English, with a switch.
@@ -26,6 +27,7 @@ pub mod live;
 pub mod map;
 pub mod perf;
 pub mod route;
+pub mod signin;
 pub mod street;
 pub mod wall;
 
@@ -52,10 +54,64 @@ pub fn heap_live_bytes() -> usize {
     0
 }
 
-/// The application root.
+/// The application root: the screen the URL asks for once someone is
+/// signed in, else the sign-in page.
 #[component]
 pub fn App() -> impl IntoView {
     i18n::provide();
+    let session = RwSignal::new(None::<signin::Session>);
+    leptos::task::spawn_local(async move {
+        loop {
+            let s = signin::who().await;
+            let retry = s == signin::Session::Unreachable;
+            session.set(Some(s));
+            if !retry {
+                return;
+            }
+            gloo_sleep(2_000).await;
+        }
+    });
+    move || {
+        match session.get() {
+        None => view! { <div class="loading">"…"</div> }.into_any(),
+        Some(signin::Session::SignedOut) => view! { <signin::SignInPage/> }.into_any(),
+        Some(signin::Session::Unreachable) => view! {
+            <div class="loading" data-testid="unreachable">{move || i18n::tr("服务器无响应，正在重试…", "The server does not answer: retrying…")}</div>
+        }
+        .into_any(),
+        Some(signin::Session::SignedIn(me)) => {
+            // Someone scoped below the district starts at their own part
+            // of the tree (the district's screens are outside it).
+            let district = gridwatch_model::ids::DISTRICT_ID;
+            if me.scope != district
+                && !matches!(me.role, gridwatch_model::auth::Role::Analyst | gridwatch_model::auth::Role::Admin)
+                && !matches!(route::current(), route::Route::Street(_))
+            {
+                route::set_path(&format!("/street/{}", me.scope));
+            }
+            provide_context(components::PublicWall(me.public));
+            view! {
+                <signin::WhoAmI me=me/>
+                {screen()}
+            }
+            .into_any()
+        }
+    }
+    }
+}
+
+/// Waits `ms` milliseconds.
+async fn gloo_sleep(ms: i32) {
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+}
+
+/// The screen of the URL.
+fn screen() -> AnyView {
     match route::current() {
         route::Route::Wall => view! { <wall::WallPage/> }.into_any(),
         route::Route::Street(node) => view! { <street::StreetPage node=node/> }.into_any(),

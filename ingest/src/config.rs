@@ -37,6 +37,11 @@ impl Default for StatusConfig {
 pub struct Config {
     /// NATS server URL.
     pub nats: String,
+    /// The NKey seed file of this service's NATS user (see
+    /// `gridwatch_runtime::nats_auth`); none for a server without users.
+    pub nats_nkey_file: Option<PathBuf>,
+    /// The CA file that signed the NATS server's certificate (TLS).
+    pub nats_ca_file: Option<PathBuf>,
     /// Where checkpoints and Parquet history live.
     pub data_dir: PathBuf,
     /// Registry file; the committed Beilun registry when unset.
@@ -96,6 +101,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             nats: "nats://127.0.0.1:4222".into(),
+            nats_nkey_file: None,
+            nats_ca_file: None,
             data_dir: PathBuf::from("gridwatch-data"),
             registry: None,
             stream: "GW_EVENTS".into(),
@@ -120,6 +127,16 @@ impl Default for Config {
             ack_wait_s: 30,
             status: StatusConfig::default(),
             shutdown_s: gridwatch_runtime::shutdown::DEFAULT_SHUTDOWN_S,
+        }
+    }
+}
+
+impl Config {
+    /// The NATS credentials.
+    pub fn nats_creds(&self) -> gridwatch_runtime::nats::Creds {
+        gridwatch_runtime::nats::Creds {
+            nkey_file: self.nats_nkey_file.clone(),
+            ca_file: self.nats_ca_file.clone(),
         }
     }
 }

@@ -59,7 +59,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
         gridwatch_runtime::metrics::serve(&cfg.metrics_listen, shutdown.child_token()).await?;
     tracing::info!(%metrics_at, "serving /metrics");
     let (client, disconnects) =
-        gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-ingest").await?;
+        gridwatch_runtime::nats::connect(&cfg.nats, &cfg.nats_creds(), "gridwatch-ingest").await?;
     let js = async_nats::jetstream::new(client.clone());
     let store = nats::ensure_streams(&js, &cfg).await?;
     let stream_created_ns = nats::stream_created_ns(&js, &cfg).await?;

@@ -30,6 +30,21 @@ pub fn age(secs: f64) -> String {
     }
 }
 
+/// Below this, a micro-grid's count is shown as "<5" on a public wall
+/// (small-cell suppression: a count of one or two people or events in a
+/// block of 200–300 residents points at someone).
+pub const SMALL: u64 = 5;
+
+/// A micro-grid's count as a screen shows it: on a public wall 1–4 read
+/// "<5" (0 stays 0, it names nobody).
+pub fn small_count(n: u64, public: bool) -> String {
+    if public && n > 0 && n < SMALL {
+        format!("<{SMALL}")
+    } else {
+        thousands(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +58,14 @@ mod tests {
         assert_eq!(percent(0.5551), "55.5%");
         assert_eq!(age(8.0), "8 s");
         assert_eq!(age(180.0), "3 min");
+    }
+
+    #[test]
+    fn a_public_wall_shows_small_counts_as_below_five() {
+        assert_eq!(super::small_count(3, true), "<5");
+        assert_eq!(super::small_count(0, true), "0");
+        assert_eq!(super::small_count(5, true), "5");
+        assert_eq!(super::small_count(3, false), "3");
+        assert_eq!(super::small_count(12_000, true), "12,000");
     }
 }

@@ -4,6 +4,7 @@
 //! frontend shares these types with the services.
 //!
 //! Modules:
+//! - [`auth`]: roles, scopes down the tree, who is signed in.
 //! - [`ids`]: node ids, levels and zone classes.
 //! - [`event`]: the v1 event envelope and its kind-specific bodies, parsed once
 //!   at the edge into typed values.
@@ -21,6 +22,7 @@
 //! - [`stats`]: ingest's statistics record (`meta.ingest`).
 
 pub mod api;
+pub mod auth;
 pub mod event;
 pub mod fmt;
 pub mod ids;

@@ -26,6 +26,12 @@ struct Args {
     /// NATS server URL.
     #[arg(long, env = "GRIDWATCH_NATS", default_value = "nats://127.0.0.1:4222")]
     nats: String,
+    /// The NKey seed file of the `reader` NATS user.
+    #[arg(long, env = "GRIDWATCH_NATS_NKEY_FILE")]
+    nats_nkey_file: Option<std::path::PathBuf>,
+    /// The CA file of the NATS server's certificate (TLS).
+    #[arg(long, env = "GRIDWATCH_NATS_CA_FILE")]
+    nats_ca_file: Option<std::path::PathBuf>,
     /// The event stream.
     #[arg(long, default_value = "GW_EVENTS")]
     stream: String,
@@ -74,9 +80,16 @@ async fn main() {
 /// Runs the recount; returns how many differences it found.
 async fn run(args: Args) -> Result<usize> {
     let reg = gridwatch_runtime::registry::load(args.registry.as_deref())?;
-    let client = async_nats::connect(&args.nats)
+    let creds = gridwatch_runtime::nats::Creds {
+        nkey_file: args.nats_nkey_file.clone(),
+        ca_file: args.nats_ca_file.clone(),
+    };
+    let (url, opts) = gridwatch_runtime::nats::options(&args.nats, &creds)?;
+    let client = opts
+        .name("gridwatch-recount")
+        .connect(url.as_str())
         .await
-        .with_context(|| format!("connecting to {}", args.nats))?;
+        .with_context(|| format!("connecting to {url}"))?;
     let js = jetstream::new(client);
     let mut stream = js
         .get_stream(&args.stream)

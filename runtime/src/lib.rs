@@ -7,7 +7,8 @@
 //! - [`shutdown`]: one root `CancellationToken` cancelled on SIGINT or
 //!   SIGTERM, and the bound on how long a service may take to stop.
 //! - [`nats`]: connect options (retry, reconnect forever, count
-//!   disconnections).
+//!   disconnections), with the service's NKey and TLS.
+//! - [`nats_auth`]: the NATS users, their permissions and their keys.
 //! - [`publish`]: a JetStream publish retried until stored or cancelled.
 //! - [`registry`]: the registry from a file, or the Beilun one built in.
 //! - [`metrics`]: the Prometheus recorder, HELP for every metric, process
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod nats;
+pub mod nats_auth;
 pub mod publish;
 pub mod registry;
 pub mod shutdown;

@@ -2,6 +2,7 @@
 //! killed when dropped; logs go to files named in failures.
 
 use anyhow::{Context, Result, bail};
+use gridwatch_runtime::nats_auth::{self, Names, Permissions, Provisioned, Service};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -172,7 +173,12 @@ impl Drop for Proc {
 }
 
 /// A nats-server with JetStream in a temporary store, `sync_interval:
-/// always` as DESIGN's durability section asks.
+/// always` as DESIGN's durability section asks, and the services' NATS
+/// users with least privilege (`gridwatch_runtime::nats_auth`): each
+/// service started by [`ingest`], [`backend`], [`sim`] and [`recount`]
+/// signs in with its own NKey; the test itself publishes as `replay` (the
+/// field devices and the replay clock, [`Nats::client`]) and looks around
+/// as `ops` ([`Nats::ops`]).
 pub struct Nats {
     pub port: u16,
     pub dir: tempfile::TempDir,
@@ -180,8 +186,101 @@ pub struct Nats {
     pub sync_always: bool,
     /// More of the server's configuration (e.g. `max_payload: 4096`).
     pub extra_conf: String,
+    /// The users' seeds and `auth.conf`.
+    pub auth: Provisioned,
+    accounts: std::sync::OnceLock<Accounts>,
     proc: Option<Proc>,
 }
+
+/// One account of the deployment: its password and an API token.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub user: String,
+    pub password: String,
+    pub token: String,
+    pub scope: String,
+}
+
+/// The deployment's people, made with the real `gridwatch-admin`: an
+/// admin, a supervisor of Daqi, an analyst, and a wall's device link.
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    pub file: PathBuf,
+    pub admin: Account,
+    pub supervisor: Account,
+    pub analyst: Account,
+    /// `/device/gwd_…`.
+    pub wall_link: String,
+    /// A public wall's device link.
+    pub public_wall_link: String,
+}
+
+/// Runs `gridwatch-admin --users-file <file> <args>` with `stdin`; its
+/// output.
+pub fn admin_cli(file: &Path, args: &[&str], stdin: &str) -> Result<String> {
+    use std::io::Write as _;
+    let mut child = Command::new(binary("gridwatch-admin")?)
+        .arg("--users-file")
+        .arg(file)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting gridwatch-admin")?;
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "gridwatch-admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Accounts {
+    /// Makes the users file `file`.
+    pub fn create(file: &Path) -> Result<Accounts> {
+        let make = |user: &str, role: &str, scope: &str| -> Result<Account> {
+            let password = format!("{user}-pw-{}", rand::random::<u32>());
+            admin_cli(
+                file,
+                &["user", "add", user, "--role", role, "--scope", scope],
+                &format!("{password}\n"),
+            )?;
+            let token = admin_cli(file, &["token", "add", user, "--label", "tests"], "")?;
+            Ok(Account {
+                user: user.into(),
+                password,
+                token,
+                scope: scope.into(),
+            })
+        };
+        let admin = make("admin", "admin", "beilun")?;
+        let supervisor = make("li.daqi", "supervisor", "beilun/daqi")?;
+        let analyst = make("analyst", "analyst", "beilun")?;
+        let wall_link = admin_cli(file, &["wall", "add", "wall-1", "--base", ""], "")?;
+        let public_wall_link = admin_cli(
+            file,
+            &["wall", "add", "lobby", "--public", "--base", ""],
+            "",
+        )?;
+        Ok(Accounts {
+            file: file.to_path_buf(),
+            admin,
+            supervisor,
+            analyst,
+            wall_link,
+            public_wall_link,
+        })
+    }
+}
+
+/// A change to a user's permissions (a test denies more).
+pub type Tweak<'a> = dyn Fn(Service, &mut Permissions) + 'a;
 
 impl Nats {
     /// Starts a server on a free port, flushing every write.
@@ -196,17 +295,67 @@ impl Nats {
 
     /// Starts a server with `extra` added to its configuration file.
     pub fn start_configured(sync_always: bool, extra: &str) -> Result<Nats> {
+        Self::start_tweaked(sync_always, extra, &|_, _| {})
+    }
+
+    /// Starts a server whose users' permissions `tweak` changes.
+    pub fn start_tweaked(sync_always: bool, extra: &str, tweak: &Tweak<'_>) -> Result<Nats> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
+        let auth = nats_auth::provision(&dir.path().join("auth"), &Names::default(), tweak)?;
         let mut n = Nats {
             port,
             dir,
             sync_always,
             extra_conf: extra.to_string(),
+            auth,
+            accounts: std::sync::OnceLock::new(),
             proc: None,
         };
         n.launch()?;
         Ok(n)
+    }
+
+    /// The deployment's accounts (made on first use, in the server's
+    /// temporary directory).
+    pub fn accounts(&self) -> Result<&Accounts> {
+        if let Some(a) = self.accounts.get() {
+            return Ok(a);
+        }
+        let a = Accounts::create(&self.dir.path().join("users.json"))?;
+        Ok(self.accounts.get_or_init(|| a))
+    }
+
+    /// The seed file of `s`'s user.
+    pub fn seed(&self, s: Service) -> PathBuf {
+        self.auth.seed(s)
+    }
+
+    /// A connection as `s`'s user (retrying until the server listens).
+    pub async fn client_as(&self, s: Service) -> Result<async_nats::Client> {
+        let creds = gridwatch_runtime::nats::Creds {
+            nkey_file: Some(self.seed(s)),
+            ca_file: None,
+        };
+        let (url, opts) = gridwatch_runtime::nats::options(&self.url(), &creds)?;
+        Ok(opts
+            .retry_on_initial_connect()
+            .name(format!("test-{}", s.name()))
+            .connect(url.as_str())
+            .await?)
+    }
+
+    /// The test's publishing connection: the `replay` user (events and
+    /// the replay clock).
+    pub async fn client(&self) -> Result<async_nats::Client> {
+        self.client_as(Service::Replay).await
+    }
+
+    /// JetStream as `ops`: stream info, the state bucket, the DLQ.
+    pub async fn ops(&self) -> Result<async_nats::jetstream::Context> {
+        Ok(async_nats::jetstream::new(
+            self.client_as(Service::Ops).await?,
+        ))
     }
 
     fn launch(&mut self) -> Result<()> {
@@ -215,9 +364,11 @@ impl Nats {
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{}\n{}\njetstream {{\n  store_dir: \"{}\"\n{}}}\n",
+                "listen: 127.0.0.1:{}\n{}\ninclude \"{}\"\njetstream {{\n  store_dir: \"{}\"\n{}}}\n",
                 self.port,
                 self.extra_conf,
+                // nats-server reads an include relative to the file.
+                "auth/auth.conf",
                 store.display(),
                 if self.sync_always {
                     "  sync_interval: always\n"
@@ -288,7 +439,7 @@ pub fn spawn_cmd(name: &str, cmd: Command, logs: &Path) -> Result<Proc> {
 /// Starts `gridwatch-ingest` with fast checkpoints and snapshots, so a test
 /// that kills it lands between them: the restart loads a snapshot and
 /// replays the journal.
-pub fn ingest(nats: &str, data_dir: &Path, logs: &Path, extra: &[&str]) -> Result<Proc> {
+pub fn ingest(nats: &Nats, data_dir: &Path, logs: &Path, extra: &[&str]) -> Result<Proc> {
     ingest_with_env(
         nats,
         data_dir,
@@ -305,15 +456,16 @@ pub fn ingest(nats: &str, data_dir: &Path, logs: &Path, extra: &[&str]) -> Resul
 
 /// Starts `gridwatch-ingest` with the given environment.
 pub fn ingest_with_env(
-    nats: &str,
+    nats: &Nats,
     data_dir: &Path,
     logs: &Path,
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Result<Proc> {
     let mut cmd = Command::new(binary("gridwatch-ingest")?);
-    cmd.arg("--nats")
-        .arg(nats)
+    cmd.env("GRIDWATCH__NATS_NKEY_FILE", nats.seed(Service::Ingest))
+        .arg("--nats")
+        .arg(nats.url())
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra);
@@ -328,19 +480,27 @@ pub fn ingest_with_env(
 }
 
 /// Starts `gridwatch-backend` on `port`, and waits until it listens.
-pub fn backend(nats: &str, port: u16, logs: &Path) -> Result<Proc> {
+pub fn backend(nats: &Nats, port: u16, logs: &Path) -> Result<Proc> {
     backend_with_env(nats, port, logs, &[])
 }
 
 /// Starts `gridwatch-backend` on `port` with the given environment, and
 /// waits until it listens.
-pub fn backend_with_env(nats: &str, port: u16, logs: &Path, env: &[(&str, &str)]) -> Result<Proc> {
+pub fn backend_with_env(nats: &Nats, port: u16, logs: &Path, env: &[(&str, &str)]) -> Result<Proc> {
     let mut cmd = Command::new(binary("gridwatch-backend")?);
+    cmd.env("GRIDWATCH__NATS_NKEY_FILE", nats.seed(Service::Backend))
+        .arg("--users-file")
+        .arg(&nats.accounts()?.file);
+    // The tests and benches open hundreds of sockets with one token: the
+    // per-identity rate limit is tested on its own.
+    if !env.iter().any(|(k, _)| *k == "GRIDWATCH__RATE_PER_S") {
+        cmd.env("GRIDWATCH__RATE_PER_S", "1000000");
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.arg("--nats")
-        .arg(nats)
+        .arg(nats.url())
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--static-dir")
@@ -353,10 +513,11 @@ pub fn backend_with_env(nats: &str, port: u16, logs: &Path, env: &[(&str, &str)]
 
 /// Runs `gridwatch-recount` against `nats` with `args` to its end: its
 /// exit code and what it printed.
-pub fn recount(nats: &str, args: &[&str]) -> Result<(i32, String)> {
+pub fn recount(nats: &Nats, args: &[&str]) -> Result<(i32, String)> {
     let out = Command::new(binary("gridwatch-recount")?)
+        .env("GRIDWATCH_NATS_NKEY_FILE", nats.seed(Service::Reader))
         .arg("--nats")
-        .arg(nats)
+        .arg(nats.url())
         .args(args)
         .output()
         .context("running gridwatch-recount")?;
@@ -368,10 +529,19 @@ pub fn recount(nats: &str, args: &[&str]) -> Result<(i32, String)> {
     Ok((out.status.code().unwrap_or(-1), text))
 }
 
-/// Starts `gridwatch-sim` with `args` and the given environment.
-pub fn sim(nats: &str, logs: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
+/// Starts `gridwatch-sim` with `args` and the given environment, as the
+/// `replay` user when it replays (`--speed`, `--rate`), else as `field`.
+pub fn sim(nats: &Nats, logs: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
     let mut cmd = Command::new(binary("gridwatch-sim")?);
-    cmd.arg("--nats").arg(nats).args(args);
+    let user = if args.iter().any(|a| *a == "--speed" || *a == "--rate") {
+        Service::Replay
+    } else {
+        Service::Field
+    };
+    cmd.env("GRIDWATCH__NATS_NKEY_FILE", nats.seed(user))
+        .arg("--nats")
+        .arg(nats.url())
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

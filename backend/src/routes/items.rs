@@ -4,15 +4,16 @@
 //! ingest holds them all and answers on `gw.ingest.items`, and this route
 //! passes the page on.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::{Extension, Json};
 use gridwatch_model::api::{ITEMS_PAGE_MAX, ITEMS_SUBJECT, ItemKind, ItemsPage, ItemsQuery};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// How long ingest has to answer.
@@ -30,9 +31,11 @@ pub struct ItemsParams {
 }
 
 /// Answers one page: 400 for a malformed query or a limit out of range,
-/// 404 for an unknown node, 503 when ingest does not answer.
+/// 404 for an unknown node, 403 outside the caller's scope, 503 when
+/// ingest does not answer.
 pub async fn get(
     State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<ItemsParams>, QueryRejection>,
 ) -> Result<Json<ItemsPage>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -46,6 +49,7 @@ pub async fn get(
         .registry
         .lookup(&q.node)
         .ok_or_else(|| ApiError::NotFound(format!("no node `{}`", q.node)))?;
+    caller.may_read(&q.node)?;
     if app.registry.node(i).mg.is_none() {
         return Err(ApiError::BadRequest(format!(
             "`{}` is not a micro-grid: only micro-grids have items",

@@ -1,8 +1,10 @@
 //! HTTP resources, one file each.
 
+pub mod audit;
 pub mod health;
 pub mod hierarchy;
 pub mod items;
 pub mod metrics;
 pub mod registry;
+pub mod session;
 pub mod state;

@@ -1,22 +1,26 @@
 //! `GET /api/v1/registry?node=<id>`: what the registry knows of one node —
 //! names, level, population and households, its parent and children, and
 //! for a micro-grid its registered zone and team (leader, members,
-//! volunteers). Small and fixed: a tablet asks for it once per node.
+//! volunteers) — personal data, given only to admins and to supervisors
+//! in scope; everyone else gets the record without it. Small and fixed: a
+//! tablet asks for it once per node.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::{Extension, Json};
 use gridwatch_model::api::RegistryRecord;
 use std::sync::Arc;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::state::StateQuery;
 
 /// Answers one node's registry record: 400 for a malformed query, 404 for
-/// an unknown node.
+/// an unknown node, 403 outside the caller's scope.
 pub async fn get(
     State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<StateQuery>, QueryRejection>,
 ) -> Result<Json<RegistryRecord>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -24,5 +28,10 @@ pub async fn get(
     let i = reg
         .lookup(&q.node)
         .ok_or_else(|| ApiError::NotFound(format!("no node `{}`", q.node)))?;
-    Ok(Json(RegistryRecord::of(reg, i)))
+    caller.may_read(&q.node)?;
+    let mut r = RegistryRecord::of(reg, i);
+    if !caller.sees_people(&q.node) {
+        r.team = None;
+    }
+    Ok(Json(r))
 }

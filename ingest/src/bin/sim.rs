@@ -82,11 +82,17 @@ async fn main() -> anyhow::Result<()> {
     let limit = Duration::from_secs(cfg.shutdown_s);
     let token = shutdown::on_signals();
     let play = async {
-        let (client, _) = gridwatch_runtime::nats::connect(&cfg.nats, "gridwatch-sim").await?;
+        let (client, _) =
+            gridwatch_runtime::nats::connect(&cfg.nats, &cfg.nats_creds(), "gridwatch-sim").await?;
         let js = async_nats::jetstream::new(client);
-        js.get_or_create_stream(nats::events_stream(&cfg))
-            .await
-            .context("creating the event stream")?;
+        // A field user may publish events and nothing else: ingest makes
+        // the stream. Without users (a bare dev server) the simulator may
+        // start first and makes it itself.
+        if cfg.nats_nkey_file.is_none() {
+            js.get_or_create_stream(nats::events_stream(&cfg))
+                .await
+                .context("creating the event stream")?;
+        }
         let sim = SimConfig {
             seed: a.seed,
             date: a.date,

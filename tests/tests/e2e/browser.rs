@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, ensure};
 use gridwatch_model::{Level, Zone};
 use gridwatch_tests::events::{self, at, msg, publish_all, tick};
+use gridwatch_tests::people;
 use gridwatch_tests::procs::{self};
 use gridwatch_tests::{registry, wait_for};
 use serde_json::{Value, json};
@@ -133,8 +134,10 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
     sys.wait_all_processed().await?;
     let (_driver, c) = chromium(&sys, (1920, 1080)).await?;
     let result = async {
-        c.goto(&format!("http://127.0.0.1:{}/wall", sys.port))
-            .await?;
+        // The wall signs in once with its device link, as provisioned.
+        let base = format!("http://127.0.0.1:{}", sys.port);
+        people::open_device_link(&c, &base, &sys.nats.accounts()?.wall_link).await?;
+        c.goto(&format!("{base}/wall")).await?;
         let agree = |c: fantoccini::Client, http: gridwatch_tests::Http| async move {
             let d = http.state("beilun").await?;
             let red = gridwatch_model::fmt::thousands(d["red_microgrids"].as_u64().unwrap_or(0));
@@ -201,7 +204,7 @@ async fn browser_wall_matches_the_api_at_both_sizes_and_heals() -> Result<()> {
                 .then_some(())
         })
         .await?;
-        sys.backend = procs::backend(&sys.nats.url(), sys.port, &sys.work.logs())?;
+        sys.backend = procs::backend(&sys.nats, sys.port, &sys.work.logs())?;
         publish_all(
             &sys.js,
             &[msg(&events::video(
@@ -313,8 +316,9 @@ async fn browser_tablet_drills_down_and_back() -> Result<()> {
         .context("Daqi")?;
     let (_driver, c) = chromium(&sys, (1024, 768)).await?;
     let result = async {
-        c.goto(&format!("http://127.0.0.1:{}/street/daqi", sys.port))
-            .await?;
+        // Daqi's supervisor signs in on the tablet, as a person does.
+        let base = format!("http://127.0.0.1:{}", sys.port);
+        people::sign_in(&c, &base, "/street/daqi", &sys.nats.accounts()?.supervisor).await?;
         wait_text(&c, "node-name", &street_name).await?;
         assert_one_socket(&sys, "the tablet").await?;
         for (w, h) in [(1024, 768), (1280, 800)] {
@@ -424,7 +428,7 @@ async fn browser_tablet_drills_down_and_back() -> Result<()> {
             ))],
         )
         .await?;
-        sys.backend = procs::backend(&sys.nats.url(), sys.port, &sys.work.logs())?;
+        sys.backend = procs::backend(&sys.nats, sys.port, &sys.work.logs())?;
         wait_for(
             "the tablet to catch up",
             Duration::from_secs(60),
@@ -470,7 +474,8 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
 
     let (_driver, c) = chromium(&sys, (1920, 1080)).await?;
     let result = async {
-        c.goto(&format!("http://127.0.0.1:{}/", sys.port)).await?;
+        let base = format!("http://127.0.0.1:{}", sys.port);
+        people::sign_in(&c, &base, "/", &sys.nats.accounts()?.analyst).await?;
         wait_text(&c, "samples-today", "1,234").await?;
         // Publish one event; the number changes without a reload.
         let t0 = Instant::now();
@@ -493,7 +498,7 @@ async fn browser_page_updates_live_and_marks_stale() -> Result<()> {
         .await?;
         screenshot(&c, "district-stale").await?;
         // The backend returns; the page reconnects by itself and is live again.
-        sys.backend = procs::backend(&sys.nats.url(), sys.port, &sys.work.logs())?;
+        sys.backend = procs::backend(&sys.nats, sys.port, &sys.work.logs())?;
         publish_all(
             &sys.js,
             &[msg(&events::testing("b3", at(6, 30, 0), &daqi[2], 1, 5))],

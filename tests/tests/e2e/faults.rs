@@ -2,7 +2,6 @@
 //! lose and double nothing.
 
 use anyhow::{Result, bail, ensure};
-use async_nats::jetstream;
 use futures::{SinkExt, StreamExt};
 use gridwatch_tests::events::{at, ensure_stream, msg, publish_all, tick};
 use gridwatch_tests::procs::{self, Nats, Workdir, free_port};
@@ -118,14 +117,9 @@ async fn every_service_exits_within_its_bound_when_nats_is_gone() -> Result<()> 
     let bound = [("GRIDWATCH__SHUTDOWN_S", "2")];
     let mut nats = Nats::start()?;
     let work = Workdir::new()?;
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(nats.url())
-        .await?;
-    let js = jetstream::new(client);
-    ensure_stream(&js).await?;
+    ensure_stream(&nats.ops().await?).await?;
     let mut ingest = procs::ingest_with_env(
-        &nats.url(),
+        &nats,
         &work.dir.path().join("data"),
         &work.logs(),
         &["--clock", "replay"],
@@ -135,14 +129,15 @@ async fn every_service_exits_within_its_bound_when_nats_is_gone() -> Result<()> 
         ],
     )?;
     let port = free_port()?;
-    let mut backend = procs::backend_with_env(&nats.url(), port, &work.logs(), &bound)?;
-    let http = gridwatch_tests::Http::new(port);
+    let mut backend = procs::backend_with_env(&nats, port, &work.logs(), &bound)?;
+    let token = nats.accounts()?.admin.token.clone();
+    let http = gridwatch_tests::Http::with_token(port, &token);
     wait_for("the district state", WAIT, || async {
         http.state("beilun").await.ok()
     })
     .await?;
     let mut sim = procs::sim(
-        &nats.url(),
+        &nats,
         &work.logs(),
         &["--date", "2022-10-15", "--rate", "500"],
         &bound,
@@ -152,7 +147,8 @@ async fn every_service_exits_within_its_bound_when_nats_is_gone() -> Result<()> 
         (h["last_seq"].as_u64()? > 200).then_some(())
     })
     .await?;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
+    let req = gridwatch_tests::ws_request(&format!("ws://127.0.0.1:{port}/ws"), &token, &[])?;
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
     let sub = json!({"type": "subscribe", "node": "beilun"}).to_string();
     ws.send(tokio_tungstenite::tungstenite::Message::text(sub))
         .await?;

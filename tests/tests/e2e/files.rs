@@ -97,8 +97,8 @@ async fn a_recreated_stream_is_detected_and_read_from_its_start() -> Result<()> 
     sys.ingest.terminate();
     // The stream goes and comes back with other, fewer events: its
     // sequences now mean other messages.
-    sys.js.delete_stream("GW_EVENTS").await?;
-    ensure_stream(&sys.js).await?;
+    sys.admin.delete_stream("GW_EVENTS").await?;
+    ensure_stream(&sys.admin).await?;
     let new = volume(&reg, 32, 700, "new");
     publish_all(&sys.js, &[tick(at(11, 0, 0))]).await?;
     let last = publish_all(&sys.js, &raw_msgs(&new)).await?;
@@ -115,7 +115,7 @@ async fn a_second_ingest_on_the_same_data_dir_stops() -> Result<()> {
     let sys = System::start().await?;
     let data = sys.work.dir.path().join("data");
     let mut second = procs::ingest(
-        &sys.nats.url(),
+        &sys.nats,
         &data,
         &sys.work.dir.path().join("logs-second"),
         &["--clock", "replay"],
@@ -204,7 +204,7 @@ async fn a_full_disk_stops_the_acks_says_why_and_heals_by_itself() -> Result<()>
     ensure!(status == 503, "healthz {status}: {h}");
     ensure!(h["problems"].to_string().contains("cannot write"), "{h}");
     // Nothing written, nothing acked: the consumer's ack floor is behind.
-    let stream = sys.js.get_stream("GW_EVENTS").await?;
+    let stream = sys.admin.get_stream("GW_EVENTS").await?;
     let mut c = stream
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>("gridwatch-ingest")
         .await

@@ -10,6 +10,7 @@ use async_nats::jetstream;
 use futures::StreamExt;
 use gridwatch_model::limits::OPEN_PER_MICROGRID;
 use gridwatch_model::stats::IngestStats;
+use gridwatch_runtime::nats_auth::Service;
 use gridwatch_tests::events::{self, at, msg, publish_all, raw, tick};
 use gridwatch_tests::procs::Nats;
 use gridwatch_tests::{registry, wait_for};
@@ -126,11 +127,11 @@ async fn what_the_server_refuses_is_set_aside_and_the_rest_flow() -> Result<()> 
     // micro-grid's is not.
     let nats = Nats::start_configured(true, "max_payload: 4096")?;
     let work = gridwatch_tests::procs::Workdir::new()?;
-    let client = async_nats::connect(nats.url()).await?;
-    let js = jetstream::new(client);
-    events::ensure_stream(&js).await?;
+    let js = jetstream::new(nats.client().await?);
+    let admin = nats.ops().await?;
+    events::ensure_stream(&admin).await?;
     let mut ingest = gridwatch_tests::procs::ingest(
-        &nats.url(),
+        &nats,
         &work.dir.path().join("data"),
         &work.logs(),
         &["--clock", "replay"],
@@ -155,13 +156,13 @@ async fn what_the_server_refuses_is_set_aside_and_the_rest_flow() -> Result<()> 
         "ingest to process everything, refuse a state and cut a dead letter",
         WAIT,
         || async {
-            let s = ingest_stats(&js).await?;
+            let s = ingest_stats(&admin).await?;
             (s.last_seq >= last && s.states_refused > 0 && s.dead_truncated == 1).then_some(s)
         },
     )
     .await?;
     // The micro-grid's state went out.
-    let kv = js.get_key_value("GW_STATE").await?;
+    let kv = admin.get_key_value("GW_STATE").await?;
     let state: Value = serde_json::from_slice(
         &kv.get(format!("node.{mg}"))
             .await?
@@ -169,7 +170,7 @@ async fn what_the_server_refuses_is_set_aside_and_the_rest_flow() -> Result<()> 
     )?;
     ensure!(state["patrol"]["patrols_today"] == 1, "{}", state["patrol"]);
     // The dead letter is in GW_DLQ, cut to fit, saying how long it was.
-    let dlq = js.get_stream("GW_DLQ").await?;
+    let dlq = admin.get_stream("GW_DLQ").await?;
     let c = dlq
         .create_consumer(jetstream::consumer::pull::Config::default())
         .await?;
@@ -207,19 +208,17 @@ async fn a_state_the_server_does_not_permit_is_given_up_and_the_rest_flow() -> R
     // Ingest's user may not write the district's state: the server drops
     // the put and nothing comes back (no ack, while connected).
     let denied = "$KV.GW_STATE.node.beilun";
-    let conf = format!(
-        "authorization {{ users = [ {{ user: gw, password: gw, permissions: {{ publish: {{ deny: [\"{denied}\"] }} }} }} ] }}"
-    );
-    let nats = Nats::start_configured(true, &conf)?;
-    let url = format!("nats://gw:gw@127.0.0.1:{}", nats.port);
+    let nats = Nats::start_tweaked(true, "", &|s, p| {
+        if s == Service::Ingest {
+            p.publish_deny.push(denied.into());
+        }
+    })?;
     let work = gridwatch_tests::procs::Workdir::new()?;
-    let client = async_nats::ConnectOptions::with_user_and_password("gw".into(), "gw".into())
-        .connect(nats.url())
-        .await?;
-    let js = jetstream::new(client);
-    events::ensure_stream(&js).await?;
+    let js = jetstream::new(nats.client().await?);
+    let admin = nats.ops().await?;
+    events::ensure_stream(&admin).await?;
     let mut ingest = gridwatch_tests::procs::ingest(
-        &url,
+        &nats,
         &work.dir.path().join("data"),
         &work.logs(),
         &["--clock", "replay"],
@@ -244,12 +243,12 @@ async fn a_state_the_server_does_not_permit_is_given_up_and_the_rest_flow() -> R
         "the denied state to be given up",
         Duration::from_secs(150),
         || async {
-            let s = ingest_stats(&js).await?;
+            let s = ingest_stats(&admin).await?;
             (s.last_seq >= last && s.states_refused > 0).then_some(())
         },
     )
     .await?;
-    let kv = js.get_key_value("GW_STATE").await?;
+    let kv = admin.get_key_value("GW_STATE").await?;
     let state: Value = serde_json::from_slice(
         &kv.get(format!("node.{mg}"))
             .await?

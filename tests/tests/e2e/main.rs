@@ -4,6 +4,7 @@
 //! independent recount of the raw events the test published. One binary,
 //! by topic:
 //!
+//! - [`access`]: NATS users with least privilege (a forged state refused);
 //! - [`system`]: one running system (nats-server, ingest, backend) and
 //!   helpers shared by the tests;
 //! - [`pipeline`]: exact counts through duplicates, disorder and dead
@@ -22,6 +23,7 @@
 //! - [`browser`]: the wall, the tablet and the district page in headless
 //!   Chromium.
 
+mod access;
 mod browser;
 mod faults;
 mod files;

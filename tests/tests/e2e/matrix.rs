@@ -36,7 +36,7 @@ impl Replay {
     async fn start(limit: usize, rate: u32) -> Result<Replay> {
         let sys = System::start().await?;
         let sim = procs::sim(
-            &sys.nats.url(),
+            &sys.nats,
             &sys.work.logs(),
             &[
                 "--date",
@@ -69,7 +69,7 @@ impl Replay {
             .wait_all_processed()
             .await
             .with_context(|| format!("after {fault}"))?;
-        let (code, out) = procs::recount(&self.sys.nats.url(), &["--sample", "30"])?;
+        let (code, out) = procs::recount(&self.sys.nats, &["--sample", "30"])?;
         ensure!(
             code == 0,
             "{fault}: the recount differs (exit {code}):\n{out}"
@@ -127,7 +127,7 @@ async fn ingest_stopped_past_the_ack_wait_then_continued() -> Result<()> {
     // JetStream redelivers what was in flight.
     r.sys.ingest.terminate();
     r.sys.ingest = procs::ingest_with_env(
-        &r.sys.nats.url(),
+        &r.sys.nats,
         &r.sys.work.dir.path().join("data"),
         &r.sys.work.logs(),
         &["--clock", "replay"],
@@ -211,10 +211,18 @@ struct Follower {
     reconnects: AtomicU64,
 }
 
-async fn follow(port: u16, f: Arc<Follower>, stop: tokio_util::sync::CancellationToken) {
+async fn follow(
+    port: u16,
+    token: String,
+    f: Arc<Follower>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let url = format!("ws://127.0.0.1:{port}/ws");
     while !stop.is_cancelled() {
-        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+        let Ok(req) = gridwatch_tests::ws_request(&url, &token, &[]) else {
+            return;
+        };
+        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(req).await else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
@@ -280,7 +288,7 @@ async fn backend_restarted_with_a_thousand_clients() -> Result<()> {
         .collect();
     let tasks: Vec<_> = followers
         .iter()
-        .map(|f| tokio::spawn(follow(port, f.clone(), stop.clone())))
+        .map(|f| tokio::spawn(follow(port, r.sys.token(), f.clone(), stop.clone())))
         .collect();
     wait_for("every client's first snapshot", WAIT, || async {
         for f in &followers {
@@ -295,7 +303,7 @@ async fn backend_restarted_with_a_thousand_clients() -> Result<()> {
     // The backend goes (kill -9) and comes back on the same port.
     r.sys.backend.kill_hard();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    r.sys.backend = procs::backend(&r.sys.nats.url(), port, &r.sys.work.logs())?;
+    r.sys.backend = procs::backend(&r.sys.nats, port, &r.sys.work.logs())?;
     r.finish("backend killed -9 and restarted under 1,000 clients")
         .await?;
     // Every client is back and holds exactly what the state API serves.

@@ -54,7 +54,7 @@ async fn both_metrics_endpoints_pass_promtool_and_carry_process_metrics() -> Res
     let port = free_port()?;
     let listen = format!("127.0.0.1:{port}");
     sys.ingest = procs::ingest_with_env(
-        &sys.nats.url(),
+        &sys.nats,
         &sys.work.dir.path().join("data"),
         &sys.work.logs(),
         &["--clock", "replay"],
@@ -85,7 +85,10 @@ async fn both_metrics_endpoints_pass_promtool_and_carry_process_metrics() -> Res
             .then_some(t)
     })
     .await?;
-    let backend = get_text(&format!("{}/metrics", sys.http.base)).await?;
+    // The backend's takes an admin's token (as Prometheus scrapes it).
+    let (status, backend) = sys.http.get("/metrics").await?;
+    ensure!(status == 200, "the backend's /metrics: HTTP {status}");
+    let backend = backend.as_str().unwrap_or_default().to_string();
     for (who, text) in [("ingest", &ingest), ("backend", &backend)] {
         let said = promtool(text)?;
         ensure!(

@@ -177,7 +177,7 @@ async fn exact_counts_duplicates_out_of_order_and_dead_letters() -> Result<()> {
     }
 
     // Every bad event is in GW_DLQ with its reason and its original bytes.
-    let dlq = sys.js.get_stream("GW_DLQ").await?;
+    let dlq = sys.admin.get_stream("GW_DLQ").await?;
     let n = dlq.get_info().await?.state.messages;
     ensure!(
         n == bad.len() as u64,

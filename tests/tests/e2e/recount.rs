@@ -3,6 +3,7 @@
 //! equal, and it finds a state that was tampered with.
 
 use anyhow::{Result, ensure};
+use gridwatch_runtime::nats_auth::Service;
 use gridwatch_tests::procs;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -12,9 +13,8 @@ use crate::system::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recount_finds_the_states_equal_and_a_tampered_one_not() -> Result<()> {
     let sys = System::start().await?;
-    let url = sys.nats.url();
     let mut sim = procs::sim(
-        &url,
+        &sys.nats,
         &sys.work.logs(),
         &[
             "--date",
@@ -34,14 +34,16 @@ async fn the_recount_finds_the_states_equal_and_a_tampered_one_not() -> Result<(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     sys.wait_all_processed().await?;
-    let (code, out) = procs::recount(&url, &["--sample", "40"])?;
+    let (code, out) = procs::recount(&sys.nats, &["--sample", "40"])?;
     ensure!(code == 0, "recount exited {code}:\n{out}");
     ensure!(
         out.contains("beilun/daqi (as of") && out.contains("recount: equal"),
         "{out}"
     );
-    // Somebody changes a street's state by hand: the recount says so.
-    let kv = sys.js.get_key_value("GW_STATE").await?;
+    // Somebody with ingest's key changes a street's state by hand (no
+    // other NATS user may write it): the recount says so.
+    let insider = async_nats::jetstream::new(sys.nats.client_as(Service::Ingest).await?);
+    let kv = insider.get_key_value("GW_STATE").await?;
     let key = "node.beilun/daqi";
     let mut state: Value = serde_json::from_slice(
         &kv.get(key)
@@ -51,7 +53,7 @@ async fn the_recount_finds_the_states_equal_and_a_tampered_one_not() -> Result<(
     let n = state["patrol"]["patrols_today"].as_u64().unwrap_or(0);
     state["patrol"]["patrols_today"] = (n + 1).into();
     kv.put(key, serde_json::to_vec(&state)?.into()).await?;
-    let (code, out) = procs::recount(&url, &["--node", "beilun/daqi"])?;
+    let (code, out) = procs::recount(&sys.nats, &["--node", "beilun/daqi"])?;
     ensure!(
         code == 1,
         "recount exited {code} on a tampered state:\n{out}"

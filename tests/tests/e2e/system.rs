@@ -21,8 +21,12 @@ pub struct System {
     pub backend: Proc,
     pub port: u16,
     pub http: Http,
+    /// JetStream as the `replay` user: the test publishes events and
+    /// clock ticks like the field and the simulator.
     pub js: jetstream::Context,
     pub client: async_nats::Client,
+    /// JetStream as `ops`: streams, the state bucket, the DLQ.
+    pub admin: jetstream::Context,
 }
 
 impl System {
@@ -33,21 +37,19 @@ impl System {
     /// A system on a server started by the caller.
     pub async fn start_on(nats: Nats) -> Result<System> {
         let work = Workdir::new()?;
-        let client = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connect(nats.url())
-            .await?;
+        let client = nats.client().await?;
         let js = jetstream::new(client.clone());
-        ensure_stream(&js).await?;
+        let admin = nats.ops().await?;
+        ensure_stream(&admin).await?;
         let ingest = procs::ingest(
-            &nats.url(),
+            &nats,
             &work.dir.path().join("data"),
             &work.logs(),
             &["--clock", "replay"],
         )?;
         let port = free_port()?;
-        let backend = procs::backend(&nats.url(), port, &work.logs())?;
-        let http = Http::new(port);
+        let backend = procs::backend(&nats, port, &work.logs())?;
+        let http = Http::with_token(port, &nats.accounts()?.admin.token);
         // Ready when the backend has the district's state.
         wait_for("the district state", WAIT, || async {
             http.state("beilun").await.ok()
@@ -62,12 +64,13 @@ impl System {
             http,
             js,
             client,
+            admin,
         })
     }
 
     pub fn restart_ingest(&mut self) -> Result<()> {
         self.ingest = procs::ingest(
-            &self.nats.url(),
+            &self.nats,
             &self.work.dir.path().join("data"),
             &self.work.logs(),
             &["--clock", "replay"],
@@ -75,8 +78,16 @@ impl System {
         Ok(())
     }
 
+    /// The admin's API token.
+    pub fn token(&self) -> String {
+        self.nats
+            .accounts()
+            .map(|a| a.admin.token.clone())
+            .unwrap_or_default()
+    }
+
     pub async fn stream_last_seq(&self) -> Result<u64> {
-        let s = self.js.get_stream("GW_EVENTS").await?;
+        let s = self.admin.get_stream("GW_EVENTS").await?;
         Ok(s.get_info().await?.state.last_sequence)
     }
 

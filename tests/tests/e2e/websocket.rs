@@ -22,8 +22,9 @@ struct WsClient {
 }
 
 impl WsClient {
-    async fn connect(port: u16) -> Result<WsClient> {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
+    async fn connect(port: u16, token: &str) -> Result<WsClient> {
+        let req = gridwatch_tests::ws_request(&format!("ws://127.0.0.1:{port}/ws"), token, &[])?;
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
         Ok(WsClient {
             ws,
             states: Default::default(),
@@ -96,7 +97,7 @@ async fn websocket_snapshot_then_deltas_match_rest_and_resume() -> Result<()> {
     let sys = System::start().await?;
     let reg = registry()?;
     let evs = volume(&reg, 3, 3_000, "w");
-    let mut client = WsClient::connect(sys.port).await?;
+    let mut client = WsClient::connect(sys.port, &sys.token()).await?;
     client
         .send(json!({"type": "subscribe", "node": "beilun"}))
         .await?;
@@ -131,7 +132,7 @@ async fn websocket_snapshot_then_deltas_match_rest_and_resume() -> Result<()> {
         rest_seq > old_seq,
         "the district did not move on ({old_seq} → {rest_seq})"
     );
-    let mut again = WsClient::connect(sys.port).await?;
+    let mut again = WsClient::connect(sys.port, &sys.token()).await?;
     again.states.insert("beilun".into(), (old_seq, old_state));
     again
         .send(json!({"type": "subscribe", "node": "beilun", "resume_from": old_seq}))
