@@ -4,10 +4,11 @@
 //! HTTP helpers, event builders and an independent recount of what the
 //! state API must show.
 //!
-//! Modules: [`procs`] (processes, NATS users, accounts), [`events`]
-//! (building and publishing events), [`people`] (signing in in a browser),
-//! [`recount`] (expected numbers from raw events).
+//! Modules: [`procs`] (processes, NATS users), [`accounts`] (people),
+//! [`events`] (building and publishing events), [`people`] (signing in in
+//! a browser), [`recount`] (expected numbers from raw events).
 
+pub mod accounts;
 pub mod events;
 pub mod people;
 pub mod procs;

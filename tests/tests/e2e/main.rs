@@ -4,7 +4,8 @@
 //! independent recount of the raw events the test published. One binary,
 //! by topic:
 //!
-//! - [`access`]: NATS users with least privilege (a forged state refused);
+//! - [`access`]: sign-in, roles and scopes, the route × role matrix, NATS
+//!   users with least privilege (a forged state refused);
 //! - [`system`]: one running system (nats-server, ingest, backend) and
 //!   helpers shared by the tests;
 //! - [`pipeline`]: exact counts through duplicates, disorder and dead
