@@ -109,9 +109,13 @@ const SAMPLE_JS: &str = "const frames = window.__gw_frames || []; window.__gw_fr
 
 /// The tablet's first live frame in a fresh profile; `throttle` emulates
 /// the poor Wi-Fi through chromedriver's network conditions.
-async fn first_frame(driver: &str, port: u16, throttle: bool) -> Result<FirstFrame> {
+async fn first_frame(driver: &str, port: u16, throttle: bool, session: &str) -> Result<FirstFrame> {
     let c = browser(driver, (1024, 768)).await?;
     let r = async {
+        // Daqi's supervisor signed in earlier (the cookie kept): the
+        // tablet's own first frame, the app's files not yet cached.
+        gridwatch_tests::people::carry_session(&c, &format!("http://127.0.0.1:{port}"), session)
+            .await?;
         if throttle {
             let sid = c.session_id().await?.context("a WebDriver session")?;
             let (latency, down, up) = POOR_WIFI;
@@ -206,6 +210,16 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
         },
         stop.clone(),
     );
+    // The wall signs in with its device link, the tablet as Daqi's
+    // supervisor (sessions taken once, carried into each fresh browser).
+    let accounts = stack.nats.accounts()?.clone();
+    let wall = gridwatch_tests::Http::device_cookie(stack.port, &accounts.wall_link).await?;
+    let supervisor = gridwatch_tests::Http::sign_in(
+        stack.port,
+        &accounts.supervisor.user,
+        &accounts.supervisor.password,
+    )
+    .await?;
     let measure = async {
         let started = Instant::now();
         let mut samples = Vec::new();
@@ -220,6 +234,7 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
                 let page = Phase {
                     driver: &driver,
                     port: stack.port,
+                    session: &wall,
                     measuring,
                     started,
                     until_s,
@@ -231,7 +246,7 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
         let feeds = feeds(&frames);
         let mut first = Vec::new();
         for throttle in [false, true] {
-            first.push(first_frame(&driver, stack.port, throttle).await?);
+            first.push(first_frame(&driver, stack.port, throttle, &supervisor).await?);
         }
         anyhow::Ok(BrowserFigures {
             samples,
@@ -255,6 +270,8 @@ pub async fn run(reg: &Registry, play: &Play, sample_s: u64) -> Result<BrowserFi
 struct Phase<'a> {
     driver: &'a str,
     port: u16,
+    /// The wall's session cookie.
+    session: &'a str,
     measuring: bool,
     started: Instant,
     until_s: f64,
@@ -276,6 +293,8 @@ impl Phase<'_> {
         samples: &mut Vec<Sample>,
     ) -> Result<Vec<Value>> {
         let query = if self.measuring { "?perf=1" } else { "" };
+        let base = format!("http://127.0.0.1:{}", self.port);
+        gridwatch_tests::people::carry_session(c, &base, self.session).await?;
         c.goto(&format!("http://127.0.0.1:{}/wall{query}", self.port))
             .await?;
         until(

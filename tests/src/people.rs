@@ -52,3 +52,17 @@ pub async fn open_device_link(c: &Client, base: &str, link: &str) -> Result<()> 
     })
     .await
 }
+
+/// Gives the browser a session it signed in to before (`gw_session=…`,
+/// from [`crate::Http::sign_in`] or [`crate::Http::device_cookie`])
+/// without loading the app, so its cache stays cold: a benchmark of the
+/// first frame in a fresh profile measures the screen, not the sign-in.
+pub async fn carry_session(c: &Client, base: &str, cookie: &str) -> Result<()> {
+    let (name, value) = cookie.split_once('=').context("a cookie is name=value")?;
+    // A cookie is set for the page's origin: open a tiny page of it first.
+    c.goto(&format!("{base}/healthz")).await?;
+    let mut k = fantoccini::cookies::Cookie::new(name.to_string(), value.to_string());
+    k.set_path("/");
+    c.add_cookie(k).await?;
+    Ok(())
+}
