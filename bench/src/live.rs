@@ -83,7 +83,9 @@ impl Stack {
         }
         let port = procs::free_port()?;
         let backend = procs::backend(&nats, port, &logs)?;
-        let _ = TOKEN.set(nats.accounts()?.admin.token.clone());
+        if let Ok(mut t) = TOKEN.write() {
+            t.clone_from(&nats.accounts()?.admin.token);
+        }
         Ok(Stack {
             nats,
             ingest,
@@ -308,14 +310,16 @@ pub struct Seen {
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The API token every bench socket sends (the backend checks who is
-/// asking; the baseline server ignores the header, so both get it).
-static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// asking; the baseline server ignores the header, so both get it): the
+/// admin's of the newest stack (each stack has its own users).
+static TOKEN: std::sync::RwLock<String> = std::sync::RwLock::new(String::new());
 
 /// The WebSocket request to `url`, with the bench's token once a stack set it.
 pub fn ws_request(url: &str) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let mut req = url.into_client_request()?;
-    if let Some(t) = TOKEN.get() {
+    let t = TOKEN.read().map(|t| t.clone()).unwrap_or_default();
+    if !t.is_empty() {
         req.headers_mut()
             .insert("authorization", format!("Bearer {t}").parse()?);
     }

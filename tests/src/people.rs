@@ -58,11 +58,16 @@ pub async fn open_device_link(c: &Client, base: &str, link: &str) -> Result<()> 
 /// without loading the app, so its cache stays cold: a benchmark of the
 /// first frame in a fresh profile measures the screen, not the sign-in.
 pub async fn carry_session(c: &Client, base: &str, cookie: &str) -> Result<()> {
-    let (name, value) = cookie.split_once('=').context("a cookie is name=value")?;
+    anyhow::ensure!(cookie.contains('='), "a cookie is name=value");
     // A cookie is set for the page's origin: open a tiny page of it first.
+    // (ChromeDriver refuses WebDriver's add-cookie without a domain, and a
+    // domain that is an IP address; the page sets it instead. Not
+    // HttpOnly then, which the server does not need to read it.)
     c.goto(&format!("{base}/healthz")).await?;
-    let mut k = fantoccini::cookies::Cookie::new(name.to_string(), value.to_string());
-    k.set_path("/");
-    c.add_cookie(k).await?;
+    c.execute(
+        "document.cookie = arguments[0] + '; path=/; SameSite=Strict';",
+        vec![serde_json::Value::String(cookie.to_string())],
+    )
+    .await?;
     Ok(())
 }

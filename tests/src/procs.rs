@@ -50,7 +50,7 @@ pub(crate) fn binary(name: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
-fn nats_server_bin() -> PathBuf {
+pub fn nats_server_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
         return PathBuf::from(p);
     }

@@ -1,6 +1,7 @@
 //! Access: who may see and do what.
 //!
-//! - [`nats`]: NATS users with least privilege (a forged state refused);
+//! - [`nats`]: NATS users with least privilege (a forged state refused),
+//!   and docker-compose's NATS with TLS;
 //! - [`matrix`]: every route × every role, personal data, the CSP;
 //! - [`sessions`]: sign-in and out, expiry, revocation, throttling, the
 //!   audit trail, the socket's scope, Origin and cap;
