@@ -24,6 +24,7 @@ command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
 command -v wasm-opt >/dev/null 2>&1 || need_pkgs+=(binaryen)
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 [ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto 2>/dev/null | grep -qi cjk || need_pkgs+=(fonts-noto-cjk)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
