@@ -1,0 +1,9 @@
+//! Gridwatch's reminders (issue 15's `gridwatch-notify`): at every full
+//! local hour until 16:00, one digest per responsible group of its open
+//! incidents and supervision orders, to the group's DingTalk custom robot.
+//!
+//! Modules:
+//! - [`dingtalk`]: the robot's wire — signing a webhook, the markdown
+//!   message, what its answers mean.
+
+pub mod dingtalk;
