@@ -5,6 +5,7 @@
 //!
 //! Modules:
 //! - [`auth`]: roles, scopes down the tree, who is signed in.
+//! - [`deadline`]: when incidents and supervision orders are due.
 //! - [`ids`]: node ids, levels and zone classes.
 //! - [`event`]: the v1 event envelope and its kind-specific bodies, parsed once
 //!   at the edge into typed values.
@@ -23,6 +24,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod deadline;
 pub mod event;
 pub mod fmt;
 pub mod ids;
