@@ -63,6 +63,21 @@ pub fn record(
     }
 }
 
+/// Stores a session: its cookie's secret, or 503 when NATS cannot take it.
+async fn open_session(app: &AppState, s: Session) -> Result<String, ApiError> {
+    app.auth.sessions.create(s).await.map_err(|e| {
+        tracing::error!(error = %e, "storing a session");
+        ApiError::Unavailable("cannot open a session now: try again".into())
+    })
+}
+
+/// Audits a sign-in that did not happen, and why.
+async fn signin_failed(app: &AppState, user: &str, peer: &SocketAddr, why: &str) {
+    app.audit
+        .record(record(user, None, peer, "signin_failed", None, why))
+        .await;
+}
+
 /// A hash to check unknown accounts against, so that they take as long as
 /// known ones.
 fn decoy() -> &'static str {
@@ -93,16 +108,7 @@ pub async fn create(
     let keys = vec![format!("user:{}", req.user), format!("ip:{}", peer.ip())];
     let wait = app.auth.throttle.wait(&keys, Instant::now());
     if !wait.is_zero() {
-        app.audit
-            .record(record(
-                &req.user,
-                None,
-                &peer,
-                "signin_failed",
-                None,
-                "throttled",
-            ))
-            .await;
+        signin_failed(&app, &req.user, &peer, "throttled").await;
         return Err(ApiError::TooManyRequests {
             message: "too many failed sign-ins: wait and try again".into(),
             retry_after_s: wait.as_secs().max(1),
@@ -125,16 +131,7 @@ pub async fn create(
     let Some(user) = user.filter(|_| ok) else {
         app.auth.throttle.failed(&keys, Instant::now());
         metrics::counter!("gridwatch_signins_total", "outcome" => "failed").increment(1);
-        app.audit
-            .record(record(
-                &req.user,
-                None,
-                &peer,
-                "signin_failed",
-                None,
-                "bad credentials",
-            ))
-            .await;
+        signin_failed(&app, &req.user, &peer, "bad credentials").await;
         return Err(ApiError::Unauthorized("wrong user name or password".into()));
     };
     app.auth.throttle.succeeded(&keys);
@@ -147,15 +144,7 @@ pub async fn create(
         expires_ms: now + life.as_millis() as i64,
         from: peer.ip().to_string(),
     };
-    let secret = app
-        .auth
-        .sessions
-        .create(session.clone())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "storing a session");
-            ApiError::Unavailable("cannot open a session now: try again".into())
-        })?;
+    let secret = open_session(&app, session.clone()).await?;
     metrics::counter!("gridwatch_signins_total", "outcome" => "ok").increment(1);
     app.audit
         .record(record(
@@ -244,21 +233,17 @@ pub async fn device(
     };
     let life = Duration::from_secs(app.cfg.wall_session_days.max(1) * 86_400);
     let now = chrono::Utc::now().timestamp_millis();
-    let secret = app
-        .auth
-        .sessions
-        .create(Session {
+    let secret = open_session(
+        &app,
+        Session {
             holder: Holder::Wall(wall.id.clone()),
             tag: String::new(),
             created_ms: now,
             expires_ms: now + life.as_millis() as i64,
             from: peer.ip().to_string(),
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "storing a wall session");
-            ApiError::Unavailable("cannot open a session now: try again".into())
-        })?;
+        },
+    )
+    .await?;
     app.audit
         .record(record(
             &wall.name,
