@@ -90,6 +90,13 @@ pub fn why_text_as(w: &Why, lang: Lang, public: bool) -> String {
         Why::At { name, why, .. } => format!("{name}：{}", why_text_as(why, lang, public)),
         Why::RedInAll { count } => format!("共 {count} 个红色微网格"),
         Why::AmberBelow { count } => format!("{count} 个黄色微网格"),
+        Why::IncidentOverdue {
+            incident_id, due, ..
+        } => format!("事件 {incident_id} 超时未办结（应于 {due} 前）"),
+        Why::TransferOverdue { incident_id } => {
+            format!("二级事件 {incident_id} 超 6 小时未上报")
+        }
+        Why::OrderOverdue { number, due } => format!("督办单 {number} 超时未整改（应于 {due} 前）"),
     }
 }
 

@@ -86,6 +86,8 @@ pub struct Config {
     /// `wall` (default) or `replay` (now = newest applied event time).
     pub clock: ClockMode,
     pub status: StatusConfig,
+    /// The disposal loop's rules: orders' due times, incident labels.
+    pub disposal: crate::disposal::DisposalConfig,
     /// After SIGINT or SIGTERM, the process exits within this many seconds
     /// even when its work is stuck (NATS gone, a publish failing).
     pub shutdown_s: u64,
@@ -126,6 +128,7 @@ impl Default for Config {
             metrics_listen: "127.0.0.1:9190".into(),
             ack_wait_s: 30,
             status: StatusConfig::default(),
+            disposal: Default::default(),
             shutdown_s: gridwatch_runtime::shutdown::DEFAULT_SHUTDOWN_S,
         }
     }

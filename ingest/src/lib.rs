@@ -8,11 +8,15 @@
 //!   [`error`]: the crate's error. Config loading, tracing, signals, the
 //!   NATS connection and publish retries are `gridwatch_runtime`'s.
 //! - [`validate`]: one message → a valid event or a DLQ reason.
-//! - [`state`]: the exact live state and how an event changes it.
+//! - [`state`]: the exact live state and how an event changes it;
+//!   [`disposal`]: the incident lifecycle by tier and the supervision
+//!   orders (numbers, due times, rectify, reopen).
 //! - [`aggregate`]: polars batch folding and roll-ups into node states.
 //! - [`board`]: the testing board (samples per 10 minutes, busiest sites).
 //! - [`items`]: every open flag and incident of each micro-grid, served a
-//!   page at a time on `gw.ingest.items`.
+//!   page at a time on `gw.ingest.items`, every open one under a node on
+//!   `gw.ingest.open`, and what became of a tablet's action on
+//!   `gw.ingest.outcome`.
 //! - [`checkpoint`], [`journal`], [`history`]: durability (snapshots and
 //!   the journal between them) and Parquet history.
 //! - The pipeline, one way: [`consumer`] → [`processor`] → [`publisher`],
@@ -26,6 +30,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod consumer;
+pub mod disposal;
 pub mod error;
 pub mod history;
 pub mod items;
@@ -48,7 +53,8 @@ pub use error::IngestError;
 /// Runs ingest until `shutdown` is cancelled or a part fails.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestError> {
     let registry = Arc::new(gridwatch_runtime::registry::load(cfg.registry.as_deref())?);
-    let topo = state::Topology::new(&registry);
+    cfg.disposal.check().map_err(IngestError::Config)?;
+    let topo = state::Topology::new(&registry).with_rules(cfg.disposal.clone());
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| IngestError::Io {
         path: cfg.data_dir.display().to_string(),
         source: e,

@@ -7,14 +7,14 @@
 //! here but returned as [`Row`]s; the batch aggregates them with polars into
 //! per-minute buckets ([`crate::aggregate::fold_batch`]).
 
-use gridwatch_model::event::{
-    EventBody, Findings, FlagKind, IncidentAction, ParseError, Reason, VideoAction,
-};
-use gridwatch_model::limits::OPEN_PER_MICROGRID;
+use chrono::{DateTime, Datelike};
+use gridwatch_model::event::{EventBody, Findings, ParseError, Reason};
 use gridwatch_model::{Registry, Zone};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
+use crate::disposal::DisposalConfig;
+pub use crate::disposal::{IncidentRec, OpenFlag};
 use crate::validate::Valid;
 
 /// Per-minute counts of one micro-grid; also one row of Parquet history.
@@ -77,26 +77,9 @@ pub struct Mg {
     pub open_flags: u32,
     /// Incidents open on it now.
     pub open_incidents: u32,
-}
-
-/// An open video flag.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct OpenFlag {
-    pub mg: u32,
-    pub kind: FlagKind,
-    pub raised: i64,
-    pub severity: u8,
-}
-
-/// An incident and where it stands.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct IncidentRec {
-    pub mg: u32,
-    pub level: u8,
-    pub category: String,
-    pub reported: i64,
-    pub last_action: IncidentAction,
-    pub resolved: Option<i64>,
+    /// (resolved at, minutes from the report) of incidents resolved
+    /// recently.
+    pub resolved: Vec<(i64, f64)>,
 }
 
 /// A zone designation on a node.
@@ -138,17 +121,21 @@ pub enum Outcome {
     DeadLetter(ParseError),
 }
 
-/// Maps registry nodes to micro-grid ordinals and back.
+/// Maps registry nodes to micro-grid ordinals and back, with the paths
+/// the disposal loop moves incidents along and its rules.
 #[derive(Clone, Debug)]
 pub struct Topology {
     /// Registry index of each micro-grid ordinal.
     pub mg_node: Vec<u32>,
     /// Micro-grid ordinal of each registry index (`u32::MAX` for others).
     pub ordinal: Vec<u32>,
+    /// The path (district … micro-grid) of each micro-grid ordinal.
+    pub paths: Vec<[u32; 5]>,
+    pub rules: DisposalConfig,
 }
 
 impl Topology {
-    /// Builds the maps for a registry.
+    /// Builds the maps for a registry, with the default loop rules.
     pub fn new(reg: &Registry) -> Self {
         let mut ordinal = vec![u32::MAX; reg.nodes.len()];
         for (o, &n) in reg.microgrids.iter().enumerate() {
@@ -157,7 +144,19 @@ impl Topology {
         Self {
             mg_node: reg.microgrids.clone(),
             ordinal,
+            paths: reg
+                .microgrids
+                .iter()
+                .map(|&i| reg.node(i).mg.as_ref().map(|m| m.path).unwrap_or_default())
+                .collect(),
+            rules: DisposalConfig::default(),
         }
+    }
+
+    /// The same maps with these loop rules.
+    pub fn with_rules(mut self, rules: DisposalConfig) -> Self {
+        self.rules = rules;
+        self
     }
 }
 
@@ -173,8 +172,12 @@ pub struct LiveState {
     /// Event id → event time, for dedupe within the allowed lateness.
     pub seen: HashMap<String, i64>,
     pub mgs: Vec<Mg>,
+    /// Supervision orders by flag id: open ones, and rectified ones for a
+    /// while (a reopen needs them).
     pub flags: HashMap<String, OpenFlag>,
     pub incidents: HashMap<String, IncidentRec>,
+    /// Local day (`YYYYMMDD`) → orders numbered that day.
+    pub orders_per_day: BTreeMap<u32, u32>,
     /// Registry index → the designation in force on that node (the
     /// history of designations is the stream's `gw.ev.zone.>` itself).
     pub zones: HashMap<u32, Designation>,
@@ -191,10 +194,6 @@ pub struct LiveState {
     /// written before it existed still load.
     #[serde(skip)]
     pub sites: Vec<Option<String>>,
-}
-
-fn conflict(detail: String) -> Outcome {
-    Outcome::DeadLetter(ParseError::new(Reason::Conflict, detail))
 }
 
 impl LiveState {
@@ -246,106 +245,16 @@ impl LiveState {
                     }
                 }
             }
-            EventBody::Video(vid) => match vid.action {
-                VideoAction::Raised => {
-                    if self.flags.contains_key(&vid.flag_id) {
-                        return conflict(format!("flag `{}` is already open", vid.flag_id));
-                    }
-                    let m = &mut self.mgs[mg as usize];
-                    if m.open_flags as usize >= OPEN_PER_MICROGRID {
-                        return conflict(format!(
-                            "the micro-grid has {OPEN_PER_MICROGRID} flags open, the most it holds"
-                        ));
-                    }
-                    m.open_flags += 1;
-                    self.flags.insert(
-                        vid.flag_id.clone(),
-                        OpenFlag {
-                            mg,
-                            kind: vid.flag,
-                            raised: ts,
-                            severity: vid.severity,
-                        },
-                    );
-                    counts.raised = 1;
+            EventBody::Video(vid) => {
+                if let Err(e) = self.apply_video(vid, mg, ts, topo, &mut counts) {
+                    return Outcome::DeadLetter(e);
                 }
-                VideoAction::Rectified => {
-                    let Some(open) = self.flags.get(&vid.flag_id) else {
-                        return conflict(format!(
-                            "flag `{}` is not open: it was never raised or is already rectified",
-                            vid.flag_id
-                        ));
-                    };
-                    if open.mg != mg {
-                        return conflict(format!(
-                            "flag `{}` was raised on another micro-grid",
-                            vid.flag_id
-                        ));
-                    }
-                    if ts < open.raised {
-                        return conflict(format!(
-                            "flag `{}` rectified before it was raised",
-                            vid.flag_id
-                        ));
-                    }
-                    let minutes = (ts - open.raised) as f64 / 60.0;
-                    self.flags.remove(&vid.flag_id);
-                    let m = &mut self.mgs[mg as usize];
-                    m.open_flags = m.open_flags.saturating_sub(1);
-                    m.rectified.push((ts, minutes));
-                    counts.rectified = 1;
+            }
+            EventBody::Incident(inc) => {
+                if let Err(e) = self.apply_incident(inc, mg, ts, v.to, topo, &mut counts) {
+                    return Outcome::DeadLetter(e);
                 }
-            },
-            EventBody::Incident(inc) => match inc.action {
-                IncidentAction::Reported => {
-                    if self.incidents.contains_key(&inc.incident_id) {
-                        return conflict(format!(
-                            "incident `{}` was already reported",
-                            inc.incident_id
-                        ));
-                    }
-                    let m = &mut self.mgs[mg as usize];
-                    if m.open_incidents as usize >= OPEN_PER_MICROGRID {
-                        return conflict(format!(
-                            "the micro-grid has {OPEN_PER_MICROGRID} incidents open, the most it holds"
-                        ));
-                    }
-                    m.open_incidents += 1;
-                    self.incidents.insert(
-                        inc.incident_id.clone(),
-                        IncidentRec {
-                            mg,
-                            level: inc.level,
-                            category: inc.category.clone(),
-                            reported: ts,
-                            last_action: IncidentAction::Reported,
-                            resolved: None,
-                        },
-                    );
-                    counts.reported = 1;
-                }
-                action => {
-                    let Some(rec) = self.incidents.get_mut(&inc.incident_id) else {
-                        return conflict(format!(
-                            "incident `{}` was never reported",
-                            inc.incident_id
-                        ));
-                    };
-                    if rec.resolved.is_some() {
-                        return conflict(format!(
-                            "incident `{}` is already resolved",
-                            inc.incident_id
-                        ));
-                    }
-                    rec.last_action = action;
-                    if action == IncidentAction::Resolved {
-                        rec.resolved = Some(ts);
-                        counts.resolved = 1;
-                        let m = &mut self.mgs[rec.mg as usize];
-                        m.open_incidents = m.open_incidents.saturating_sub(1);
-                    }
-                }
-            },
+            }
             EventBody::Zone(z) => {
                 let d = Designation {
                     ts,
@@ -402,14 +311,16 @@ impl LiveState {
 
     /// Drops what no window or "today" can need any more: ids and buckets
     /// older than the allowed lateness plus two local days, and incidents
-    /// resolved longer ago than the allowed lateness (an event about one
-    /// is refused as a conflict before and after: "already resolved" or
-    /// "never reported"). Open flags stay until rectified; a rectified
-    /// flag is dropped at once.
+    /// resolved and orders rectified longer ago than the allowed lateness
+    /// (an event about one is refused as a conflict before and after:
+    /// "already resolved" or "never reported"; an order can be reopened
+    /// that long). Open ones stay until closed.
     pub fn prune(&mut self, now: i64, lateness_s: i64) {
         let closed_before = now - lateness_s;
         self.incidents
             .retain(|_, inc| inc.resolved.is_none_or(|r| r >= closed_before));
+        self.flags
+            .retain(|_, o| o.rectified.is_none_or(|r| r >= closed_before));
         let keep_from = now - lateness_s.max(2 * 86400) - 3600;
         self.seen.retain(|_, ts| *ts >= keep_from);
         let min_from = keep_from.div_euclid(60);
@@ -424,6 +335,13 @@ impl LiveState {
             m.recent_patrols.retain(|(t, _)| *t > now - 2 * 3600);
             m.recent_samples.retain(|(t, _)| *t > now - 600);
             m.rectified.retain(|(t, _)| *t >= keep_from);
+            m.resolved.retain(|(t, _)| *t >= keep_from);
+        }
+        // Numbering of a day stays while an event of that day is accepted.
+        if let Some(d) = DateTime::from_timestamp(keep_from, 0) {
+            let d = gridwatch_model::time::local_date(d);
+            let key = d.year().max(0) as u32 * 10_000 + d.month() * 100 + d.day();
+            self.orders_per_day = self.orders_per_day.split_off(&key);
         }
     }
 }
@@ -453,8 +371,12 @@ mod tests {
             level: 2,
             category: "c".into(),
             reported: 0,
-            last_action: IncidentAction::Reported,
+            last_action: gridwatch_model::event::IncidentAction::Reported,
             resolved,
+            owner: 0,
+            transferred: None,
+            due: 0,
+            label: None,
         };
         let now = 10 * 86_400;
         s.incidents.insert("open".into(), rec(None));

@@ -14,6 +14,8 @@ pub struct Valid {
     pub node: u32,
     /// Event time, Unix seconds (floored).
     pub ts: i64,
+    /// Registry index of an incident transfer's target (`to`).
+    pub to: Option<u32>,
 }
 
 /// Time rules, in seconds.
@@ -88,5 +90,22 @@ pub fn validate(
             ));
         }
     }
-    Ok(Valid { event, node, ts })
+    let to = match &event.body {
+        gridwatch_model::event::EventBody::Incident(inc) => match &inc.to {
+            Some(t) => Some(registry.lookup(t).ok_or_else(|| {
+                ParseError::new(
+                    Reason::UnknownNode,
+                    format!("`to` node `{t}` is not in the registry"),
+                )
+            })?),
+            None => None,
+        },
+        _ => None,
+    };
+    Ok(Valid {
+        event,
+        node,
+        ts,
+        to,
+    })
 }

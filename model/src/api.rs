@@ -243,6 +243,112 @@ pub struct ItemsQuery {
     pub offset: usize,
     /// At most [`ITEMS_PAGE_MAX`].
     pub limit: usize,
+    /// Only the item with this id (a flag id or an incident id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The NATS subject ingest answers [`OpenQuery`]s on.
+pub const OPEN_SUBJECT: &str = "gw.ingest.open";
+/// The most items of each kind an [`OpenList`] holds.
+pub const OPEN_LIST_MAX: usize = 500;
+
+/// Every open incident and order under a node, asked for (a tablet's
+/// tasks, a reminder's digest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenQuery {
+    pub node: String,
+    /// At most [`OPEN_LIST_MAX`] of each kind.
+    pub limit: usize,
+}
+
+/// An open incident and the micro-grid it belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenIncident {
+    pub node: String,
+    #[serde(flatten)]
+    pub incident: IncidentOpen,
+}
+
+/// An open supervision order and the micro-grid it belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenOrder {
+    pub node: String,
+    #[serde(flatten)]
+    pub order: FlagOpen,
+}
+
+/// The open incidents and orders under a node, the soonest due first (so
+/// the overdue lead), at most `limit` of each; the totals count them all.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenList {
+    pub node: String,
+    pub incidents_total: u64,
+    pub orders_total: u64,
+    pub incidents: Vec<OpenIncident>,
+    pub orders: Vec<OpenOrder>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The NATS subject ingest answers [`OutcomeQuery`]s on: what became of an
+/// action a tablet sent, by its event id.
+pub const OUTCOME_SUBJECT: &str = "gw.ingest.outcome";
+
+/// What became of one event, asked by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeQuery {
+    pub id: String,
+}
+
+/// Ingest's answer to an [`OutcomeQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Applied: the states it changes are on their way.
+    Applied,
+    /// Refused, with the dead-letter reason and why.
+    Rejected { reason: String, detail: String },
+    /// Not seen (yet): still in the stream, or older than ingest recalls.
+    Unknown,
+}
+
+/// A tablet reports an incident on a micro-grid (`POST /api/v1/incidents`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportIncident {
+    pub node: String,
+    pub level: u8,
+    pub category: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A step on an incident or an order from a tablet
+/// (`POST /api/v1/incidents/<id>/<step>`, `POST /api/v1/orders/<flag id>/<step>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The micro-grid the item belongs to.
+    pub node: String,
+    #[serde(default)]
+    pub note: String,
+    /// A transfer's target: a node above the one that holds the incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// The answer to an action: applied, or sent and not applied yet
+/// (`pending`: the tablet shows it as such and the state will follow).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionAnswer {
+    /// `applied` or `pending`.
+    pub status: String,
+    /// The event the action became (its id is derived from the
+    /// `Idempotency-Key`, so a retry is the same event).
+    pub event_id: String,
+    /// The incident id, or the flag id of an order.
+    pub item: String,
 }
 
 /// A page of open items, the most urgent first: flags by sealed-zone exits

@@ -237,6 +237,19 @@ impl FlagKind {
 pub enum VideoAction {
     Raised,
     Rectified,
+    /// A supervisor reopens a rectified order after re-inspection.
+    Reopened,
+}
+
+impl VideoAction {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoAction::Raised => "raised",
+            VideoAction::Rectified => "rectified",
+            VideoAction::Reopened => "reopened",
+        }
+    }
 }
 
 /// A video-patrol flag raised or rectified.
@@ -247,6 +260,12 @@ pub struct Video {
     pub flag: FlagKind,
     pub action: VideoAction,
     pub severity: u8,
+    /// The acting user (a step taken from a tablet); empty from a camera.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
+    /// What was done, or why the order is reopened.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Steps of the incident loop.
@@ -259,6 +278,18 @@ pub enum IncidentAction {
     Resolved,
 }
 
+impl IncidentAction {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentAction::Reported => "reported",
+            IncidentAction::Acknowledged => "acknowledged",
+            IncidentAction::Transferred => "transferred",
+            IncidentAction::Resolved => "resolved",
+        }
+    }
+}
+
 /// An incident report or a step in its handling.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
@@ -268,6 +299,13 @@ pub struct Incident {
     pub category: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// The acting user (a step taken from a tablet).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
+    /// The node a `transferred` step hands the incident to: an ancestor of
+    /// the node that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// A zone designation on any node.
@@ -345,6 +383,8 @@ struct Wire {
     level: Option<u64>,
     category: Option<String>,
     note: Option<String>,
+    by: Option<String>,
+    to: Option<String>,
     // zone
     zone: Option<Zone>,
     reason: Option<String>,
@@ -502,9 +542,10 @@ impl Wire {
                 let action = match need(self.action, k, "action")?.as_str() {
                     "raised" => VideoAction::Raised,
                     "rectified" => VideoAction::Rectified,
+                    "reopened" => VideoAction::Reopened,
                     other => {
                         return Err(ParseError::schema(format!(
-                            "video: field `action` must be raised or rectified, not `{other}`"
+                            "video: field `action` must be raised, rectified or reopened, not `{other}`"
                         )));
                     }
                 };
@@ -513,7 +554,7 @@ impl Wire {
                         need(self.flag, k, "flag")?,
                         need(self.severity, k, "severity")?,
                     ),
-                    VideoAction::Rectified => (
+                    VideoAction::Rectified | VideoAction::Reopened => (
                         self.flag.unwrap_or(FlagKind::Other),
                         self.severity.unwrap_or(1),
                     ),
@@ -527,6 +568,8 @@ impl Wire {
                     flag,
                     action,
                     severity: within(limits::SEVERITY, severity)?,
+                    by: short(limits::VIDEO_BY, self.by.unwrap_or_default())?,
+                    note: short(limits::VIDEO_NOTE, self.note.unwrap_or_default())?,
                 })
             }
             EventKind::Incident => {
@@ -559,7 +602,24 @@ impl Wire {
                             _ => self.category.unwrap_or_default(),
                         },
                     )?,
-                    note: short(limits::NOTE, self.note.unwrap_or_default())?,
+                    note: {
+                        let note = short(limits::NOTE, self.note.unwrap_or_default())?;
+                        if action == IncidentAction::Resolved && note.trim().is_empty() {
+                            return Err(ParseError::schema(
+                                "incident: a `resolved` step needs a `note` saying how",
+                            ));
+                        }
+                        note
+                    },
+                    by: short(limits::INCIDENT_BY, self.by.unwrap_or_default())?,
+                    to: match (action, self.to) {
+                        (IncidentAction::Transferred, None) => {
+                            return Err(ParseError::schema(
+                                "incident: a `transferred` step needs `to`, the node it goes to",
+                            ));
+                        }
+                        (_, to) => to.map(|t| short(limits::TO, t)).transpose()?,
+                    },
                 })
             }
             EventKind::Zone => EventBody::Zone(ZoneChange {
@@ -653,10 +713,10 @@ mod tests {
                 serde_json::json!({"site":"s","interval_s":600,"samples":10,"queue":2,"staff":3})
             }
             "video" => {
-                serde_json::json!({"camera":"c","flag_id":"f","flag":"gathering","action":"raised","severity":2})
+                serde_json::json!({"camera":"c","flag_id":"f","flag":"gathering","action":"raised","severity":2,"by":"u","note":"n"})
             }
             "incident" => {
-                serde_json::json!({"incident_id":"i","action":"reported","level":2,"category":"c","note":"n"})
+                serde_json::json!({"incident_id":"i","action":"reported","level":2,"category":"c","note":"n","by":"u","to":"beilun"})
             }
             _ => serde_json::json!({"zone":"sealed","reason":"r"}),
         };
@@ -674,6 +734,37 @@ mod tests {
             None => v[field] = value,
         }
         Event::parse(&serde_json::to_vec(&v).expect("json"), Some(kind))
+    }
+
+    #[test]
+    fn a_transfer_needs_a_target_and_a_resolution_a_note() {
+        let step = |action: &str, extra: &str| {
+            let s = format!(
+                r#"{{"v":1,"kind":"incident","id":"e","ts":"2022-10-15T09:30:00+08:00","node":"beilun/daqi/x/g01/m01","incident_id":"i","action":"{action}"{extra}}}"#
+            );
+            Event::parse(s.as_bytes(), Some("incident"))
+        };
+        let e = step("transferred", "").expect_err("no target");
+        assert!(e.detail.contains("`to`"), "{e}");
+        let ok = step("transferred", r#","to":"beilun/daqi","by":"li""#).expect("a transfer");
+        let EventBody::Incident(inc) = &ok.body else {
+            panic!("not an incident")
+        };
+        assert_eq!(
+            (inc.to.as_deref(), inc.by.as_str()),
+            (Some("beilun/daqi"), "li")
+        );
+        assert_eq!(Event::parse(&ok.to_json(), None).expect("roundtrip"), ok);
+        assert!(step("resolved", "").is_err());
+        assert!(step("resolved", r#","note":"  ""#).is_err());
+        step("resolved", r#","note":"done""#).expect("resolved with a note");
+        // An old reader's event, without `by` or `to`, serializes as before.
+        let old = step("acknowledged", "").expect("acknowledged");
+        let json = String::from_utf8(old.to_json()).expect("utf-8");
+        assert!(
+            !json.contains("\"by\"") && !json.contains("\"to\""),
+            "{json}"
+        );
     }
 
     #[test]

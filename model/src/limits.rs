@@ -77,9 +77,16 @@ pub const INCIDENT_ID: Length = length("incident", "incident_id", 64);
 pub const CATEGORY: Length = length("incident", "category", 128);
 pub const NOTE: Length = length("incident", "note", 2_048);
 pub const REASON: Length = length("zone", "reason", 512);
+/// The acting user of a step taken from a tablet.
+pub const INCIDENT_BY: Length = length("incident", "by", 64);
+/// The node an incident is transferred to.
+pub const TO: Length = length("incident", "to", 128);
+pub const VIDEO_BY: Length = length("video", "by", 64);
+/// What was done to rectify, or why an order is reopened.
+pub const VIDEO_NOTE: Length = length("video", "note", 2_048);
 
 /// Every text limit but `id`'s, in the order the README lists them.
-pub const LENGTHS: [Length; 9] = [
+pub const LENGTHS: [Length; 13] = [
     NODE,
     TEAM,
     SITE,
@@ -89,6 +96,10 @@ pub const LENGTHS: [Length; 9] = [
     CATEGORY,
     NOTE,
     REASON,
+    INCIDENT_BY,
+    TO,
+    VIDEO_BY,
+    VIDEO_NOTE,
 ];
 
 /// Flags, and incidents, open on one micro-grid at once: one more raised

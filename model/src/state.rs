@@ -43,6 +43,9 @@ pub struct ZoneAgg {
     pub samples_today: u64,
     pub completion_today: f64,
     pub flags_open: u64,
+    /// Incidents open in micro-grids of this class.
+    #[serde(default)]
+    pub incidents_open: u64,
     pub red: u32,
     pub amber: u32,
 }
@@ -109,7 +112,9 @@ pub struct TestingAgg {
     pub eta_min: Option<u64>,
 }
 
-/// Video-patrol aggregates.
+/// Video-patrol aggregates. Every raised flag is a supervision order
+/// (督办单): `flags_open` are the orders open, `raised_today` the orders
+/// issued today, `rectified_today` the rectifications today.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VideoAgg {
     pub flags_open: u64,
@@ -117,6 +122,9 @@ pub struct VideoAgg {
     pub rectified_today: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_rectify_min: Option<f64>,
+    /// Orders open past their due time (by severity).
+    #[serde(default)]
+    pub overdue: u64,
 }
 
 /// Incident aggregates.
@@ -127,6 +135,19 @@ pub struct IncidentAgg {
     pub open_by_level: [u64; 4],
     pub reported_today: u64,
     pub resolved_today: u64,
+    /// Open past their due time (16:00 local of the report day, or the
+    /// next day's for a report at 16:00 or later).
+    #[serde(default)]
+    pub overdue: u64,
+    /// Open level-2 incidents not transferred up within 6 h of the report.
+    #[serde(default)]
+    pub transfer_overdue: u64,
+    /// Open, not overdue, and due at or before the coming 16:00.
+    #[serde(default)]
+    pub due_before_16: u64,
+    /// Median minutes from report to resolution of those resolved today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_resolve_min: Option<f64>,
 }
 
 /// Summary of a child node.
@@ -167,6 +188,17 @@ pub enum Why {
     RedInAll { count: u64 },
     /// Amber micro-grids below a node.
     AmberBelow { count: u64 },
+    /// An incident open past its due time (`due`: local `HH:MM`), held
+    /// by `owner` (a node id).
+    IncidentOverdue {
+        incident_id: String,
+        owner: String,
+        due: String,
+    },
+    /// A level-2 incident not transferred up within 6 h of its report.
+    TransferOverdue { incident_id: String },
+    /// A supervision order open past its due time.
+    OrderOverdue { number: String, due: String },
 }
 
 impl std::fmt::Display for Why {
@@ -181,6 +213,20 @@ impl std::fmt::Display for Why {
             Why::At { node, why, .. } => write!(f, "{why} at {node}"),
             Why::RedInAll { count } => write!(f, "{count} red micro-grids in all"),
             Why::AmberBelow { count } => write!(f, "{count} amber micro-grid(s)"),
+            Why::IncidentOverdue {
+                incident_id,
+                owner,
+                due,
+            } => write!(f, "incident {incident_id} overdue since {due} at {owner}"),
+            Why::TransferOverdue { incident_id } => {
+                write!(
+                    f,
+                    "level-2 incident {incident_id} not transferred within 6 h"
+                )
+            }
+            Why::OrderOverdue { number, due } => {
+                write!(f, "supervision order {number} overdue since {due}")
+            }
         }
     }
 }
@@ -202,6 +248,15 @@ pub struct FlagOpen {
     pub severity: u8,
     /// When it was raised (RFC 3339, +08:00).
     pub raised: String,
+    /// Its supervision order's number, e.g. `督-20221015-0001`.
+    #[serde(default)]
+    pub number: String,
+    /// When the order is due (RFC 3339, +08:00).
+    #[serde(default)]
+    pub due: String,
+    /// Reopened after a re-inspection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reopened: bool,
 }
 
 /// An open incident of a micro-grid.
@@ -213,6 +268,19 @@ pub struct IncidentOpen {
     /// When it was reported (RFC 3339, +08:00).
     pub reported: String,
     pub last_action: IncidentAction,
+    /// The node that holds it now: its grid, the district centre for
+    /// level 3 and above, or where it was transferred to.
+    #[serde(default)]
+    pub owner: String,
+    /// When it is due (RFC 3339, +08:00).
+    #[serde(default)]
+    pub due: String,
+    /// For a level-2 incident not transferred yet: when it must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_due: Option<String>,
+    /// The category rules' label (level 3 and above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// What only a micro-grid's own state carries: since when its zone holds,

@@ -85,6 +85,13 @@ impl<'a> Classifier<'a> {
                 return Message::Dead(Reason::Future);
             }
         }
+        // A transfer's target must be a node (above it is the fold's to say).
+        if let gridwatch_model::event::EventBody::Incident(inc) = &ev.body
+            && let Some(to) = &inc.to
+            && self.reg.lookup(to).is_none()
+        {
+            return Message::Dead(Reason::UnknownNode);
+        }
         match serde_json::to_value(&ev) {
             Ok(v) => Message::Event(v),
             Err(_) => Message::Dead(Reason::Malformed),

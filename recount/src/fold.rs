@@ -17,16 +17,37 @@ pub struct Recount<'a> {
     as_of: DateTime<FixedOffset>,
     seen: HashSet<String>,
     events: Vec<Value>,
-    /// Open flag id → (micro-grid, raised at).
-    open_flags: HashMap<String, (String, DateTime<FixedOffset>)>,
-    /// Incident id → (micro-grid, resolved).
-    incidents: HashMap<String, (String, bool)>,
+    /// Flag id → its supervision order.
+    orders: HashMap<String, Order>,
+    /// Incident id → where it stands.
+    incidents: HashMap<String, Inc>,
     /// Open flags and open incidents of each micro-grid.
     open_count: HashMap<String, (usize, usize)>,
     /// What became of each event: applied, duplicates, conflicts.
     pub applied: u64,
     pub duplicates: u64,
     pub conflicts: u64,
+}
+
+/// A supervision order as the rules describe it.
+struct Order {
+    node: String,
+    /// Raised, or reopened last.
+    opened: DateTime<FixedOffset>,
+    severity: u8,
+    open: bool,
+}
+
+/// An incident as the rules describe it.
+struct Inc {
+    node: String,
+    level: u8,
+    reported: DateTime<FixedOffset>,
+    /// The node id that holds it.
+    owner: String,
+    acknowledged: bool,
+    transferred: bool,
+    resolved: bool,
 }
 
 /// What became of one valid event.
@@ -65,7 +86,7 @@ impl<'a> Recount<'a> {
             as_of,
             seen: HashSet::new(),
             events: Vec::new(),
-            open_flags: HashMap::new(),
+            orders: HashMap::new(),
             incidents: HashMap::new(),
             open_count: HashMap::new(),
             applied: 0,
@@ -102,59 +123,115 @@ impl<'a> Recount<'a> {
             return Verdict::Duplicate;
         }
         let node = ev["node"].as_str().unwrap_or_default().to_string();
-        match ev["kind"].as_str() {
-            Some("video") => {
-                let flag = ev["flag_id"].as_str().unwrap_or_default().to_string();
-                match ev["action"].as_str() {
-                    Some("raised") => {
-                        let open = self.open_count.entry(node.clone()).or_default();
-                        if self.open_flags.contains_key(&flag) || open.0 >= OPEN_PER_MICROGRID {
-                            return Verdict::Conflict;
-                        }
-                        open.0 += 1;
-                        self.open_flags.insert(flag, (node, ts(ev)));
-                    }
-                    _ => match self.open_flags.get(&flag) {
-                        Some((on, raised)) if *on == node && ts(ev) >= *raised => {
-                            self.open_flags.remove(&flag);
-                            if let Some(open) = self.open_count.get_mut(&node) {
-                                open.0 -= 1;
-                            }
-                        }
-                        _ => return Verdict::Conflict,
-                    },
-                }
-            }
-            Some("incident") => {
-                let inc = ev["incident_id"].as_str().unwrap_or_default().to_string();
-                match ev["action"].as_str() {
-                    Some("reported") => {
-                        let open = self.open_count.entry(node.clone()).or_default();
-                        if self.incidents.contains_key(&inc) || open.1 >= OPEN_PER_MICROGRID {
-                            return Verdict::Conflict;
-                        }
-                        open.1 += 1;
-                        self.incidents.insert(inc, (node, false));
-                    }
-                    Some(a) => match self.incidents.get_mut(&inc) {
-                        Some((on, resolved)) if !*resolved => {
-                            if a == "resolved" {
-                                *resolved = true;
-                                if let Some(open) = self.open_count.get_mut(on.as_str()) {
-                                    open.1 -= 1;
-                                }
-                            }
-                        }
-                        _ => return Verdict::Conflict,
-                    },
-                    None => return Verdict::Conflict,
-                }
-            }
-            _ => {}
+        let ok = match ev["kind"].as_str() {
+            Some("video") => self.video(ev, node),
+            Some("incident") => self.incident(ev, node),
+            _ => true,
+        };
+        if !ok {
+            return Verdict::Conflict;
         }
         self.seen.insert(id);
         self.events.push(ev.clone());
         Verdict::Applied
+    }
+
+    /// Whether a video event fits its order (and takes it if so).
+    fn video(&mut self, ev: &Value, node: String) -> bool {
+        let flag = ev["flag_id"].as_str().unwrap_or_default().to_string();
+        let t = ts(ev);
+        let count = self.open_count.entry(node.clone()).or_default();
+        match (ev["action"].as_str(), self.orders.get_mut(&flag)) {
+            (Some("raised"), None) if count.0 < OPEN_PER_MICROGRID => {
+                count.0 += 1;
+                let severity = ev["severity"].as_u64().unwrap_or(1) as u8;
+                self.orders.insert(
+                    flag,
+                    Order {
+                        node,
+                        opened: t,
+                        severity,
+                        open: true,
+                    },
+                );
+                true
+            }
+            (Some("rectified"), Some(o)) if o.node == node && t >= o.opened && o.open => {
+                o.open = false;
+                count.0 -= 1;
+                true
+            }
+            (Some("reopened"), Some(o))
+                if o.node == node && t >= o.opened && !o.open && count.0 < OPEN_PER_MICROGRID =>
+            {
+                o.open = true;
+                o.opened = t;
+                count.0 += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether an incident step fits where the incident stands (and takes
+    /// it if so): reported once; then acknowledged (not twice in a row),
+    /// transferred strictly up from its holder, resolved once.
+    fn incident(&mut self, ev: &Value, node: String) -> bool {
+        let id = ev["incident_id"].as_str().unwrap_or_default().to_string();
+        let t = ts(ev);
+        let count = self.open_count.entry(node.clone()).or_default();
+        let action = ev["action"].as_str().unwrap_or_default();
+        if action == "reported" {
+            if self.incidents.contains_key(&id) || count.1 >= OPEN_PER_MICROGRID {
+                return false;
+            }
+            count.1 += 1;
+            let level = ev["level"].as_u64().unwrap_or(1) as u8;
+            // beilun/<street>/<community>/<grid>/<micro-grid>
+            let owner = match level {
+                0..=2 => node
+                    .rsplit_once('/')
+                    .map_or(node.clone(), |(g, _)| g.to_string()),
+                _ => "beilun".to_string(),
+            };
+            self.incidents.insert(
+                id,
+                Inc {
+                    node,
+                    level,
+                    reported: t,
+                    owner,
+                    acknowledged: false,
+                    transferred: false,
+                    resolved: false,
+                },
+            );
+            return true;
+        }
+        let Some(inc) = self.incidents.get_mut(&id) else {
+            return false;
+        };
+        if inc.node != node || inc.resolved || t < inc.reported {
+            return false;
+        }
+        match action {
+            "acknowledged" if !inc.acknowledged => inc.acknowledged = true,
+            "transferred" => {
+                let to = ev["to"].as_str().unwrap_or_default();
+                if to == inc.owner || !under(&inc.owner, to) {
+                    return false;
+                }
+                inc.owner = to.to_string();
+                inc.transferred = true;
+                inc.acknowledged = false;
+            }
+            "resolved" => {
+                inc.resolved = true;
+                count.1 -= 1;
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// The replay clock after these events: the newest event time (the
@@ -233,16 +310,45 @@ impl<'a> Recount<'a> {
                 *entry = (t, q, is_today(&e));
             }
         }
-        let flags_open = self
-            .open_flags
+        let utc = |t: DateTime<FixedOffset>| t.with_timezone(&chrono::Utc);
+        let now = utc(as_of);
+        let orders: Vec<&Order> = self
+            .orders
             .values()
-            .filter(|(n, _)| under(n, node))
-            .count() as u64;
-        let open_incidents = self
+            .filter(|o| o.open && under(&o.node, node))
+            .collect();
+        let flags_open = orders.len() as u64;
+        let order_due = gridwatch_model::deadline::OrderDue::default();
+        let orders_overdue = orders
+            .iter()
+            .filter(|o| now > order_due.due(utc(o.opened), o.severity))
+            .count();
+        let open: Vec<&Inc> = self
             .incidents
             .values()
-            .filter(|(n, resolved)| !resolved && under(n, node))
-            .count() as u64;
+            .filter(|i| !i.resolved && under(&i.node, node))
+            .collect();
+        let open_incidents = open.len() as u64;
+        let mut by_level = [0u64; 4];
+        for i in &open {
+            by_level[usize::from(i.level.clamp(1, 4)) - 1] += 1;
+        }
+        let due = |i: &Inc| gridwatch_model::deadline::incident_due(utc(i.reported));
+        // The coming 16:00 (at 16:00:00 sharp, that one).
+        let next_16 = gridwatch_model::deadline::incident_due(now - chrono::Duration::seconds(1));
+        let overdue = open.iter().filter(|i| now > due(i)).count();
+        let due_before_16 = open
+            .iter()
+            .filter(|i| now <= due(i) && due(i) <= next_16)
+            .count();
+        let transfer_overdue = open
+            .iter()
+            .filter(|i| {
+                i.level == 2
+                    && !i.transferred
+                    && now > gridwatch_model::deadline::transfer_due(utc(i.reported))
+            })
+            .count();
         let zones = self.zones();
         let mut by_zone: HashMap<String, (u64, u64)> = HashMap::new();
         let mut population = 0;
@@ -287,8 +393,17 @@ impl<'a> Recount<'a> {
                 "flags_open": flags_open,
                 "raised_today": kind("video").filter(is_today).filter(|e| e["action"] == "raised").count(),
                 "rectified_today": kind("video").filter(is_today).filter(|e| e["action"] == "rectified").count(),
+                "overdue": orders_overdue,
             },
-            "incidents": {"open": open_incidents},
+            "incidents": {
+                "open": open_incidents,
+                "open_by_level": by_level,
+                "overdue": overdue,
+                "due_before_16": due_before_16,
+                "transfer_overdue": transfer_overdue,
+                "reported_today": kind("incident").filter(is_today).filter(|e| e["action"] == "reported").count(),
+                "resolved_today": kind("incident").filter(is_today).filter(|e| e["action"] == "resolved").count(),
+            },
         })
     }
 }

@@ -147,6 +147,8 @@ pub fn permissions(service: Service, n: &Names, inbox: &str) -> Permissions {
             p.push("gw.dlq.>".into());
             let mut sub = inbox;
             sub.push(gridwatch_model::api::ITEMS_SUBJECT.into());
+            sub.push(gridwatch_model::api::OUTCOME_SUBJECT.into());
+            sub.push(gridwatch_model::api::OPEN_SUBJECT.into());
             Permissions {
                 publish_allow: p,
                 subscribe_allow: sub,
@@ -163,6 +165,11 @@ pub fn permissions(service: Service, n: &Names, inbox: &str) -> Permissions {
             p.push("gw.audit.>".into());
             p.push("gw.cmd.>".into());
             p.push(gridwatch_model::api::ITEMS_SUBJECT.into());
+            p.push(gridwatch_model::api::OUTCOME_SUBJECT.into());
+            p.push(gridwatch_model::api::OPEN_SUBJECT.into());
+            // Tablets' actions, as events (ingest applies them like any).
+            p.push("gw.ev.incident.>".into());
+            p.push("gw.ev.video.>".into());
             Permissions {
                 publish_allow: p,
                 subscribe_allow: inbox,

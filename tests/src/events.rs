@@ -98,7 +98,7 @@ pub fn video(
     )
 }
 
-/// An incident step.
+/// An incident step (a resolution with its note, as the wire requires).
 pub fn incident(
     id: &str,
     ts: DateTime<FixedOffset>,
@@ -109,7 +109,7 @@ pub fn incident(
 ) -> Value {
     merge(
         base("incident", id, ts, node),
-        json!({"incident_id": incident_id, "action": action, "level": level, "category": "medical"}),
+        json!({"incident_id": incident_id, "action": action, "level": level, "category": "medical", "note": "已处置 handled"}),
     )
 }
 

@@ -61,6 +61,7 @@ pub async fn get(
         kind: q.kind,
         offset: q.offset,
         limit,
+        id: None,
     };
     let body = serde_json::to_vec(&query).map_err(|e| ApiError::Internal(e.to_string()))?;
     let reply = tokio::time::timeout(ANSWER_WITHIN, app.nats.request(ITEMS_SUBJECT, body.into()))

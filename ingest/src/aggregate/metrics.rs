@@ -3,6 +3,7 @@
 //! status with reasons, and what only the micro-grid's own state shows.
 
 use chrono::DateTime;
+use gridwatch_model::deadline::{TRANSFER_WITHIN, incident_due};
 use gridwatch_model::event::{FlagKind, IncidentAction};
 use gridwatch_model::state::{FlagOpen, IncidentOpen, MgDetail, Status, Why};
 use gridwatch_model::time::{local_date, start_of_local_day, to_local_rfc3339};
@@ -27,6 +28,8 @@ pub struct MgMetrics {
     pub exit_flags: usize,
     /// Minutes each flag rectified today was open.
     pub rectify_min: Vec<f64>,
+    /// Minutes from report to resolution of each incident resolved today.
+    pub resolve_min: Vec<f64>,
     pub status: Status,
     pub why: Vec<Why>,
     /// What only the micro-grid's own state shows.
@@ -46,26 +49,48 @@ pub struct Own {
     pub incidents: Vec<OwnIncident>,
 }
 
-/// (id, kind, severity, raised).
-pub type OwnFlag = (String, FlagKind, u8, i64);
-/// (id, level, category, reported, last action).
-pub type OwnIncident = (String, u8, String, i64, IncidentAction);
+/// An open flag (a supervision order), times as Unix seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnFlag {
+    pub id: String,
+    pub kind: FlagKind,
+    pub severity: u8,
+    pub raised: i64,
+    pub number: String,
+    pub due: i64,
+    pub reopened: bool,
+}
+
+/// An open incident, times as Unix seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnIncident {
+    pub id: String,
+    pub level: u8,
+    pub category: String,
+    pub reported: i64,
+    pub last: IncidentAction,
+    /// The node id that holds it.
+    pub owner: String,
+    pub due: i64,
+    pub transfer_due: Option<i64>,
+    pub label: Option<String>,
+}
 
 /// Flags, the most urgent first: sealed-zone exits, then by severity
 /// (highest first), then the oldest, then by id.
 pub fn flag_urgency(f: &OwnFlag) -> impl Ord + '_ {
     (
-        f.1 != FlagKind::SealedExit,
-        std::cmp::Reverse(f.2),
-        f.3,
-        &f.0,
+        f.kind != FlagKind::SealedExit,
+        std::cmp::Reverse(f.severity),
+        f.raised,
+        &f.id,
     )
 }
 
 /// Incidents, the most urgent first: by level (highest first), then the
 /// oldest, then by id.
 pub fn incident_urgency(i: &OwnIncident) -> impl Ord + '_ {
-    (std::cmp::Reverse(i.1), i.3, &i.0)
+    (std::cmp::Reverse(i.level), i.reported, &i.id)
 }
 
 fn t(ts: i64) -> String {
@@ -73,23 +98,30 @@ fn t(ts: i64) -> String {
 }
 
 /// A flag as states and the items API show it.
-pub fn flag_open((id, kind, severity, raised): &OwnFlag) -> FlagOpen {
+pub fn flag_open(f: &OwnFlag) -> FlagOpen {
     FlagOpen {
-        flag_id: id.clone(),
-        kind: *kind,
-        severity: *severity,
-        raised: t(*raised),
+        flag_id: f.id.clone(),
+        kind: f.kind,
+        severity: f.severity,
+        raised: t(f.raised),
+        number: f.number.clone(),
+        due: t(f.due),
+        reopened: f.reopened,
     }
 }
 
 /// An incident as states and the items API show it.
-pub fn incident_open((id, level, category, reported, last): &OwnIncident) -> IncidentOpen {
+pub fn incident_open(i: &OwnIncident) -> IncidentOpen {
     IncidentOpen {
-        incident_id: id.clone(),
-        level: *level,
-        category: category.clone(),
-        reported: t(*reported),
-        last_action: *last,
+        incident_id: i.id.clone(),
+        level: i.level,
+        category: i.category.clone(),
+        reported: t(i.reported),
+        last_action: i.last,
+        owner: i.owner.clone(),
+        due: t(i.due),
+        transfer_due: i.transfer_due.map(t),
+        label: i.label.clone(),
     }
 }
 
@@ -117,6 +149,19 @@ impl Own {
     }
 }
 
+/// The deadline figures of one micro-grid at "now".
+#[derive(Clone, Debug, Default)]
+struct Late {
+    incidents_overdue: u64,
+    transfer_overdue: u64,
+    due_before_16: u64,
+    orders_overdue: u64,
+    /// Red: incidents overdue, level-2 ones not gone up in time.
+    red: Vec<Why>,
+    /// Amber: orders overdue.
+    amber: Vec<Why>,
+}
+
 /// Open flags and incidents of every micro-grid, gathered in one pass over
 /// the live state's maps.
 struct Open {
@@ -126,45 +171,97 @@ struct Open {
     flags_of: HashMap<u32, Vec<OwnFlag>>,
     by_level: Vec<[u64; 4]>,
     incidents_of: HashMap<u32, Vec<OwnIncident>>,
+    late: HashMap<u32, Late>,
 }
 
 impl Open {
-    fn gather(live: &LiveState, microgrids: usize) -> Open {
+    fn gather(reg: &Registry, live: &LiveState, microgrids: usize, now: i64) -> Open {
         let mut open = Open {
             flags: vec![0; microgrids],
             sealed_exits: HashMap::new(),
             flags_of: HashMap::new(),
             by_level: vec![[0; 4]; microgrids],
             incidents_of: HashMap::new(),
+            late: HashMap::new(),
         };
-        for (id, f) in &live.flags {
+        let hm = |ts: i64| t(ts).get(11..16).unwrap_or_default().to_string();
+        for (id, f) in live.flags.iter().filter(|(_, f)| f.is_open()) {
             open.flags[f.mg as usize] += 1;
             if f.kind == FlagKind::SealedExit {
                 open.sealed_exits.entry(f.mg).or_default().push(f.raised);
             }
-            open.flags_of
-                .entry(f.mg)
-                .or_default()
-                .push((id.clone(), f.kind, f.severity, f.raised));
+            if overdue(f.due, now) {
+                let late = open.late.entry(f.mg).or_default();
+                late.orders_overdue += 1;
+                late.amber.push(Why::OrderOverdue {
+                    number: f.number.clone(),
+                    due: hm(f.due),
+                });
+            }
+            open.flags_of.entry(f.mg).or_default().push(OwnFlag {
+                id: id.clone(),
+                kind: f.kind,
+                severity: f.severity,
+                raised: f.raised,
+                number: f.number.clone(),
+                due: f.due,
+                reopened: f.reopened,
+            });
         }
         for v in open.sealed_exits.values_mut() {
             v.sort_unstable();
         }
-        for (id, inc) in &live.incidents {
-            if inc.resolved.is_none() {
-                let l = usize::from(inc.level.clamp(1, 4)) - 1;
-                open.by_level[inc.mg as usize][l] += 1;
-                open.incidents_of.entry(inc.mg).or_default().push((
-                    id.clone(),
-                    inc.level,
-                    inc.category.clone(),
-                    inc.reported,
-                    inc.last_action,
-                ));
+        // Due at or before the coming 16:00 (at 16:00:00 sharp, that one).
+        let next_due =
+            incident_due(DateTime::from_timestamp(now - 1, 0).unwrap_or_default()).timestamp();
+        for (id, inc) in live.incidents.iter().filter(|(_, i)| i.resolved.is_none()) {
+            let l = usize::from(inc.level.clamp(1, 4)) - 1;
+            open.by_level[inc.mg as usize][l] += 1;
+            let owner = reg.node(inc.owner).id.to_string();
+            let late = open.late.entry(inc.mg).or_default();
+            if overdue(inc.due, now) {
+                late.incidents_overdue += 1;
+                late.red.push(Why::IncidentOverdue {
+                    incident_id: id.clone(),
+                    owner: owner.clone(),
+                    due: hm(inc.due),
+                });
+            } else if inc.due <= next_due {
+                late.due_before_16 += 1;
             }
+            if inc.transfer_overdue(now) {
+                late.transfer_overdue += 1;
+                late.red.push(Why::TransferOverdue {
+                    incident_id: id.clone(),
+                });
+            }
+            let waiting = inc.level == 2 && inc.transferred.is_none();
+            open.incidents_of
+                .entry(inc.mg)
+                .or_default()
+                .push(OwnIncident {
+                    id: id.clone(),
+                    level: inc.level,
+                    category: inc.category.clone(),
+                    reported: inc.reported,
+                    last: inc.last_action,
+                    owner,
+                    due: inc.due,
+                    transfer_due: waiting.then(|| inc.reported + TRANSFER_WITHIN.num_seconds()),
+                    label: inc.label.clone(),
+                });
+        }
+        // In a stable order: the map's is not.
+        for late in open.late.values_mut() {
+            late.red.sort_by_key(|w| w.to_string());
+            late.amber.sort_by_key(|w| w.to_string());
         }
         open
     }
+}
+
+fn overdue(due: i64, now: i64) -> bool {
+    now > due
 }
 
 /// Computes the metrics of the micro-grids `ords` (ordinals) at `now` into
@@ -182,7 +279,7 @@ pub fn mg_metrics(
     let now_dt = DateTime::from_timestamp(now, 0).unwrap_or_default();
     let day_start = start_of_local_day(local_date(now_dt)).timestamp();
     let (today_from, today_to) = (day_start.div_euclid(60), (day_start + 86400).div_euclid(60));
-    let mut open = Open::gather(live, topo.mg_node.len());
+    let mut open = Open::gather(reg, live, topo.mg_node.len(), now);
     for &o in ords {
         let o = o as usize;
         let mg = &live.mgs[o];
@@ -249,6 +346,17 @@ pub fn mg_metrics(
             .get(&(o as u32))
             .map_or(&[][..], Vec::as_slice);
         let by_level = open.by_level[o];
+        let late = open.late.remove(&(o as u32)).unwrap_or_default();
+        v.incidents_overdue = late.incidents_overdue;
+        v.transfer_overdue = late.transfer_overdue;
+        v.due_before_16 = late.due_before_16;
+        v.orders_overdue = late.orders_overdue;
+        let resolve_min = mg
+            .resolved
+            .iter()
+            .filter(|(ts, _)| *ts >= day_start && *ts <= now)
+            .map(|&(_, minutes)| minutes)
+            .collect();
         let judged = mg_status(
             &MgSigns {
                 zone,
@@ -257,6 +365,8 @@ pub fn mg_metrics(
                 exit_flags_raised: exits,
                 flags_open: open.flags[o],
                 serious_incidents: by_level[2] + by_level[3],
+                late_red: &late.red,
+                late_amber: &late.amber,
             },
             now,
             day_start,
@@ -282,6 +392,7 @@ pub fn mg_metrics(
             patrol_age_min: judged.patrol_age_min,
             exit_flags: exits.len(),
             rectify_min,
+            resolve_min,
             status: judged.status,
             why: judged.why,
             own,

@@ -17,7 +17,7 @@
 
 pub mod buckets;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 pub mod metrics;
 pub mod node_state;
 #[cfg(test)]

@@ -39,6 +39,7 @@ fn zone_agg(v: &Sums) -> ZoneAgg {
         samples_today: v.samples_today,
         completion_today: ratio(v.samples_today, v.population),
         flags_open: v.flags_open,
+        incidents_open: v.open_by_level().iter().sum(),
         red: v.red as u32,
         amber: v.amber as u32,
     }
@@ -248,12 +249,18 @@ pub fn compute_states(
                 raised_today: g.raised_today,
                 rectified_today: g.rectified_today,
                 median_rectify_min: rolled.medians[i as usize].map(|m| (m * 10.0).round() / 10.0),
+                overdue: g.orders_overdue,
             },
             incidents: IncidentAgg {
                 open: open.iter().sum(),
                 open_by_level: open,
                 reported_today: g.reported_today,
                 resolved_today: g.resolved_today,
+                overdue: g.incidents_overdue,
+                transfer_overdue: g.transfer_overdue,
+                due_before_16: g.due_before_16,
+                median_resolve_min: rolled.resolve_medians[i as usize]
+                    .map(|m| (m * 10.0).round() / 10.0),
             },
             status,
             reasons,

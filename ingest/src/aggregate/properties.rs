@@ -47,7 +47,7 @@ fn event(fx: &Fixture, mgs: &[u32], k: usize, p: Pick) -> (String, Value) {
             let action = ["reported", "acknowledged", "resolved"][(n % 3) as usize];
             (
                 "incident",
-                json!({"incident_id": format!("i{}", item % 6), "action": action, "level": 1 + item % 4, "category": "c"}),
+                json!({"incident_id": format!("i{}", item % 6), "action": action, "level": 1 + item % 4, "category": "c", "note": "n"}),
             )
         }
         _ => {

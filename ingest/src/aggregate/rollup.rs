@@ -114,6 +114,8 @@ pub struct Rolled {
     pub oldest: Vec<Option<i64>>,
     /// Median minutes to rectify a flag, today.
     pub medians: Vec<Option<f64>>,
+    /// Median minutes to resolve an incident, today.
+    pub resolve_medians: Vec<Option<f64>>,
 }
 
 impl Rolled {
@@ -123,6 +125,7 @@ impl Rolled {
             zones: vec![[Sums::default(); 4]; nodes],
             oldest: vec![None; nodes],
             medians: vec![None; nodes],
+            resolve_medians: vec![None; nodes],
         }
     }
 }
@@ -186,6 +189,32 @@ fn f64_by(lf: LazyFrame, key: &str, value: Expr) -> PolarsResult<HashMap<u32, f6
     Ok(out)
 }
 
+/// One row per minutes figure of every micro-grid (`of` picks which), with
+/// its path as `k0`…`k4`, for medians.
+fn minutes_frame(
+    cache: &RollupCache,
+    of: impl Fn(&MgMetrics) -> &Vec<f64>,
+) -> PolarsResult<LazyFrame> {
+    let mut rk: [Vec<u32>; 5] = Default::default();
+    let mut rmin: Vec<f64> = Vec::new();
+    for (o, m) in cache.metrics.iter().enumerate() {
+        for &minutes in of(m) {
+            for (d, k) in rk.iter_mut().enumerate() {
+                k.push(cache.paths[o][d]);
+            }
+            rmin.push(minutes);
+        }
+    }
+    let mut rcols: Vec<Column> = rk
+        .into_iter()
+        .enumerate()
+        .map(|(d, v)| Column::new(format!("k{d}").into(), v))
+        .collect();
+    let rn = rmin.len();
+    rcols.push(Column::new("minutes".into(), rmin));
+    Ok(DataFrame::new(rn, rcols)?.lazy())
+}
+
 /// The full roll-up, with polars: one row per (micro-grid, ancestor or
 /// itself), so every level rolls up in one group-by. Replaces the cache's.
 pub fn rollup_polars(cache: &mut RollupCache) -> PolarsResult<()> {
@@ -221,30 +250,11 @@ pub fn rollup_polars(cache: &mut RollupCache) -> PolarsResult<()> {
     ));
     let lf = DataFrame::new(n, cols)?.lazy();
 
-    // Minutes to rectify of the flags rectified today, for medians.
-    let mut rk: [Vec<u32>; 5] = Default::default();
-    let mut rmin: Vec<f64> = Vec::new();
-    for (o, m) in metrics.iter().enumerate() {
-        for &minutes in &m.rectify_min {
-            for (d, k) in rk.iter_mut().enumerate() {
-                k.push(cache.paths[o][d]);
-            }
-            rmin.push(minutes);
-        }
-    }
-    let mut rcols: Vec<Column> = rk
-        .into_iter()
-        .enumerate()
-        .map(|(d, v)| Column::new(format!("k{d}").into(), v))
-        .collect();
-    let rn = rmin.len();
-    rcols.push(Column::new("minutes".into(), rmin));
-    let rlf = DataFrame::new(rn, rcols)?.lazy();
-
     let mut value_cols: Vec<&str> = vec!["zone", "patrol_age"];
     value_cols.extend(Sums::COLS);
     let up = by_ancestor(&lf, &value_cols)?;
-    let rup = by_ancestor(&rlf, &["minutes"])?;
+    let rup = by_ancestor(&minutes_frame(cache, |m| &m.rectify_min)?, &["minutes"])?;
+    let sup = by_ancestor(&minutes_frame(cache, |m| &m.resolve_min)?, &["minutes"])?;
     let mut rolled = Rolled::new(cache.rolled.totals.len());
     for ((k, _), v) in sums_by(&up, &["key"])? {
         if let Some(t) = rolled.totals.get_mut(k as usize) {
@@ -263,6 +273,11 @@ pub fn rollup_polars(cache: &mut RollupCache) -> PolarsResult<()> {
     }
     for (k, v) in f64_by(rup, "key", col("minutes").median())? {
         if let Some(m) = rolled.medians.get_mut(k as usize) {
+            *m = Some(v);
+        }
+    }
+    for (k, v) in f64_by(sup, "key", col("minutes").median())? {
+        if let Some(m) = rolled.resolve_medians.get_mut(k as usize) {
             *m = Some(v);
         }
     }
@@ -290,17 +305,20 @@ fn median(v: &mut [f64]) -> Option<f64> {
 /// kept current by [`RollupCache::set`]): the figures [`rollup_polars`]
 /// gives them.
 pub fn rollup_direct(cache: &mut RollupCache, mask: &[bool]) {
-    let mut minutes = Vec::new();
+    let (mut minutes, mut resolve) = (Vec::new(), Vec::new());
     for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
         let mut oldest: Option<i64> = None;
         minutes.clear();
+        resolve.clear();
         for &o in &cache.under[i] {
             let m = &cache.metrics[o as usize];
             oldest = oldest.max(m.patrol_age_min);
             minutes.extend_from_slice(&m.rectify_min);
+            resolve.extend_from_slice(&m.resolve_min);
         }
         cache.rolled.oldest[i] = oldest;
         cache.rolled.medians[i] = median(&mut minutes);
+        cache.rolled.resolve_medians[i] = median(&mut resolve);
     }
 }
 

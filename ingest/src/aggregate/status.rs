@@ -26,6 +26,11 @@ pub struct MgSigns<'a> {
     pub flags_open: u64,
     /// Open incidents of level 3 and above.
     pub serious_incidents: u64,
+    /// Deadlines missed that make it red: incidents overdue, level-2 ones
+    /// not transferred in time.
+    pub late_red: &'a [Why],
+    /// ... and amber: supervision orders overdue.
+    pub late_amber: &'a [Why],
 }
 
 /// A micro-grid's status, its reasons and its patrol age.
@@ -51,6 +56,7 @@ pub fn mg_status(s: &MgSigns, now: i64, day_start: i64, cfg: &StatusConfig) -> J
     for r in s.exit_flags_raised {
         red.push(Why::ExitFlagOpen { since: hm(*r) });
     }
+    red.extend_from_slice(s.late_red);
     let mut patrol_age_min = None;
     if s.zone.is_closed() {
         // A patrol ahead of the clock counts as now: filtering it out
@@ -84,6 +90,7 @@ pub fn mg_status(s: &MgSigns, now: i64, day_start: i64, cfg: &StatusConfig) -> J
             count: s.serious_incidents,
         });
     }
+    amber.extend_from_slice(s.late_amber);
     let (status, why) = if !red.is_empty() {
         (Status::Red, red)
     } else if !amber.is_empty() {
@@ -141,6 +148,8 @@ mod tests {
             exit_flags_raised: &[],
             flags_open: 0,
             serious_incidents: 0,
+            late_red: &[],
+            late_amber: &[],
         }
     }
 

@@ -73,6 +73,14 @@ sums! {
     open_l4,
     reported_today,
     resolved_today,
+    /// Open incidents past their due time.
+    incidents_overdue,
+    /// Open level-2 incidents not transferred within 6 h.
+    transfer_overdue,
+    /// Open incidents due at or before the coming 16:00, not overdue.
+    due_before_16,
+    /// Open supervision orders past their due time.
+    orders_overdue,
 }
 
 impl Sums {
@@ -97,7 +105,7 @@ mod tests {
         let s = Sums::from_values(v.iter().copied());
         assert_eq!(s.values(), v);
         assert_eq!(s.microgrids, 1);
-        assert_eq!(s.resolved_today, Sums::COLS.len() as u64);
+        assert_eq!(s.orders_overdue, Sums::COLS.len() as u64);
         assert_eq!(Sums::COLS[0], "microgrids");
         let mut t = s;
         t.add(&s);

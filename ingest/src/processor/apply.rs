@@ -85,6 +85,7 @@ impl Processor {
                 Outcome::DeadLetter(e) if kind != Kind::Event => e.detail.as_str(),
                 _ => "",
             };
+            self.record_action(&msg, &outcome);
             self.journal.push(kind, seq, subject, detail, &msg.payload);
             applied_any |= matches!(outcome, Outcome::Applied(Some(_)));
             self.book(outcome, seq, subject, &msg.payload, &mut rows, out)?;
@@ -100,6 +101,33 @@ impl Processor {
         st.emit.board.fold(&rows);
         st.stats.stages.polars_batch_us += us(t);
         Ok(())
+    }
+
+    /// Records what became of an action (an incident or video event sent
+    /// with a `Nats-Msg-Id`, as the backend sends tablets' actions), for
+    /// the backend to tell the tablet. A duplicate was applied before.
+    fn record_action(&self, msg: &Message, outcome: &Outcome) {
+        let subject = msg.subject.as_str();
+        if !(subject.starts_with("gw.ev.incident.") || subject.starts_with("gw.ev.video.")) {
+            return;
+        }
+        let Some(id) = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        else {
+            return;
+        };
+        self.items.record(
+            id.as_str(),
+            match outcome {
+                Outcome::Applied(_) | Outcome::Duplicate => gridwatch_model::api::Outcome::Applied,
+                Outcome::DeadLetter(e) => gridwatch_model::api::Outcome::Rejected {
+                    reason: e.reason.as_str().to_string(),
+                    detail: e.detail.clone(),
+                },
+            },
+        );
     }
 
     /// Marks what an applied event changed: its micro-grid and the nodes

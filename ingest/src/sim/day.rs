@@ -257,19 +257,49 @@ pub fn generate(reg: &Registry, seed: u64, date: NaiveDate) -> Vec<Outgoing> {
             FlagKind::Gathering => 2,
             _ => 1,
         };
-        let video = |action| {
+        let video = |action, note: &str| {
             EventBody::Video(Video {
                 camera: camera.clone(),
                 flag_id: flag_id.clone(),
                 flag,
                 action,
                 severity,
+                by: String::new(),
+                note: note.to_string(),
             })
         };
-        g.push(raised, &id, video(VideoAction::Raised));
-        if rng.random_bool(0.93) {
-            let fix = raised + rng.random_range(5 * M..=90 * M);
-            g.push(fix, &id, video(VideoAction::Rectified));
+        g.push(raised, &id, video(VideoAction::Raised, ""));
+        // Most orders are rectified within their time (severity 3: 1 h,
+        // 2: 4 h), a few late, a few not that day; one in 25 is reopened
+        // after the re-inspection and rectified again.
+        if rng.random_bool(0.95) {
+            let within = match severity {
+                3 => 50 * M,
+                2 => 3 * H,
+                _ => 4 * H,
+            };
+            let late = rng.random_bool(0.06);
+            let fix = raised
+                + if late {
+                    rng.random_range(within..=within + 2 * H)
+                } else {
+                    rng.random_range(5 * M..=within)
+                };
+            g.push(
+                fix,
+                &id,
+                video(VideoAction::Rectified, "已整改 rectified on site"),
+            );
+            if rng.random_bool(0.04) {
+                let again = fix + rng.random_range(20 * M..=60 * M);
+                g.push(
+                    again,
+                    &id,
+                    video(VideoAction::Reopened, "复查未通过 failed re-inspection"),
+                );
+                let fixed = again + rng.random_range(10 * M..=40 * M);
+                g.push(fixed, &id, video(VideoAction::Rectified, "复查通过 passed"));
+            }
         }
     }
 
@@ -284,7 +314,9 @@ pub fn generate(reg: &Registry, seed: u64, date: NaiveDate) -> Vec<Outgoing> {
     ];
     for k in 0..(reg.microgrids.len() / 50) {
         let m = reg.microgrids[rng.random_range(0..reg.microgrids.len())];
-        let id = reg.node(m).id.to_string();
+        let info = reg.node(m);
+        let id = info.id.to_string();
+        let path = info.mg.as_ref().map(|g| g.path).unwrap_or_default();
         let level = match rng.random_range(0..100) {
             0..=59 => 1,
             60..=89 => 2,
@@ -293,41 +325,70 @@ pub fn generate(reg: &Registry, seed: u64, date: NaiveDate) -> Vec<Outgoing> {
         };
         let incident_id = format!("I{}-{k:04}", g.tag);
         let category = CATEGORIES[rng.random_range(0..CATEGORIES.len())].to_string();
-        let inc = |action, note: &str| {
+        let member = format!("网格员{:03}", rng.random_range(1..200));
+        let inc = |action, note: &str, to: Option<String>| {
             EventBody::Incident(Incident {
                 incident_id: incident_id.clone(),
                 action,
                 level,
                 category: category.clone(),
                 note: note.to_string(),
+                by: member.clone(),
+                to,
             })
         };
+        // Reported by day; due by 16:00 (the next day's after 16:00).
         let reported = d0 + rng.random_range(7 * H..20 * H);
+        let due = gridwatch_model::deadline::incident_due(
+            DateTime::from_timestamp(reported, 0).unwrap_or_default(),
+        )
+        .timestamp();
         g.push(
             reported,
             &id,
             inc(
                 IncidentAction::Reported,
                 "网格员上报 reported by the grid member",
+                None,
             ),
         );
         let ack = reported + rng.random_range(5 * M..=20 * M);
-        g.push(ack, &id, inc(IncidentAction::Acknowledged, ""));
+        g.push(ack, &id, inc(IncidentAction::Acknowledged, "", None));
         let mut last = ack;
-        if level >= 2 {
-            last = reported + rng.random_range(H..=5 * H);
+        // Level 2 goes up to the community or the street within 6 h (a
+        // few too late); level 3 and above are at the district already.
+        if level == 2 {
+            let late = rng.random_bool(0.05);
+            last = reported
+                + if late {
+                    rng.random_range(6 * H + M..=8 * H)
+                } else {
+                    rng.random_range(H..=5 * H)
+                };
+            let to = path[rng.random_range(1..=2)];
             g.push(
                 last,
                 &id,
                 inc(
                     IncidentAction::Transferred,
-                    "上报街道 transferred to the street",
+                    "上报处置 transferred up",
+                    Some(reg.node(to).id.to_string()),
                 ),
             );
         }
-        if rng.random_bool(0.85) {
-            let done = last + rng.random_range(30 * M..=4 * H);
-            g.push(done, &id, inc(IncidentAction::Resolved, "已处置 handled"));
+        // Most are resolved before they are due, a few late, a few stay.
+        if rng.random_bool(0.95) {
+            let late = rng.random_bool(0.08);
+            let done = if late || due - last <= 31 * M {
+                due + rng.random_range(10 * M..=3 * H)
+            } else {
+                last + rng.random_range(30 * M..=(due - last - M).min(4 * H))
+            };
+            g.push(
+                done,
+                &id,
+                inc(IncidentAction::Resolved, "已处置 handled", None),
+            );
         }
     }
 
