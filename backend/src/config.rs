@@ -65,6 +65,9 @@ pub struct Config {
     pub sessions_bucket: String,
     /// Stream of the audit trail.
     pub audit_stream: String,
+    /// How long an action waits for ingest to apply it before the answer
+    /// says `pending` (ms).
+    pub action_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             body_limit: 64 * 1024,
             sessions_bucket: "GW_SESSIONS".into(),
             audit_stream: "GW_AUDIT".into(),
+            action_wait_ms: 3_000,
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct AppState {
     pub store: store::Store,
     pub hierarchy: Bytes,
     pub nats: async_nats::Client,
+    /// Publishes tablets' actions as events.
+    pub js: async_nats::jetstream::Context,
     pub metrics: gridwatch_runtime::metrics::Metrics,
     pub shutdown: CancellationToken,
     pub auth: auth::Auth,
@@ -82,6 +84,16 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/state", get(routes::state::get))
         .route("/registry", get(routes::registry::get))
         .route("/items", get(routes::items::get))
+        .route("/tasks", get(routes::tasks::get))
+        .route("/incidents", axum::routing::post(routes::actions::report))
+        .route(
+            "/incidents/{id}/{step}",
+            axum::routing::post(routes::actions::incident_step),
+        )
+        .route(
+            "/orders/{id}/{step}",
+            axum::routing::post(routes::actions::order_step),
+        )
         .route(
             "/session",
             axum::routing::post(routes::session::create).delete(routes::session::delete),
@@ -152,7 +164,7 @@ pub async fn run(
         std::time::Duration::from_secs(cfg.wall_session_days.max(1) * 86_400),
     )
     .await?;
-    let audit = audit::Audit::open(js, &cfg.audit_stream).await?;
+    let audit = audit::Audit::open(js.clone(), &cfg.audit_stream).await?;
     let auth = auth::Auth::new(cfg.users_file.clone(), sessions, cfg.rate_per_s)
         .map_err(|e| BackendError::Config(e.to_string()))?;
     let index = std::fs::read_to_string(cfg.static_dir.join("index.html")).unwrap_or_default();
@@ -182,6 +194,7 @@ pub async fn run(
         store,
         hierarchy,
         nats: nats.clone(),
+        js,
         metrics: gridwatch_runtime::metrics::install(),
         shutdown: shutdown.clone(),
         auth,

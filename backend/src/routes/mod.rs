@@ -1,5 +1,6 @@
 //! HTTP resources, one file each.
 
+pub mod actions;
 pub mod audit;
 pub mod health;
 pub mod hierarchy;
@@ -8,3 +9,4 @@ pub mod metrics;
 pub mod registry;
 pub mod session;
 pub mod state;
+pub mod tasks;

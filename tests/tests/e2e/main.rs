@@ -10,6 +10,8 @@
 //!   helpers shared by the tests;
 //! - [`pipeline`]: exact counts through duplicates, disorder and dead
 //!   letters;
+//! - [`disposal`]: the disposal loop acted on from a tablet: scope, retries,
+//!   409s, the 16:00 rule, the trail;
 //! - [`faults`]: ingest killed mid-stream, NATS restarted while events flow;
 //! - [`files`]: a corrupt checkpoint, a recreated stream, a second ingest
 //!   on one data dir, a full disk;
@@ -26,6 +28,7 @@
 
 mod access;
 mod browser;
+mod disposal;
 mod faults;
 mod files;
 mod limits;

@@ -77,6 +77,33 @@ async fn every_route_answers_each_role_by_its_scope() -> Result<()> {
         (M::GET, it(&outside), [401, 200, 403, 403, 200, 200]),
         (
             M::GET,
+            "/api/v1/tasks?node=beilun/daqi".into(),
+            [401, 200, 403, 200, 200, 200],
+        ),
+        (
+            M::GET,
+            "/api/v1/tasks?node=beilun/xinqi".into(),
+            [401, 200, 403, 403, 200, 200],
+        ),
+        // Acting: walls and analysts read only; the body here is not an
+        // action's (400 for those who may act).
+        (
+            M::POST,
+            "/api/v1/incidents".into(),
+            [401, 403, 403, 400, 403, 400],
+        ),
+        (
+            M::POST,
+            "/api/v1/incidents/I-1/resolve".into(),
+            [401, 403, 403, 400, 403, 400],
+        ),
+        (
+            M::POST,
+            "/api/v1/orders/F-1/rectify".into(),
+            [401, 403, 403, 400, 403, 400],
+        ),
+        (
+            M::GET,
             "/api/v1/audit".into(),
             [401, 403, 403, 403, 403, 200],
         ),

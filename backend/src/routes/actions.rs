@@ -1,0 +1,463 @@
+//! Acting from a tablet (DESIGN §6): a supervisor reports an incident on a
+//! micro-grid, acknowledges, transfers or resolves one, rectifies or
+//! reopens a supervision order.
+//!
+//! - `POST /api/v1/incidents` [`ReportIncident`]
+//! - `POST /api/v1/incidents/<id>/acknowledge|transfer|resolve` [`Step`]
+//! - `POST /api/v1/orders/<flag id>/rectify|reopen` [`Step`]
+//!
+//! Each needs an `Idempotency-Key` header. The backend checks the caller's
+//! scope, then publishes the action as an event on
+//! `gw.ev.incident.<street>` (or `gw.ev.video.<street>`) with
+//! `Nats-Msg-Id` = the event id, which is derived from the caller and the
+//! key: a retried POST is the same event and counts once (JetStream drops
+//! it within its dedupe window, ingest's seen ids after). Ingest, the
+//! single writer, applies it like any event; the answer says `applied`
+//! once it has, `pending` (202) when it has not said yet, or 409 with
+//! ingest's reason when the step does not fit (resolving a resolved
+//! incident, a transfer to a node not above). Every action is audited.
+
+use async_nats::jetstream::message::PublishMessage;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use gridwatch_model::api::{
+    ActionAnswer, ITEMS_SUBJECT, ItemKind, ItemsPage, ItemsQuery, OUTCOME_SUBJECT, Outcome,
+    OutcomeQuery, ReportIncident, Step,
+};
+use gridwatch_model::auth::{Role, in_scope};
+use gridwatch_model::event::{
+    EventBody, FlagKind, Incident, IncidentAction, Video, VideoAction, WIRE_VERSION,
+};
+use gridwatch_model::{Event, Level, limits};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::auth::users::sha256_hex;
+use crate::error::ApiError;
+use crate::routes::session::record;
+
+/// The header a tablet sends with every action.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The longest key accepted.
+pub const KEY_MAX: usize = 64;
+/// How long one NATS request (an item lookup, an outcome) may take.
+const ASK_WITHIN: Duration = Duration::from_secs(2);
+
+type Answer = (StatusCode, Json<ActionAnswer>);
+
+/// Who may act at all: supervisors and admins.
+fn may_act(caller: &Caller) -> Result<(), ApiError> {
+    match caller.role {
+        Role::Supervisor | Role::Admin => Ok(()),
+        Role::Wall | Role::Analyst => Err(ApiError::Forbidden(format!(
+            "a {} reads; only supervisors and admins act",
+            caller.role.as_str()
+        ))),
+    }
+}
+
+/// Whether the caller's scope holds `node` (an admin's holds everything).
+fn holds(caller: &Caller, node: &str) -> bool {
+    caller.role == Role::Admin || in_scope(&caller.scope, node)
+}
+
+/// The event id of the caller's action with this key.
+fn event_id(caller: &Caller, headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "send an `Idempotency-Key` header: the same key for a retry of the same action"
+                    .into(),
+            )
+        })?
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("`Idempotency-Key` must be ASCII".into()))?;
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    if key.is_empty() || key.len() > KEY_MAX || !key.chars().all(ok) {
+        return Err(ApiError::BadRequest(format!(
+            "`Idempotency-Key` must be 1–{KEY_MAX} of A–Z a–z 0–9 - _ . :"
+        )));
+    }
+    let hash = sha256_hex(&format!("{}\n{key}", caller.name));
+    Ok(format!("t-{}", &hash[..40]))
+}
+
+/// A micro-grid the caller's scope holds: 404 unknown, 400 not a
+/// micro-grid, 403 outside the scope. Its street token.
+fn microgrid(app: &AppState, caller: &Caller, node: &str) -> Result<String, ApiError> {
+    let i = app
+        .registry
+        .lookup(node)
+        .ok_or_else(|| ApiError::NotFound(format!("no node `{node}`")))?;
+    let info = app.registry.node(i);
+    if info.level != Level::Microgrid {
+        return Err(ApiError::BadRequest(format!(
+            "`{node}` is a {}: incidents and orders belong to micro-grids",
+            info.level.as_str()
+        )));
+    }
+    if !holds(caller, node) {
+        return Err(ApiError::Forbidden(format!(
+            "`{node}` is outside your scope ({})",
+            caller.scope
+        )));
+    }
+    Ok(info.id.street_token().unwrap_or_default().to_string())
+}
+
+fn text(field: &str, v: &str, max: usize, required: bool) -> Result<(), ApiError> {
+    if required && v.trim().is_empty() {
+        return Err(ApiError::BadRequest(format!("`{field}` is required")));
+    }
+    if v.len() > max {
+        return Err(ApiError::BadRequest(format!(
+            "`{field}` is {} bytes, over the {max} allowed",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Asks ingest over NATS; 503 when it does not answer.
+async fn ask<T: serde::de::DeserializeOwned>(
+    app: &AppState,
+    subject: &'static str,
+    body: Vec<u8>,
+) -> Result<T, ApiError> {
+    let reply = tokio::time::timeout(ASK_WITHIN, app.nats.request(subject, body.into()))
+        .await
+        .map_err(|_| ApiError::Unavailable("ingest did not answer".into()))?
+        .map_err(|e| {
+            tracing::warn!(error = %e, subject, "asking ingest");
+            ApiError::Unavailable("ingest is not answering".into())
+        })?;
+    serde_json::from_slice(&reply.payload)
+        .map_err(|e| ApiError::Internal(format!("ingest's answer on {subject}: {e}")))
+}
+
+/// What ingest says became of event `id`.
+async fn outcome(app: &AppState, id: &str) -> Result<Outcome, ApiError> {
+    let q = serde_json::to_vec(&OutcomeQuery { id: id.to_string() })
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    ask(app, OUTCOME_SUBJECT, q).await
+}
+
+/// The open item `id` of micro-grid `node`, if it is open.
+async fn lookup(
+    app: &AppState,
+    node: &str,
+    kind: ItemKind,
+    id: &str,
+) -> Result<ItemsPage, ApiError> {
+    let q = serde_json::to_vec(&ItemsQuery {
+        node: node.to_string(),
+        kind,
+        offset: 0,
+        limit: 1,
+        id: Some(id.to_string()),
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    ask(app, ITEMS_SUBJECT, q).await
+}
+
+/// One action on its way: the event, where it goes, what it is about.
+struct Action {
+    event: Event,
+    subject: String,
+    /// `incident_report`, `incident_resolve`, `order_rectify`, …
+    name: String,
+    item: String,
+}
+
+/// Publishes `a` (unless ingest already knows its id: a retry), waits for
+/// ingest's word, audits it and answers.
+async fn act(
+    app: &AppState,
+    caller: &Caller,
+    peer: &SocketAddr,
+    a: Action,
+) -> Result<Answer, ApiError> {
+    let id = a.event.id.clone();
+    let mut known = outcome(app, &id).await?;
+    if known == Outcome::Unknown {
+        let published = app
+            .js
+            .send_publish(
+                a.subject.clone(),
+                PublishMessage::build()
+                    .payload(a.event.to_json().into())
+                    .message_id(&id),
+            )
+            .await;
+        let acked = match published {
+            Ok(ack) => tokio::time::timeout(ASK_WITHIN, ack)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing an action");
+                None
+            }
+        };
+        if acked.is_none() {
+            let r = record(
+                &caller.name,
+                Some(caller.role.as_str()),
+                peer,
+                &a.name,
+                Some(&a.item),
+                "not stored",
+            );
+            app.audit.record(r).await;
+            return Err(ApiError::Unavailable(
+                "the action could not be stored: send it again (the same key counts once)".into(),
+            ));
+        }
+        let until = Instant::now() + Duration::from_millis(app.cfg.action_wait_ms);
+        loop {
+            known = outcome(app, &id).await?;
+            if known != Outcome::Unknown || Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let said = match &known {
+        Outcome::Applied => "applied".to_string(),
+        Outcome::Unknown => "pending".to_string(),
+        Outcome::Rejected { reason, detail } => format!("rejected: {reason}: {detail}"),
+    };
+    let r = record(
+        &caller.name,
+        Some(caller.role.as_str()),
+        peer,
+        &a.name,
+        Some(&a.item),
+        &said,
+    );
+    app.audit.record(r).await;
+    let answer = |status: StatusCode, s: &str| {
+        Ok((
+            status,
+            Json(ActionAnswer {
+                status: s.into(),
+                event_id: id.clone(),
+                item: a.item.clone(),
+            }),
+        ))
+    };
+    match known {
+        Outcome::Applied => answer(StatusCode::OK, "applied"),
+        Outcome::Unknown => answer(StatusCode::ACCEPTED, "pending"),
+        Outcome::Rejected { reason, detail } if reason == "conflict" => {
+            Err(ApiError::Conflict(detail))
+        }
+        Outcome::Rejected { detail, .. } => Err(ApiError::BadRequest(detail)),
+    }
+}
+
+fn now(app: &AppState) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(&app.clock_now()).unwrap_or_else(|_| {
+        chrono::Utc::now().with_timezone(&gridwatch_model::time::local_offset())
+    })
+}
+
+/// `POST /api/v1/incidents`.
+pub async fn report(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<ReportIncident>, JsonRejection>,
+) -> Result<Answer, ApiError> {
+    may_act(&caller)?;
+    let Json(r) = body?;
+    let id = event_id(&caller, &headers)?;
+    let street = microgrid(&app, &caller, &r.node)?;
+    if !(1..=4).contains(&r.level) {
+        return Err(ApiError::BadRequest("`level` must be 1–4".into()));
+    }
+    text("category", &r.category, limits::CATEGORY.max_bytes, true)?;
+    text("note", &r.note, limits::NOTE.max_bytes, false)?;
+    let ts = now(&app);
+    let incident_id = format!("I-{}-{}", ts.format("%Y%m%d"), &id[2..12]);
+    let event = Event {
+        v: WIRE_VERSION,
+        id,
+        ts,
+        node: r.node,
+        body: EventBody::Incident(Incident {
+            incident_id: incident_id.clone(),
+            action: IncidentAction::Reported,
+            level: r.level,
+            category: r.category,
+            note: r.note,
+            by: caller.name.clone(),
+            to: None,
+        }),
+    };
+    let a = Action {
+        event,
+        subject: format!("gw.ev.incident.{street}"),
+        name: "incident_report".into(),
+        item: incident_id,
+    };
+    act(&app, &caller, &peer, a).await
+}
+
+/// `POST /api/v1/incidents/<id>/<acknowledge|transfer|resolve>`.
+pub async fn incident_step(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((incident_id, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Json<Step>, JsonRejection>,
+) -> Result<Answer, ApiError> {
+    may_act(&caller)?;
+    let action = match step.as_str() {
+        "acknowledge" => IncidentAction::Acknowledged,
+        "transfer" => IncidentAction::Transferred,
+        "resolve" => IncidentAction::Resolved,
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no step `{other}`: acknowledge, transfer or resolve"
+            )));
+        }
+    };
+    let Json(s) = body?;
+    let id = event_id(&caller, &headers)?;
+    let street = microgrid(&app, &caller, &s.node)?;
+    text(
+        "incident id",
+        &incident_id,
+        limits::INCIDENT_ID.max_bytes,
+        true,
+    )?;
+    text(
+        "note",
+        &s.note,
+        limits::NOTE.max_bytes,
+        action == IncidentAction::Resolved,
+    )?;
+    let to = match (action, &s.to) {
+        (IncidentAction::Transferred, None) => {
+            return Err(ApiError::BadRequest(
+                "a transfer needs `to`: the node above that takes it".into(),
+            ));
+        }
+        (IncidentAction::Transferred, Some(to)) => {
+            if app.registry.lookup(to).is_none() {
+                return Err(ApiError::NotFound(format!("no node `{to}`")));
+            }
+            Some(to.clone())
+        }
+        _ => None,
+    };
+    // Who holds it decides who may act: a level-3 incident at the district
+    // centre is not a grid supervisor's to close. (Not open: ingest says
+    // why, a 409, or it is a retry of a step already applied.)
+    let mut level = 1;
+    let mut category = String::new();
+    if outcome(&app, &id).await? == Outcome::Unknown {
+        let page = lookup(&app, &s.node, ItemKind::Incidents, &incident_id).await?;
+        if let Some(open) = page.incidents.first() {
+            if !holds(&caller, &open.owner) {
+                return Err(ApiError::Forbidden(format!(
+                    "incident {incident_id} is held by `{}`, above your scope ({})",
+                    open.owner, caller.scope
+                )));
+            }
+            level = open.level;
+            category = open.category.clone();
+        }
+    }
+    let event = Event {
+        v: WIRE_VERSION,
+        id,
+        ts: now(&app),
+        node: s.node,
+        body: EventBody::Incident(Incident {
+            incident_id: incident_id.clone(),
+            action,
+            level,
+            category,
+            note: s.note,
+            by: caller.name.clone(),
+            to,
+        }),
+    };
+    let a = Action {
+        event,
+        subject: format!("gw.ev.incident.{street}"),
+        name: format!("incident_{step}"),
+        item: incident_id,
+    };
+    act(&app, &caller, &peer, a).await
+}
+
+/// `POST /api/v1/orders/<flag id>/<rectify|reopen>`.
+pub async fn order_step(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((flag_id, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Json<Step>, JsonRejection>,
+) -> Result<Answer, ApiError> {
+    may_act(&caller)?;
+    let action = match step.as_str() {
+        "rectify" => VideoAction::Rectified,
+        "reopen" => VideoAction::Reopened,
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no step `{other}`: rectify or reopen"
+            )));
+        }
+    };
+    let Json(s) = body?;
+    let id = event_id(&caller, &headers)?;
+    let street = microgrid(&app, &caller, &s.node)?;
+    text("flag id", &flag_id, limits::FLAG_ID.max_bytes, true)?;
+    text("note", &s.note, limits::VIDEO_NOTE.max_bytes, true)?;
+    if s.to.is_some() {
+        return Err(ApiError::BadRequest("an order is not transferred".into()));
+    }
+    let (mut kind, mut severity) = (FlagKind::Other, 1);
+    if action == VideoAction::Rectified
+        && let Some(f) = lookup(&app, &s.node, ItemKind::Flags, &flag_id)
+            .await?
+            .flags
+            .first()
+    {
+        (kind, severity) = (f.kind, f.severity);
+    }
+    let event = Event {
+        v: WIRE_VERSION,
+        id,
+        ts: now(&app),
+        node: s.node,
+        body: EventBody::Video(Video {
+            camera: String::new(),
+            flag_id: flag_id.clone(),
+            flag: kind,
+            action,
+            severity,
+            by: caller.name.clone(),
+            note: s.note,
+        }),
+    };
+    let a = Action {
+        event,
+        subject: format!("gw.ev.video.{street}"),
+        name: format!("order_{step}"),
+        item: flag_id,
+    };
+    act(&app, &caller, &peer, a).await
+}
