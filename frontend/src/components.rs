@@ -97,6 +97,7 @@ pub fn why_text_as(w: &Why, lang: Lang, public: bool) -> String {
             format!("二级事件 {incident_id} 超 6 小时未上报")
         }
         Why::OrderOverdue { number, due } => format!("督办单 {number} 超时未整改（应于 {due} 前）"),
+        Why::MoreOverdue { count } => format!("另有 {} 项超时", n(count)),
     }
 }
 

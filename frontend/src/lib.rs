@@ -25,10 +25,12 @@ pub mod geo;
 pub mod i18n;
 pub mod live;
 pub mod map;
+pub mod outbox;
 pub mod perf;
 pub mod route;
 pub mod signin;
 pub mod street;
+pub mod tasks;
 pub mod wall;
 
 use leptos::prelude::*;

@@ -22,15 +22,29 @@ pub enum Session {
 
 /// Sends a request: the status and the body text.
 async fn send(method: &str, url: &str, body: Option<String>) -> Option<(u16, String)> {
+    send_with(method, url, body, &[]).await
+}
+
+/// Sends a request with extra headers: the status and the body text
+/// (`None` when the server cannot be reached).
+pub async fn send_with(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    extra: &[(&str, &str)],
+) -> Option<(u16, String)> {
     let window = web_sys::window()?;
     let init = web_sys::RequestInit::new();
     init.set_method(method);
+    let headers = web_sys::Headers::new().ok()?;
+    for (k, v) in extra {
+        headers.set(k, v).ok()?;
+    }
     if let Some(b) = body {
-        let headers = web_sys::Headers::new().ok()?;
         headers.set("content-type", "application/json").ok()?;
-        init.set_headers(&headers);
         init.set_body(&wasm_bindgen::JsValue::from_str(&b));
     }
+    init.set_headers(&headers);
     let resp = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
         .ok()?;

@@ -8,7 +8,7 @@
 use gridwatch_model::api::RegistryRecord;
 use gridwatch_model::registry::Team;
 use gridwatch_model::state::{ChildSummary, Status, Why};
-use gridwatch_model::{Level, NodeState};
+use gridwatch_model::{Level, NodeState, Zone};
 use leptos::prelude::*;
 
 use crate::components::{
@@ -18,9 +18,20 @@ use crate::components::{
 use crate::fmt::{percent, thousands};
 use crate::i18n::{name, tr};
 use crate::live::{Conn, Socket};
+use crate::outbox::Outbox;
+use crate::tasks::{ReportForm, TaskList};
 
 /// Rows shown per page of children (no scrolling on a tablet).
 const PER_PAGE: usize = 6;
+
+/// The two views under the node's head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tab {
+    /// The children worst first, or the micro-grid's own page.
+    Areas,
+    /// Open incidents and orders, soonest due first, with the actions.
+    Tasks,
+}
 
 /// The tablet.
 #[component]
@@ -56,6 +67,25 @@ pub fn StreetPage(node: String) -> impl IntoView {
         live.node.set(to);
     };
     let offline = move || live.conn.get() != Conn::Open;
+    // The supervisor's actions, kept on the device until the server has
+    // them; sent again as soon as the socket is back.
+    let outbox = Outbox::open();
+    Effect::new(move |_| {
+        if live.conn.get() == Conn::Open {
+            outbox.flush();
+        }
+    });
+    let tab = RwSignal::new(Tab::Areas);
+    // The deployment clock: the last heartbeat's, else the state's.
+    let clock = Signal::derive(move || {
+        let hb = live.as_of.get();
+        if hb.is_empty() {
+            state.with(|s| s.as_ref().map(|s| s.as_of.clone()).unwrap_or_default())
+        } else {
+            hb
+        }
+    });
+    let on_screen = Signal::derive(move || live.node.get());
     let children = move || {
         state.with(|s| {
             let mut c: Vec<ChildSummary> =
@@ -118,7 +148,20 @@ pub fn StreetPage(node: String) -> impl IntoView {
                 />
             </nav>
             <NodeHead state=state live=live/>
-            <Show when=move || !is_mg() fallback=move || view! { <MicrogridDetail state=state live=live/> }>
+            <nav class="tabs">
+                <button class=move || if tab.get() == Tab::Areas { "tab on" } else { "tab" } data-testid="tab-areas"
+                    on:click=move |_| tab.set(Tab::Areas)>{move || if is_mg() { tr("本网格", "this micro-grid") } else { tr("区域", "areas") }}</button>
+                <button class=move || if tab.get() == Tab::Tasks { "tab on" } else { "tab" } data-testid="tab-tasks"
+                    on:click=move |_| tab.set(Tab::Tasks)>
+                    {move || format!("{} ({})", tr("我的任务", "my tasks"), state.with(|s| s.as_ref().map_or(0, |s| s.incidents.open + s.video.flags_open)))}
+                    <Show when=move || outbox.items.with(|i| !i.is_empty())><span class="badge" data-testid="tab-pending">{move || outbox.items.with(Vec::len)}</span></Show>
+                </button>
+            </nav>
+            <Show when=move || tab.get() == Tab::Tasks>
+                <TaskList node=on_screen clock=clock seq=Signal::derive(move || live.seq.get()) outbox=outbox/>
+            </Show>
+            <Show when=move || tab.get() == Tab::Areas>
+            <Show when=move || !is_mg() fallback=move || view! { <MicrogridDetail state=state live=live outbox=outbox/> }>
                 <ul class="rows" data-testid="children">
                     {slot_rows(shown, |_| String::new(), move |c| {
                         let label = from_row(c, |c| name(&c.name, &c.name_en).to_string());
@@ -168,6 +211,7 @@ pub fn StreetPage(node: String) -> impl IntoView {
                     <button class="page-btn" data-testid="next" disabled=at_end on:click=move |_| page.update(|p| *p += 1)>"›"</button>
                 </div>
             </Show>
+            </Show>
         </main>
     }
 }
@@ -189,7 +233,32 @@ fn NodeHead(state: Memo<Option<NodeState>>, live: crate::live::Live) -> impl Int
                 <span><b>{s(|s| percent(s.testing.completion_today))}</b>{move || tr("今日采样", "tested today")}</span>
                 <span><b>{s(|s| thousands(s.video.flags_open))}</b>{move || tr("视频告警", "open flags")}</span>
                 <span><b>{s(|s| thousands(s.incidents.open))}</b>{move || tr("待办事件", "open incidents")}</span>
+                <span class=move || if state.with(|s| s.as_ref().is_some_and(|s| s.incidents.overdue > 0)) { "overdue" } else { "" }>
+                    <b data-testid="node-overdue">{s(|s| thousands(s.incidents.overdue + s.video.overdue))}</b>{move || tr("超时", "overdue")}</span>
             </div>
+            <Show when=move || state.with(|s| s.as_ref().is_some_and(|s| s.level != Level::Microgrid))>
+                <table class="makeup" data-testid="makeup">
+                    <thead><tr>
+                        <th></th><th>{move || tr("微网格", "micro-grids")}</th><th>{move || tr("人口", "people")}</th>
+                        <th>{move || tr("2小时巡查", "patrolled 2 h")}</th><th>{move || tr("今日采样", "tested today")}</th><th>{move || tr("待办", "open items")}</th>
+                    </tr></thead>
+                    <tbody>
+                        {[Zone::Sealed, Zone::Control, Zone::Prevention].into_iter().map(|z| {
+                            let f = move |g: fn(&gridwatch_model::state::ZoneAgg) -> String| move || state.with(|s| s.as_ref().map(|s| g(s.zones.get(z))).unwrap_or_else(|| "–".into()));
+                            view! {
+                                <tr class=format!("zone-{}", z.as_str()) data-testid=format!("makeup-{}", z.as_str())>
+                                    <th>{zone_title(z)}</th>
+                                    <td>{f(|a| thousands(a.microgrids.into()))}</td>
+                                    <td>{f(|a| thousands(a.population))}</td>
+                                    <td>{f(|a| percent(a.coverage_2h))}</td>
+                                    <td>{f(|a| percent(a.completion_today))}</td>
+                                    <td>{f(|a| thousands(a.flags_open + a.incidents_open))}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </Show>
         </section>
     }
 }
@@ -199,7 +268,11 @@ fn NodeHead(state: Memo<Option<NodeState>>, live: crate::live::Live) -> impl Int
 /// findings in full, and its open flags and incidents with how long each
 /// has been open by the deployment clock.
 #[component]
-fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> impl IntoView {
+fn MicrogridDetail(
+    state: Memo<Option<NodeState>>,
+    live: crate::live::Live,
+    outbox: Outbox,
+) -> impl IntoView {
     let s = move |f: fn(&NodeState) -> String| {
         move || state.with(|s| s.as_ref().map(f).unwrap_or_else(|| "–".into()))
     };
@@ -318,6 +391,7 @@ fn MicrogridDetail(state: Memo<Option<NodeState>>, live: crate::live::Live) -> i
                 <dt>{move || tr("排队", "queue")}</dt><dd>{s(|s| thousands(s.testing.queue))}</dd>
             </dl>
             <div class="mg-side">
+                <ReportForm node=Signal::derive(move || live.node.get()) outbox=outbox/>
                 <h3>{move || tr("网格团队", "team")}</h3>
                 <dl class="team" data-testid="mg-team">
                     <dt>{move || tr("网格长", "leader")}</dt><dd data-testid="mg-leader">{team(|t| t.leader.clone())}</dd>
@@ -373,7 +447,7 @@ fn findings_text(f: &gridwatch_model::event::Findings) -> String {
 }
 
 /// A video flag's kind in the page's language.
-fn flag_kind_text(k: gridwatch_model::event::FlagKind) -> &'static str {
+pub fn flag_kind_text(k: gridwatch_model::event::FlagKind) -> &'static str {
     use gridwatch_model::event::FlagKind as F;
     match k {
         F::Gathering => tr("聚集", "gathering"),

@@ -199,6 +199,8 @@ pub enum Why {
     TransferOverdue { incident_id: String },
     /// A supervision order open past its due time.
     OrderOverdue { number: String, due: String },
+    /// More late items of the same kind than are named.
+    MoreOverdue { count: u64 },
 }
 
 impl std::fmt::Display for Why {
@@ -227,6 +229,7 @@ impl std::fmt::Display for Why {
             Why::OrderOverdue { number, due } => {
                 write!(f, "supervision order {number} overdue since {due}")
             }
+            Why::MoreOverdue { count } => write!(f, "{count} more overdue"),
         }
     }
 }

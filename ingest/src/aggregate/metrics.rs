@@ -149,6 +149,9 @@ impl Own {
     }
 }
 
+/// Late items a micro-grid's reasons name; more are counted in one.
+pub const LATE_LISTED: usize = 3;
+
 /// The deadline figures of one micro-grid at "now".
 #[derive(Clone, Debug, Default)]
 struct Late {
@@ -251,10 +254,18 @@ impl Open {
                     label: inc.label.clone(),
                 });
         }
-        // In a stable order: the map's is not.
+        // In a stable order (the map's is not), and bounded: a few by
+        // name, the rest counted, so a state stays small however many are
+        // late (the counts have them all).
         for late in open.late.values_mut() {
-            late.red.sort_by_key(|w| w.to_string());
-            late.amber.sort_by_key(|w| w.to_string());
+            for whys in [&mut late.red, &mut late.amber] {
+                whys.sort_by_key(|w| w.to_string());
+                if whys.len() > LATE_LISTED {
+                    let more = (whys.len() - LATE_LISTED) as u64;
+                    whys.truncate(LATE_LISTED);
+                    whys.push(Why::MoreOverdue { count: more });
+                }
+            }
         }
         open
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::system::*;
 
 /// The browser tests need the built frontend.
-fn require_frontend() -> Result<()> {
+pub(crate) fn require_frontend() -> Result<()> {
     let dist = gridwatch_tests::root().join("frontend/dist/index.html");
     ensure!(
         dist.exists(),
@@ -23,7 +23,7 @@ fn require_frontend() -> Result<()> {
 }
 
 /// Saves a screenshot of the page as `tests/artifacts/<name>.png`.
-async fn screenshot(c: &fantoccini::Client, name: &str) -> Result<()> {
+pub(crate) async fn screenshot(c: &fantoccini::Client, name: &str) -> Result<()> {
     let png = c.screenshot().await?;
     std::fs::write(
         gridwatch_tests::artifacts_dir().join(format!("{name}.png")),
@@ -33,7 +33,10 @@ async fn screenshot(c: &fantoccini::Client, name: &str) -> Result<()> {
 }
 
 /// Headless Chromium (through chromedriver) with a window of `size`.
-async fn chromium(sys: &System, size: (u32, u32)) -> Result<(procs::Proc, fantoccini::Client)> {
+pub(crate) async fn chromium(
+    sys: &System,
+    size: (u32, u32),
+) -> Result<(procs::Proc, fantoccini::Client)> {
     let (driver, url) = procs::chromedriver(&sys.work.logs())?;
     let caps = procs::chromium_caps(size, &[]);
     let c =
@@ -46,7 +49,7 @@ async fn chromium(sys: &System, size: (u32, u32)) -> Result<(procs::Proc, fantoc
 }
 
 /// The text of the element with `data-testid` = `id`, if it is there.
-async fn text_of(c: &fantoccini::Client, id: &str) -> Option<String> {
+pub(crate) async fn text_of(c: &fantoccini::Client, id: &str) -> Option<String> {
     let el = c
         .find(fantoccini::Locator::Css(&format!("[data-testid='{id}']")))
         .await
@@ -55,7 +58,7 @@ async fn text_of(c: &fantoccini::Client, id: &str) -> Option<String> {
 }
 
 /// Waits until the element `id` reads `expected`.
-async fn wait_text(c: &fantoccini::Client, id: &str, expected: &str) -> Result<()> {
+pub(crate) async fn wait_text(c: &fantoccini::Client, id: &str, expected: &str) -> Result<()> {
     wait_for(&format!("`{id}` to read {expected}"), WAIT, || async {
         (text_of(c, id).await? == expected).then_some(())
     })
@@ -64,7 +67,7 @@ async fn wait_text(c: &fantoccini::Client, id: &str, expected: &str) -> Result<(
 
 /// Sets the viewport (not the window) to `w`×`h` CSS pixels, then checks
 /// that the page fits: no horizontal or vertical scrolling.
-async fn fit_viewport(c: &fantoccini::Client, w: u32, h: u32) -> Result<()> {
+pub(crate) async fn fit_viewport(c: &fantoccini::Client, w: u32, h: u32) -> Result<()> {
     c.set_window_size(w, h).await?;
     // The window includes the browser's frame: grow it by the difference.
     let inner = c

@@ -24,7 +24,8 @@
 //! - [`recount`]: `gridwatch-recount` against the live states;
 //! - [`websocket`]: snapshot, deltas and resume against the REST state;
 //! - [`browser`]: the wall, the tablet and the district page in headless
-//!   Chromium.
+//!   Chromium; [`tasks`]: the supervisor acting on the tablet, online and
+//!   offline.
 
 mod access;
 mod browser;
@@ -37,4 +38,5 @@ mod metrics;
 mod pipeline;
 mod recount;
 mod system;
+mod tasks;
 mod websocket;
