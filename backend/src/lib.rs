@@ -60,10 +60,14 @@ impl AppState {
     /// The deployment clock's "now" as ingest last reported it, else the
     /// wall clock (RFC 3339, +08:00).
     pub fn clock_now(&self) -> String {
-        self.store
-            .meta()
-            .and_then(|m| m.clock_now.clone())
+        self.deployment_clock()
             .unwrap_or_else(|| gridwatch_model::time::to_local_rfc3339(chrono::Utc::now()))
+    }
+
+    /// The deployment clock's "now" as ingest last reported it; none
+    /// before it has (just after a start).
+    pub fn deployment_clock(&self) -> Option<String> {
+        self.store.meta().and_then(|m| m.clock_now.clone())
     }
 }
 

@@ -59,7 +59,7 @@ pub fn shanghai_hms(ms: f64) -> String {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PublicWall(pub bool);
 
-fn public() -> bool {
+pub fn public() -> bool {
     use_context::<PublicWall>().is_some_and(|p| p.0)
 }
 

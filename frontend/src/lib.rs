@@ -19,6 +19,7 @@
 
 pub mod board;
 pub mod components;
+pub mod deadlines;
 pub mod district;
 pub use gridwatch_model::fmt;
 pub mod geo;

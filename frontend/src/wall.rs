@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::board::{self, BusiestSites, SamplesChart};
 use crate::components::{Header, Tile, ZonePanel, from_row, slot_rows, status_class, status_name};
+use crate::deadlines::DeadlineBoard;
 use crate::district::RedList;
 use crate::fmt::{percent, thousands};
 use crate::geo::{self, Geo};
@@ -114,6 +115,7 @@ pub fn WallPage() -> impl IntoView {
                     <Ticker feed=ticker_feed geo=geo/>
                     <BusiestSites board=board node=live.node live=board_live/>
                     <Children state=state board=board live=live/>
+                    <DeadlineBoard state=state live=live/>
                 </div>
                 <div class="wall-bottom">
                     <SamplesChart board=board node=live.node live=board_live/>

@@ -65,6 +65,14 @@ impl OrderDue {
     }
 }
 
+/// Seconds from `as_of` (RFC 3339 with its offset, +08:00 on the wire) to
+/// 16:00 that local day; negative after it. For the wall's countdown.
+pub fn seconds_to_due_hour(as_of: &str) -> Option<i64> {
+    let t = DateTime::parse_from_rfc3339(as_of).ok()?;
+    let due = t.date_naive().and_hms_opt(DUE_HOUR, 0, 0)?;
+    Some((due - t.naive_local()).num_seconds())
+}
+
 /// Whether something due at `due` is overdue at `now`.
 pub fn overdue(due: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     now > due
@@ -90,6 +98,14 @@ mod tests {
         assert_eq!(incident_due(local("2022-10-15T23:59:59+08:00")), next);
         assert!(!overdue(due, due));
         assert!(overdue(due, due + Duration::seconds(1)));
+    }
+
+    #[test]
+    fn the_countdown_reaches_zero_at_16_00() {
+        assert_eq!(seconds_to_due_hour("2022-10-15T13:25:10+08:00"), Some(9290));
+        assert_eq!(seconds_to_due_hour("2022-10-15T16:00:00+08:00"), Some(0));
+        assert_eq!(seconds_to_due_hour("2022-10-15T16:00:01+08:00"), Some(-1));
+        assert_eq!(seconds_to_due_hour("not a time"), None);
     }
 
     #[test]

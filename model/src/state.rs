@@ -163,6 +163,16 @@ pub struct ChildSummary {
     pub red: u32,
     #[serde(default)]
     pub amber: u32,
+    /// Incidents open under it, and how many of them are overdue.
+    #[serde(default)]
+    pub incidents_open: u64,
+    #[serde(default)]
+    pub incidents_overdue: u64,
+    /// Supervision orders open under it, and overdue.
+    #[serde(default)]
+    pub orders_open: u64,
+    #[serde(default)]
+    pub orders_overdue: u64,
 }
 
 /// Why a node is red or amber, as data: screens word it in their language;

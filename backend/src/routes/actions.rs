@@ -262,10 +262,16 @@ async fn act(
     }
 }
 
-fn now(app: &AppState) -> chrono::DateTime<chrono::FixedOffset> {
-    chrono::DateTime::parse_from_rfc3339(&app.clock_now()).unwrap_or_else(|_| {
-        chrono::Utc::now().with_timezone(&gridwatch_model::time::local_offset())
-    })
+/// The time an action is stamped with: the deployment clock's (on a
+/// replay, the replay's). Until ingest has said what it is (just after a
+/// start), 503: a guess would be refused as too late or too early, and
+/// the tablet sends the action again.
+fn now(app: &AppState) -> Result<chrono::DateTime<chrono::FixedOffset>, ApiError> {
+    app.deployment_clock()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        .ok_or_else(|| {
+            ApiError::Unavailable("the deployment clock is not known yet: try again".into())
+        })
 }
 
 /// `POST /api/v1/incidents`.
@@ -285,7 +291,7 @@ pub async fn report(
     }
     text("category", &r.category, limits::CATEGORY.max_bytes, true)?;
     text("note", &r.note, limits::NOTE.max_bytes, false)?;
-    let ts = now(&app);
+    let ts = now(&app)?;
     let incident_id = format!("I-{}-{}", ts.format("%Y%m%d"), &id[2..12]);
     let event = Event {
         v: WIRE_VERSION,
@@ -381,7 +387,7 @@ pub async fn incident_step(
     let event = Event {
         v: WIRE_VERSION,
         id,
-        ts: now(&app),
+        ts: now(&app)?,
         node: s.node,
         body: EventBody::Incident(Incident {
             incident_id: incident_id.clone(),
@@ -441,7 +447,7 @@ pub async fn order_step(
     let event = Event {
         v: WIRE_VERSION,
         id,
-        ts: now(&app),
+        ts: now(&app)?,
         node: s.node,
         body: EventBody::Video(Video {
             camera: String::new(),

@@ -207,6 +207,10 @@ pub fn compute_states(
                         microgrids: t.microgrids as u32,
                         red: t.red as u32,
                         amber: t.amber as u32,
+                        incidents_open: t.open_by_level().iter().sum(),
+                        incidents_overdue: t.incidents_overdue,
+                        orders_open: t.flags_open,
+                        orders_overdue: t.orders_overdue,
                     }
                 })
                 .collect()

@@ -1,7 +1,8 @@
 //! The supervisor's tasks in headless Chromium: Daqi's supervisor signs in
 //! on the tablet, acknowledges and resolves an incident with a note, and
 //! rectifies an order while the backend is down — queued on the device,
-//! shown as waiting, sent when the connection returns, counted once.
+//! shown as waiting, sent when the connection returns, counted once. The
+//! wall's deadline board follows.
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
@@ -9,7 +10,7 @@ use gridwatch_tests::events::{self, at, msg, publish_all, tick};
 use gridwatch_tests::{people, procs, registry, wait_for};
 use serde_json::Value;
 
-use crate::browser::{chromium, fit_viewport, require_frontend, screenshot, text_of};
+use crate::browser::{chromium, fit_viewport, require_frontend, screenshot, text_of, wait_text};
 use crate::system::*;
 
 async fn click(c: &fantoccini::Client, id: &str) -> Result<()> {
@@ -70,8 +71,13 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
     })
     .await?;
     let (_driver, c) = chromium(&sys, (1024, 768)).await?;
+    // The command centre's wall, watching the same day.
+    let (_wall_driver, wall) = chromium(&sys, (1920, 1080)).await?;
     let result = async {
         let base = format!("http://127.0.0.1:{}", sys.port);
+        people::open_device_link(&wall, &base, &sys.nats.accounts()?.wall_link).await?;
+        wait_text(&wall, "dl-open", "1").await?;
+        wait_text(&wall, "dl-issued", "1").await?;
         people::sign_in(&c, &base, "/street/daqi", &sys.nats.accounts()?.supervisor).await?;
         fit_viewport(&c, 1024, 768).await?;
         screenshot(&c, "tablet-street-makeup").await?;
@@ -112,6 +118,9 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
         click(&c, "note-send").await?;
         let s = state_until(&sys, &mg, "resolved", |s| s["incidents"]["open"] == 0).await?;
         ensure!(s["incidents"]["resolved_today"] == 1, "{}", s["incidents"]);
+        // The wall's board has it.
+        wait_text(&wall, "dl-open", "0").await?;
+        screenshot(&wall, "wall-deadlines-after-resolve").await?;
         // The tablet has had its answers (the outbox is empty)...
         wait_for("the resolution answered", WAIT, || async {
             text_of(&c, "outbox-waiting").await.is_none().then_some(())
@@ -135,11 +144,20 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
         screenshot(&c, "tablet-offline-waiting").await?;
         // Back: the outbox sends it by itself, once.
         sys.backend = procs::backend(&sys.nats, sys.port, &sys.work.logs())?;
-        let s = state_until(&sys, &mg, "the offline rectification", |s| {
+        let s = match state_until(&sys, &mg, "the offline rectification", |s| {
             s["video"]["flags_open"] == 0
         })
-        .await?;
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                screenshot(&c, "tablet-offline-not-sent").await?;
+                let said = text_of(&c, "outbox").await.unwrap_or_default();
+                anyhow::bail!("{e}; the tablet says: {said}");
+            }
+        };
         ensure!(s["video"]["rectified_today"] == 1, "{}", s["video"]);
+        wait_text(&wall, "dl-rectified", "1").await?;
         wait_for("the outbox empty", WAIT, || async {
             text_of(&c, "outbox-waiting").await.is_none().then_some(())
         })
@@ -173,5 +191,6 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
     }
     .await;
     let _ = c.close().await;
+    let _ = wall.close().await;
     result
 }
