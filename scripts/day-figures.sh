@@ -32,14 +32,18 @@ prev=""; for _ in $(seq 1 600); do
   [ -n "$cur" ] && [ "$cur" != "None" ] && [ "$cur" != "0" ] && [ "$cur" = "$prev" ] && break
   prev="$cur"; sleep 2
 done
-get "/api/v1/state?node=beilun" | python3 -c '
+cat >"$DIR/figures.py" <<'PY'
 import json, sys
 s = json.load(sys.stdin)
 i, v = s["incidents"], s["video"]
-print(f"as of {s[\"as_of\"]}")
-print(f"incidents: reported {i[\"reported_today\"]}, resolved {i[\"resolved_today\"]}, open {i[\"open\"]} (by level {i[\"open_by_level\"]}), overdue {i[\"overdue\"]}, level 2 not up in 6 h {i[\"transfer_overdue\"]}, median minutes to resolve {i.get(\"median_resolve_min\")}")
-print(f"orders: issued {v[\"raised_today\"]}, rectifications {v[\"rectified_today\"]}, open {v[\"flags_open\"]}, overdue {v[\"overdue\"]}, median minutes to rectify {v.get(\"median_rectify_min\")}")
-print("street | incidents open | overdue | orders open | overdue")
+print("as of", s["as_of"])
+print("incidents: reported %d, resolved %d, open %d (by level %s), overdue %d, level 2 not up in 6 h %d, median minutes to resolve %s"
+      % (i["reported_today"], i["resolved_today"], i["open"], i["open_by_level"], i["overdue"], i["transfer_overdue"], i.get("median_resolve_min")))
+print("orders: issued %d, rectifications %d, open %d, overdue %d, median minutes to rectify %s"
+      % (v["raised_today"], v["rectified_today"], v["flags_open"], v["overdue"], v.get("median_rectify_min")))
+print("| street | incidents open | overdue | orders open | overdue |")
+print("|---|---|---|---|---|")
 for c in s["children"]:
-    print(f"{c[\"name_en\"] or c[\"node\"]} | {c[\"incidents_open\"]} | {c[\"incidents_overdue\"]} | {c[\"orders_open\"]} | {c[\"orders_overdue\"]}")
-'
+    print("| %s | %d | %d | %d | %d |" % (c["name_en"] or c["node"], c["incidents_open"], c["incidents_overdue"], c["orders_open"], c["orders_overdue"]))
+PY
+get "/api/v1/state?node=beilun" | python3 "$DIR/figures.py"
