@@ -5,5 +5,8 @@
 //! Modules:
 //! - [`dingtalk`]: the robot's wire — signing a webhook, the markdown
 //!   message, what its answers mean.
+//! - [`digest`]: which group answers for an item, and one group's digest
+//!   as markdown within DingTalk's limits.
 
+pub mod digest;
 pub mod dingtalk;
