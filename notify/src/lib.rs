@@ -7,6 +7,9 @@
 //!   message, what its answers mean.
 //! - [`digest`]: which group answers for an item, and one group's digest
 //!   as markdown within DingTalk's limits.
+//! - [`schedule`]: which full hour is due, and the ledger key that makes
+//!   each (group, hour) go out once.
 
 pub mod digest;
 pub mod dingtalk;
+pub mod schedule;
