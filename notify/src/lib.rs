@@ -9,7 +9,10 @@
 //!   as markdown within DingTalk's limits.
 //! - [`schedule`]: which full hour is due, and the ledger key that makes
 //!   each (group, hour) go out once.
+//! - [`pace`]: at most 20 messages a minute per robot; the excess merged,
+//!   never dropped.
 
 pub mod digest;
 pub mod dingtalk;
+pub mod pace;
 pub mod schedule;
