@@ -6,7 +6,7 @@
 //! clock; the trail has every action; `gridwatch-recount` agrees.
 
 use anyhow::{Result, ensure};
-use gridwatch_tests::{Http, procs, wait_for};
+use gridwatch_tests::{Http, procs};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -62,18 +62,6 @@ async fn refused(
         .to_string())
 }
 
-async fn state_until(
-    sys: &System,
-    node: &str,
-    what: &str,
-    f: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    wait_for(what, WAIT, || async {
-        sys.http.state(node).await.ok().filter(|s| f(s))
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
     let sys = System::start().await?;
@@ -84,7 +72,7 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
     let mg = mgs_under(&reg, "beilun/daqi")[0].clone();
     let elsewhere = mgs_under(&reg, "beilun/xinqi")[0].clone();
     tick(&sys, "2022-10-15T09:00:00+08:00").await?;
-    state_until(&sys, "beilun", "the replay clock", |s| {
+    sys.state_until("beilun", "the replay clock", |s| {
         s["as_of"] == "2022-10-15T09:00:00+08:00"
     })
     .await?;
@@ -100,7 +88,9 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
     );
     let inc = first["item"].as_str().unwrap_or_default().to_string();
     ensure!(inc.starts_with("I-20221015-"), "{first}");
-    let s = state_until(&sys, &mg, "the report", |s| s["incidents"]["open"] == 1).await?;
+    let s = sys
+        .state_until(&mg, "the report", |s| s["incidents"]["open"] == 1)
+        .await?;
     ensure!(
         s["incidents"]["reported_today"] == 1,
         "counted twice: {}",
@@ -190,10 +180,11 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
         body(json!({"to": "beilun/daqi"})),
     )
     .await?;
-    let s = state_until(&sys, &mg, "the transfer", |s| {
-        s["detail"]["open_incidents"][0]["owner"] == "beilun/daqi"
-    })
-    .await?;
+    let s = sys
+        .state_until(&mg, "the transfer", |s| {
+            s["detail"]["open_incidents"][0]["owner"] == "beilun/daqi"
+        })
+        .await?;
     ensure!(
         s["detail"]["open_incidents"][0]["last_action"] == "transferred",
         "{s}"
@@ -216,17 +207,18 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
     )
     .await?;
     ensure!(why.contains("already resolved"), "{why}");
-    let s = state_until(&sys, &mg, "the resolution", |s| s["incidents"]["open"] == 0).await?;
+    let s = sys
+        .state_until(&mg, "the resolution", |s| s["incidents"]["open"] == 0)
+        .await?;
     ensure!(s["incidents"]["resolved_today"] == 1, "{}", s["incidents"]);
 
     // Level 3 is the district's: the street supervisor cannot close it.
     let l3 = json!({"node": mg, "level": 3, "category": "就医需求 medical", "note": "发热就医"});
     let l3 = applied(&tablet, "/api/v1/incidents", "r-6", l3).await?;
     let l3 = l3["item"].as_str().unwrap_or_default().to_string();
-    let s = state_until(&sys, &mg, "the level-3 report", |s| {
-        s["incidents"]["open"] == 1
-    })
-    .await?;
+    let s = sys
+        .state_until(&mg, "the level-3 report", |s| s["incidents"]["open"] == 1)
+        .await?;
     let open = &s["detail"]["open_incidents"][0];
     ensure!(
         open["owner"] == "beilun" && open["label"] == "medical",
@@ -249,7 +241,9 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
         .await?
         .await?;
     tick(&sys, "2022-10-15T09:05:00+08:00").await?;
-    let s = state_until(&sys, &mg, "the order", |s| s["video"]["flags_open"] == 1).await?;
+    let s = sys
+        .state_until(&mg, "the order", |s| s["video"]["flags_open"] == 1)
+        .await?;
     let order = &s["detail"]["open_flags"][0];
     ensure!(
         order["number"] == "督-20221015-0001" && order["due"] == "2022-10-15T10:03:00+08:00",
@@ -271,10 +265,8 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
         body(json!({"note": "摊贩已劝离"})),
     )
     .await?;
-    state_until(&sys, &mg, "the rectification", |s| {
-        s["video"]["flags_open"] == 0
-    })
-    .await?;
+    sys.state_until(&mg, "the rectification", |s| s["video"]["flags_open"] == 0)
+        .await?;
     applied(
         &tablet,
         &order_step("reopen"),
@@ -282,10 +274,9 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
         body(json!({"note": "复查又见摊贩"})),
     )
     .await?;
-    let s = state_until(&sys, &mg, "the reopening", |s| {
-        s["video"]["flags_open"] == 1
-    })
-    .await?;
+    let s = sys
+        .state_until(&mg, "the reopening", |s| s["video"]["flags_open"] == 1)
+        .await?;
     ensure!(s["detail"]["open_flags"][0]["reopened"] == true, "{s}");
     ensure!(s["video"]["rectified_today"] == 1, "{}", s["video"]);
 
@@ -312,10 +303,11 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
 
     // 16:00 passes with the level-3 incident open: overdue, and red.
     tick(&sys, "2022-10-15T16:00:01+08:00").await?;
-    let s = state_until(&sys, &mg, "the incident overdue", |s| {
-        s["incidents"]["overdue"] == 1
-    })
-    .await?;
+    let s = sys
+        .state_until(&mg, "the incident overdue", |s| {
+            s["incidents"]["overdue"] == 1
+        })
+        .await?;
     ensure!(s["status"] == "red", "{s}");
     let whys = s["why"].as_array().cloned().unwrap_or_default();
     ensure!(

@@ -99,6 +99,20 @@ impl System {
             .with_context(|| format!("ingest log:\n{}", self.ingest.log_tail()))
     }
 
+    /// Waits until `node`'s state satisfies `f` (`what` names it in the
+    /// timeout): that state.
+    pub async fn state_until(
+        &self,
+        node: &str,
+        what: &str,
+        f: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        wait_for(what, WAIT, || async {
+            self.http.state(node).await.ok().filter(|s| f(s))
+        })
+        .await
+    }
+
     /// Asserts the state API equals the recount at each node.
     pub async fn assert_exact(&self, rc: &Recount<'_>, nodes: &[&str]) -> Result<()> {
         let mut diffs = Vec::new();

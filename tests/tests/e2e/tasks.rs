@@ -8,7 +8,6 @@ use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
 use gridwatch_tests::events::{self, at, msg, publish_all, tick};
 use gridwatch_tests::{people, procs, registry, wait_for};
-use serde_json::Value;
 
 use crate::browser::{chromium, fit_viewport, require_frontend, screenshot, text_of, wait_text};
 use crate::system::*;
@@ -21,18 +20,6 @@ async fn click(c: &fantoccini::Client, id: &str) -> Result<()> {
     .await?;
     el.click().await.with_context(|| format!("clicking {id}"))?;
     Ok(())
-}
-
-async fn state_until(
-    sys: &System,
-    node: &str,
-    what: &str,
-    f: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    wait_for(what, WAIT, || async {
-        sys.http.state(node).await.ok().filter(|s| f(s))
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +53,7 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
     )
     .await?;
     sys.wait_all_processed().await?;
-    state_until(&sys, &mg, "the incident and the order", |s| {
+    sys.state_until(&mg, "the incident and the order", |s| {
         s["incidents"]["open"] == 1 && s["video"]["flags_open"] == 1
     })
     .await?;
@@ -101,7 +88,7 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
         // Acknowledge (no note needed), then resolve with a note.
         click(&c, "act-acknowledge").await?;
         click(&c, "note-send").await?;
-        state_until(&sys, &mg, "acknowledged", |s| {
+        sys.state_until(&mg, "acknowledged", |s| {
             s["detail"]["open_incidents"][0]["last_action"] == "acknowledged"
         })
         .await?;
@@ -116,7 +103,9 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
             .send_keys("已送物资上门")
             .await?;
         click(&c, "note-send").await?;
-        let s = state_until(&sys, &mg, "resolved", |s| s["incidents"]["open"] == 0).await?;
+        let s = sys
+            .state_until(&mg, "resolved", |s| s["incidents"]["open"] == 0)
+            .await?;
         ensure!(s["incidents"]["resolved_today"] == 1, "{}", s["incidents"]);
         // The wall's board has it.
         wait_text(&wall, "dl-open", "0").await?;
@@ -144,10 +133,11 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
         screenshot(&c, "tablet-offline-waiting").await?;
         // Back: the outbox sends it by itself, once.
         sys.backend = procs::backend(&sys.nats, sys.port, &sys.work.logs())?;
-        let s = match state_until(&sys, &mg, "the offline rectification", |s| {
-            s["video"]["flags_open"] == 0
-        })
-        .await
+        let s = match sys
+            .state_until(&mg, "the offline rectification", |s| {
+                s["video"]["flags_open"] == 0
+            })
+            .await
         {
             Ok(s) => s,
             Err(e) => {
@@ -177,10 +167,9 @@ async fn browser_supervisor_acts_on_tasks_and_offline_actions_follow() -> Result
             .await?;
         screenshot(&c, "tablet-report-form").await?;
         click(&c, "report-send").await?;
-        let s = state_until(&sys, &mg, "the tablet's report", |s| {
-            s["incidents"]["open"] == 1
-        })
-        .await?;
+        let s = sys
+            .state_until(&mg, "the tablet's report", |s| s["incidents"]["open"] == 1)
+            .await?;
         let open = &s["detail"]["open_incidents"][0];
         ensure!(
             open["level"] == 2 && open["category"] == "独居老人 elderly care",
