@@ -65,6 +65,8 @@ pub struct Config {
     pub sessions_bucket: String,
     /// Stream of the audit trail.
     pub audit_stream: String,
+    /// Stream of the reminders notify sent or kept.
+    pub reminders_stream: String,
     /// How long an action waits for ingest to apply it before the answer
     /// says `pending` (ms).
     pub action_wait_ms: u64,
@@ -97,6 +99,7 @@ impl Default for Config {
             body_limit: 64 * 1024,
             sessions_bucket: "GW_SESSIONS".into(),
             audit_stream: "GW_AUDIT".into(),
+            reminders_stream: gridwatch_model::api::REMINDERS_STREAM.into(),
             action_wait_ms: 3_000,
         }
     }

@@ -12,6 +12,7 @@
 //! - [`store`]: node states, delta history and per-node broadcast.
 //! - [`watch`]: follows the state bucket.
 //! - [`ws`]: the WebSocket protocol.
+//! - [`reminders`]: the reminders just sent (from `GW_REMINDERS`).
 //! - [`routes`]: one file per HTTP resource.
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod headers;
+pub mod reminders;
 pub mod routes;
 pub mod serve;
 pub mod store;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub audit: audit::Audit,
     /// The Content-Security-Policy (see [`headers`]).
     pub csp: HeaderValue,
+    /// The newest reminders notify sent or kept.
+    pub reminders: reminders::Recent,
 }
 
 impl AppState {
@@ -89,6 +93,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/registry", get(routes::registry::get))
         .route("/items", get(routes::items::get))
         .route("/tasks", get(routes::tasks::get))
+        .route("/reminders", get(routes::reminders::get))
         .route("/incidents", axum::routing::post(routes::actions::report))
         .route(
             "/incidents/{id}/{step}",
@@ -204,6 +209,7 @@ pub async fn run(
         auth,
         audit,
         csp,
+        reminders: reminders::Recent::default(),
     });
     metrics::gauge!("gridwatch_ws_clients").set(0.0);
     let watcher = tokio::spawn(watch::run(nats, app.clone(), shutdown.child_token()));
@@ -211,6 +217,12 @@ pub async fn run(
     tokio::spawn(heartbeats(app.clone(), shutdown.child_token()));
     tokio::spawn(app.auth.sessions.clone().follow(shutdown.child_token()));
     tokio::spawn(reload_on_hangup(app.clone(), shutdown.child_token()));
+    tokio::spawn(reminders::follow(
+        app.js.clone(),
+        app.cfg.reminders_stream.clone(),
+        app.reminders.clone(),
+        shutdown.child_token(),
+    ));
     tracing::info!(%addr, "listening");
     if let Some(b) = bound {
         let _ = b.send(addr);

@@ -370,3 +370,71 @@ pub struct ItemsPage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// The stream of every reminder `gridwatch-notify` sent (to a DingTalk
+/// robot) or kept (no robot configured: this stream is then the local
+/// outbox), one [`Reminder`] per message on `gw.reminders.<delivery>`.
+pub const REMINDERS_STREAM: &str = "GW_REMINDERS";
+/// The subjects of [`REMINDERS_STREAM`].
+pub const REMINDERS_SUBJECTS: &str = "gw.reminders.>";
+
+/// Where a reminder went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Posted to the group's DingTalk robot, which took it.
+    Dingtalk,
+    /// No robot for the group: kept in the local outbox stream.
+    Outbox,
+    /// The robot refused it as it was (DingTalk's code and message in
+    /// `error`); not retried unchanged.
+    Refused,
+}
+
+impl Delivery {
+    /// Its subject token (`gw.reminders.<token>`).
+    pub fn token(self) -> &'static str {
+        match self {
+            Delivery::Dingtalk => "dingtalk",
+            Delivery::Outbox => "outbox",
+            Delivery::Refused => "refused",
+        }
+    }
+}
+
+/// One hourly digest of one responsible group: what it listed and where
+/// it went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminder {
+    /// The group's node (a grid, community, street or the district).
+    pub group: String,
+    pub group_name: String,
+    /// The full hour it is for (RFC 3339, +08:00).
+    pub slot: String,
+    /// The deployment clock when it went out (RFC 3339, +08:00).
+    pub sent_at: String,
+    pub delivery: Delivery,
+    /// The robot's name, when it went to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub robot: Option<String>,
+    pub incidents: u32,
+    pub orders: u32,
+    pub overdue: u32,
+    pub title: String,
+    /// The markdown (empty where the reader may not see the items).
+    pub text: String,
+    /// Sent again after a restart inside the crash window (see
+    /// `gridwatch-notify`'s ledger).
+    #[serde(default)]
+    pub resent: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /api/v1/reminders?node=&limit=`: the newest reminders of the
+/// groups at or under a node, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemindersList {
+    pub node: String,
+    pub reminders: Vec<Reminder>,
+}

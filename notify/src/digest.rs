@@ -29,6 +29,8 @@ pub fn group_of<'a>(groups: &'a [String], node: &str) -> Option<&'a str> {
 pub struct Line {
     /// Minutes left (negative: overdue).
     pub left_min: i64,
+    /// A supervision order (else an incident).
+    pub order: bool,
     pub text: String,
 }
 
@@ -59,6 +61,7 @@ pub fn lines(
         };
         out.push(Line {
             left_min: m,
+            order: false,
             text: format!(
                 "- 事件 {} · {}级 · {} · {} · {}",
                 i.incident.incident_id,
@@ -78,6 +81,7 @@ pub fn lines(
         };
         out.push(Line {
             left_min: m,
+            order: true,
             text: format!("- 督办单 {} · {} · {}", o.order.number, o.node, left(m)),
         });
     }
@@ -194,6 +198,7 @@ mod tests {
         let many: Vec<Line> = (0..500)
             .map(|k| Line {
                 left_min: k,
+                order: false,
                 text: format!("- 事件 I-{k:04} · {}", "很长的类别说明".repeat(40)),
             })
             .collect();

@@ -11,8 +11,20 @@
 //!   each (group, hour) go out once.
 //! - [`pace`]: at most 20 messages a minute per robot; the excess merged,
 //!   never dropped.
+//! - [`config`], [`groups`]: the hours, the groups and their robots.
+//! - [`ledger`]: each (group, hour) once across restarts, the reminders
+//!   stream (the outbox), and the crash window.
+//! - [`send`]: one robot's paced, retried, signed sends.
+//! - [`service`]: the clock, the hour worked through, the whole service.
 
+pub mod config;
 pub mod digest;
 pub mod dingtalk;
+pub mod groups;
+pub mod ledger;
 pub mod pace;
 pub mod schedule;
+pub mod send;
+pub mod service;
+
+pub use config::Config;

@@ -8,7 +8,8 @@
 //! | `field` (field devices, the simulator) | `gw.ev.>` | its publish acks |
 //! | `replay` (the simulator replaying a past day) | `gw.ev.>`, `gw.clock` | its publish acks |
 //! | `ingest` | `$KV.GW_STATE.>`, `gw.dlq.>`, acks on GW_EVENTS | GW_EVENTS, the state bucket, `gw.ingest.items` |
-//! | `backend` | `gw.cmd.>`, `gw.audit.>`, `$KV.GW_SESSIONS.>`, `gw.ingest.items` requests | the state bucket, GW_AUDIT |
+//! | `backend` | `gw.cmd.>`, `gw.audit.>`, `$KV.GW_SESSIONS.>`, tablets' `gw.ev.incident.>`/`gw.ev.video.>`, `gw.ingest.*` requests | the state bucket, GW_AUDIT, GW_REMINDERS |
+//! | `notify` (`gridwatch-notify`) | `$KV.GW_NOTIFY.>` (its ledger), `gw.reminders.>`, `gw.ingest.open` requests | the state bucket, its ledger, GW_REMINDERS |
 //! | `reader` (`gridwatch-recount`) | nothing | GW_EVENTS, GW_DLQ, the state bucket |
 //! | `ops` (operators, tests) | anything else | anything |
 //!
@@ -34,17 +35,19 @@ pub enum Service {
     Ingest,
     Backend,
     Reader,
+    Notify,
     Ops,
 }
 
 impl Service {
     /// Every user, in the order `auth.conf` lists them.
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Field,
         Service::Replay,
         Service::Ingest,
         Service::Backend,
         Service::Reader,
+        Service::Notify,
         Service::Ops,
     ];
 
@@ -56,6 +59,7 @@ impl Service {
             Service::Ingest => "ingest",
             Service::Backend => "backend",
             Service::Reader => "reader",
+            Service::Notify => "notify",
             Service::Ops => "ops",
         }
     }
@@ -69,6 +73,9 @@ pub struct Names {
     pub state_bucket: String,
     pub sessions_bucket: String,
     pub audit: String,
+    /// `gridwatch-notify`'s ledger bucket and reminders stream.
+    pub notify_ledger: String,
+    pub reminders: String,
 }
 
 impl Default for Names {
@@ -79,6 +86,8 @@ impl Default for Names {
             state_bucket: gridwatch_model::kv::DEFAULT_BUCKET.into(),
             sessions_bucket: "GW_SESSIONS".into(),
             audit: "GW_AUDIT".into(),
+            notify_ledger: "GW_NOTIFY".into(),
+            reminders: gridwatch_model::api::REMINDERS_STREAM.into(),
         }
     }
 }
@@ -161,6 +170,8 @@ pub fn permissions(service: Service, n: &Names, inbox: &str) -> Permissions {
             p.extend(read_stream(&state));
             p.extend(own_stream(&format!("KV_{}", n.sessions_bucket)));
             p.extend(own_stream(&n.audit));
+            // The wall's "reminders just sent".
+            p.extend(read_stream(&n.reminders));
             p.push(format!("$KV.{}.>", n.sessions_bucket));
             p.push("gw.audit.>".into());
             p.push("gw.cmd.>".into());
@@ -170,6 +181,20 @@ pub fn permissions(service: Service, n: &Names, inbox: &str) -> Permissions {
             // Tablets' actions, as events (ingest applies them like any).
             p.push("gw.ev.incident.>".into());
             p.push("gw.ev.video.>".into());
+            Permissions {
+                publish_allow: p,
+                subscribe_allow: inbox,
+                ..Default::default()
+            }
+        }
+        Service::Notify => {
+            let mut p = common;
+            p.extend(read_stream(&state));
+            p.extend(own_stream(&format!("KV_{}", n.notify_ledger)));
+            p.push(format!("$KV.{}.>", n.notify_ledger));
+            p.extend(own_stream(&n.reminders));
+            p.push("gw.reminders.>".into());
+            p.push(gridwatch_model::api::OPEN_SUBJECT.into());
             Permissions {
                 publish_allow: p,
                 subscribe_allow: inbox,

@@ -6,9 +6,11 @@
 //!
 //! Modules: [`procs`] (processes, NATS users), [`accounts`] (people),
 //! [`events`] (building and publishing events), [`people`] (signing in in
-//! a browser), [`recount`] (expected numbers from raw events).
+//! a browser), [`recount`] (expected numbers from raw events),
+//! [`dingtalk`] (a strict fake of DingTalk's robot webhook).
 
 pub mod accounts;
+pub mod dingtalk;
 pub mod events;
 pub mod people;
 pub mod procs;

@@ -1,4 +1,4 @@
-//! Child processes: nats-server, ingest, backend, chromedriver. Each is
+//! Child processes: nats-server, ingest, backend, notify, chromedriver. Each is
 //! killed when dropped; logs go to files named in failures.
 
 use anyhow::{Context, Result, bail};
@@ -442,6 +442,22 @@ pub fn recount(nats: &Nats, args: &[&str]) -> Result<(i32, String)> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok((out.status.code().unwrap_or(-1), text))
+}
+
+/// Starts `gridwatch-notify` with the configuration file `config` and
+/// the given environment.
+pub fn notify(nats: &Nats, config: &Path, logs: &Path, env: &[(&str, &str)]) -> Result<Proc> {
+    let mut cmd = Command::new(binary("gridwatch-notify")?);
+    cmd.env("GRIDWATCH__NATS_NKEY_FILE", nats.seed(Service::Notify))
+        .env("RUST_LOG", "info,gridwatch_notify=debug")
+        .arg("--nats")
+        .arg(nats.url())
+        .arg("--config")
+        .arg(config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc::spawn("notify", cmd, logs)
 }
 
 /// Starts `gridwatch-sim` with `args` and the given environment, as the

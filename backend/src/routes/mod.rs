@@ -7,6 +7,7 @@ pub mod hierarchy;
 pub mod items;
 pub mod metrics;
 pub mod registry;
+pub mod reminders;
 pub mod session;
 pub mod state;
 pub mod tasks;

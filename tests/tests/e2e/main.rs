@@ -35,6 +35,7 @@ mod files;
 mod limits;
 mod matrix;
 mod metrics;
+mod notify;
 mod pipeline;
 mod recount;
 mod system;

@@ -85,6 +85,17 @@ async fn every_route_answers_each_role_by_its_scope() -> Result<()> {
             "/api/v1/tasks?node=beilun/xinqi".into(),
             [401, 200, 403, 403, 200, 200],
         ),
+        // The reminders just sent (a public wall's without the items).
+        (
+            M::GET,
+            "/api/v1/reminders?node=beilun/daqi".into(),
+            [401, 200, 200, 200, 200, 200],
+        ),
+        (
+            M::GET,
+            "/api/v1/reminders?node=beilun/xinqi".into(),
+            [401, 200, 200, 403, 200, 200],
+        ),
         // Acting: walls and analysts read only; the body here is not an
         // action's (400 for those who may act).
         (
