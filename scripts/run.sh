@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up what is missing, builds, and starts the whole system: nats-server
-# (JetStream, sync_interval: always), gridwatch-ingest, gridwatch-backend and
-# the simulator; prints the URL. Ctrl-C stops everything.
+# (JetStream, sync_interval: always), gridwatch-ingest, gridwatch-backend,
+# gridwatch-notify and the simulator; prints the URL. Ctrl-C stops everything.
 #
 #   scripts/run.sh                 today, in real time, on the wall clock
 #   scripts/run.sh --speed 60      a past day (2022-10-15 from 05:30) 60x faster,
 #                                  on the replay clock
 # Environment: GRIDWATCH_PORT (8080), GRIDWATCH_NATS_PORT (4222),
-# GRIDWATCH_RUN_DIR (.run), GRIDWATCH_BAD_SHARE (0.002), GRIDWATCH_PROFILE (dev).
+# GRIDWATCH_RUN_DIR (.run), GRIDWATCH_BAD_SHARE (0.002), GRIDWATCH_PROFILE (dev),
+# GRIDWATCH_NOTIFY_CONFIG (notify's TOML with the DingTalk robots; without
+# one, the hourly reminders go to the local outbox stream and the wall).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gridwatch-target}"
@@ -113,6 +115,9 @@ NATS="nats://127.0.0.1:$NATS_PORT"
 
 GRIDWATCH__NATS_NKEY_FILE="$KEYS/ingest.nk" GRIDWATCH__METRICS_LISTEN="$INGEST_METRICS" "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
 GRIDWATCH__NATS_NKEY_FILE="$KEYS/backend.nk" "$BIN/gridwatch-backend" --nats "$NATS" --users-file "$USERS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
+NOTIFY_ARGS=()
+if [ -n "${GRIDWATCH_NOTIFY_CONFIG:-}" ]; then NOTIFY_ARGS=(--config "$GRIDWATCH_NOTIFY_CONFIG"); fi
+GRIDWATCH__NATS_NKEY_FILE="$KEYS/notify.nk" "$BIN/gridwatch-notify" --nats "$NATS" "${NOTIFY_ARGS[@]}" >"$RUN/logs/notify.log" 2>&1 & pids+=($!)
 GRIDWATCH__NATS_NKEY_FILE="$KEYS/$SIM_USER.nk" "$BIN/gridwatch-sim" --nats "$NATS" --bad-share "$BAD" "${SIM_ARGS[@]}" >"$RUN/logs/sim.log" 2>&1 & pids+=($!)
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
@@ -131,5 +136,5 @@ log "users: $BIN/gridwatch-admin --users-file $USERS user add NAME --role R --sc
 log "ingest's own metrics: http://$INGEST_METRICS/metrics   recount: GRIDWATCH_NATS_NKEY_FILE=$KEYS/reader.nk $BIN/gridwatch-recount --nats $NATS"
 # The simulator may finish (a replayed day ends): the rest stays up to look
 # at. Any of the services exiting stops everything.
-wait -n "${pids[@]:0:3}" || true
+wait -n "${pids[@]:0:4}" || true
 log "a service exited; see $RUN/logs"

@@ -1,8 +1,8 @@
 //! The wall's deadline board (the article's "every incident closed by
 //! 16:00"): the countdown to 16:00 by the deployment clock, open incidents
 //! by level and by street with the overdue in red, the supervision orders
-//! issued, rectified and open today, and the oldest open incident (not on
-//! a public wall: it names a micro-grid).
+//! issued, rectified and open today, the oldest open incident (not on a
+//! public wall: it names a micro-grid), and the reminders just sent.
 
 use gridwatch_model::NodeState;
 use gridwatch_model::api::OpenList;
@@ -13,6 +13,7 @@ use crate::components::{Tile, from_row, public, slot_rows};
 use crate::fmt::thousands;
 use crate::i18n::{name, tr};
 use crate::live::Live;
+use crate::reminders::RecentReminders;
 
 /// Streets listed on the board.
 const STREETS_SHOWN: usize = 6;
@@ -158,6 +159,7 @@ pub fn DeadlineBoard(state: Memo<Option<NodeState>>, live: Live) -> impl IntoVie
             <Show when=move || oldest_text().is_some()>
                 <p class="deadline-oldest" data-testid="dl-oldest">{move || format!("{} {}", tr("最早未办结", "oldest open:"), oldest_text().unwrap_or_default())}</p>
             </Show>
+            <RecentReminders live=live clock=Signal::derive(clock)/>
         </Tile>
     }
 }

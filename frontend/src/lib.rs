@@ -28,6 +28,7 @@ pub mod live;
 pub mod map;
 pub mod outbox;
 pub mod perf;
+pub mod reminders;
 pub mod route;
 pub mod signin;
 pub mod street;

@@ -61,6 +61,8 @@ pub struct Config {
     pub reminders_stream: String,
     /// Days the reminders stream keeps them.
     pub reminders_days: u64,
+    /// Replicas of the ledger and the reminders stream (3 on a cluster).
+    pub replicas: usize,
     /// The first and last full hour digests go out at (local).
     pub first_hour: u32,
     pub last_hour: u32,
@@ -95,6 +97,7 @@ impl Default for Config {
             ledger_days: 3,
             reminders_stream: gridwatch_model::api::REMINDERS_STREAM.into(),
             reminders_days: 30,
+            replicas: 1,
             first_hour: h.first,
             last_hour: h.last,
             group_levels: vec![0, 1, 2, 3],

@@ -68,13 +68,8 @@ pub struct Books {
 
 impl Books {
     /// Opens (or makes) the ledger bucket and the reminders stream.
-    pub async fn open(
-        js: jetstream::Context,
-        ledger: &str,
-        ledger_days: u64,
-        reminders: &str,
-        reminders_days: u64,
-    ) -> Result<Books, Error> {
+    pub async fn open(js: jetstream::Context, cfg: &crate::Config) -> Result<Books, Error> {
+        let (ledger, reminders) = (&cfg.ledger_bucket, &cfg.reminders_stream);
         let kv = match js.get_key_value(ledger).await {
             Ok(kv) => kv,
             Err(_) => js
@@ -85,8 +80,9 @@ impl Books {
                     // A digest is at most DingTalk's 20,000 bytes, and its
                     // entry carries it once.
                     max_value_size: 256 * 1024,
-                    max_age: Duration::from_secs(ledger_days.max(1) * 86_400),
+                    max_age: Duration::from_secs(cfg.ledger_days.max(1) * 86_400),
                     storage: stream::StorageType::File,
+                    num_replicas: cfg.replicas.max(1),
                     ..Default::default()
                 })
                 .await
@@ -96,8 +92,9 @@ impl Books {
             name: reminders.to_string(),
             subjects: vec![gridwatch_model::api::REMINDERS_SUBJECTS.into()],
             storage: stream::StorageType::File,
-            max_age: Duration::from_secs(reminders_days.max(1) * 86_400),
+            max_age: Duration::from_secs(cfg.reminders_days.max(1) * 86_400),
             duplicate_window: Duration::from_secs(3600),
+            num_replicas: cfg.replicas.max(1),
             ..Default::default()
         })
         .await

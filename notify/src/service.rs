@@ -297,17 +297,7 @@ pub async fn run(cfg: Config, stop: CancellationToken) -> anyhow::Result<()> {
     let (client, _) =
         gridwatch_runtime::nats::connect(&cfg.nats, &creds, "gridwatch-notify").await?;
     let js = jetstream::new(client.clone());
-    let Some(books) = patiently("the ledger", &stop, || {
-        Books::open(
-            js.clone(),
-            &cfg.ledger_bucket,
-            cfg.ledger_days,
-            &cfg.reminders_stream,
-            cfg.reminders_days,
-        )
-    })
-    .await
-    else {
+    let Some(books) = patiently("the ledger", &stop, || Books::open(js.clone(), &cfg)).await else {
         return Ok(());
     };
     let Some(state) = patiently("ingest's state bucket", &stop, || async {

@@ -54,6 +54,14 @@ pub fn install() -> Metrics {
 
 fn describe() {
     describe_counter!(
+        "gridwatch_notify_digests_total",
+        "Reminder digests by where they went: dingtalk, outbox, refused, superseded."
+    );
+    describe_counter!(
+        "gridwatch_notify_retries_total",
+        "Sends to a DingTalk robot that failed and are tried again."
+    );
+    describe_counter!(
         "gridwatch_ingest_events_applied_total",
         "Events applied to the live state."
     );

@@ -354,6 +354,23 @@ secret = "SECdaqigrids0002"
         )
         .await?;
     ensure!(s == 400 || s == 403, "{s}");
+    // The wall's deadline board lists the newest.
+    crate::browser::require_frontend()?;
+    let (_driver, c) = crate::browser::chromium(&sys, (1920, 1080)).await?;
+    let seen = async {
+        let base = format!("http://127.0.0.1:{}", sys.port);
+        gridwatch_tests::people::open_device_link(&c, &base, &acc.wall_link).await?;
+        wait_for("the reminders on the wall", WAIT, || async {
+            let t = crate::browser::text_of(&c, "dl-reminders").await?;
+            (t.contains("14:00") && t.contains("北仑区") && t.contains("钉钉")).then_some(t)
+        })
+        .await?;
+        crate::browser::fit_viewport(&c, 1920, 1080).await?;
+        crate::browser::screenshot(&c, "wall-reminders").await
+    }
+    .await;
+    let _ = c.close().await;
+    seen?;
     drop(notify);
     Ok(())
 }
