@@ -13,15 +13,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gridwatch-target}"
 eval "$(bash scripts/setup.sh)"
 cargo build -q --bins
 BIN="$CARGO_TARGET_DIR/debug"
-DIR=$(mktemp -d)
-PORT=$((20000 + RANDOM % 20000)); HTTP=$((PORT + 1))
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
-printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s/js" }\n' "$PORT" "$DIR" > "$DIR/nats.conf"
-"$NATS_SERVER_BIN" -c "$DIR/nats.conf" >"$DIR/nats.log" 2>&1 &
-sleep 1
-NATS="nats://127.0.0.1:$PORT"
-"$BIN/gridwatch-admin" --users-file "$DIR/users.json" user add ops --role admin --scope beilun <<<"figures-only-$RANDOM$RANDOM" >/dev/null
-TOKEN=$("$BIN/gridwatch-admin" --users-file "$DIR/users.json" token add ops --label figures)
+source scripts/lib.sh
+scratch_nats
+TOKEN=$(admin_token)
 "$BIN/gridwatch-sim" --nats "$NATS" --date "$DAY" --seed "$SEED" --rate 1000000000 >"$DIR/sim.log" 2>&1
 "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$DIR/data" --clock replay >"$DIR/ingest.log" 2>&1 &
 "$BIN/gridwatch-backend" --nats "$NATS" --listen "127.0.0.1:$HTTP" --users-file "$DIR/users.json" >"$DIR/backend.log" 2>&1 &

@@ -13,13 +13,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gridwatch-target}"
 eval "$(bash scripts/setup.sh)"
 cargo build -q --profile "$PROFILE" --bins
 BIN="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
-DIR=$(mktemp -d)
-PORT=$((20000 + RANDOM % 20000)); HTTP=$((PORT + 1))
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
-printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s/js" }\n' "$PORT" "$DIR" > "$DIR/nats.conf"
-"$NATS_SERVER_BIN" -c "$DIR/nats.conf" >"$DIR/nats.log" 2>&1 &
-sleep 1
-NATS="nats://127.0.0.1:$PORT"
+source scripts/lib.sh
+scratch_nats
 "$BIN/gridwatch-sim" --nats "$NATS" --date 2022-10-15 --rate 1000000000 --limit "$N" >"$DIR/sim.log" 2>&1
 "$BIN/gridwatch-backend" --nats "$NATS" --listen "127.0.0.1:$HTTP" >"$DIR/backend.log" 2>&1 &
 LAST=$(curl -s "http://127.0.0.1:$HTTP/healthz" >/dev/null; python3 - "$PORT" <<'PY'

@@ -23,16 +23,23 @@ pub struct Groups {
     pub ids: Vec<String>,
 }
 
-/// A node's names from the street down.
+/// A node's names from the street down, leaving out a parent whose name
+/// its child's already begins with ("霞西村委会 霞西村委会第1网格" →
+/// "霞西村委会第1网格").
 fn display_name(reg: &Registry, i: u32) -> String {
-    let mut names = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
     let mut at = Some(i);
     while let Some(k) = at {
         let n = reg.node(k);
         if n.parent.is_none() && !names.is_empty() {
             break;
         }
-        names.push(n.name.clone());
+        if !names
+            .last()
+            .is_some_and(|child| child.starts_with(n.name.as_str()))
+        {
+            names.push(&n.name);
+        }
         at = n.parent;
     }
     names.reverse();
@@ -116,7 +123,7 @@ mod tests {
             .expect("daqi");
         assert_eq!((daqi.name.as_str(), daqi.robot), ("大碶街道", Some(0)));
         let gr = g.list.iter().find(|x| x.node == grid).expect("the grid");
-        assert_eq!(gr.name.split(' ').count(), 3, "{}", gr.name);
+        assert_eq!(gr.name.split(' ').count(), 2, "{}", gr.name);
         let mut bad = cfg.clone();
         bad.robots[0].groups.push("beilun/nowhere".into());
         assert!(Groups::build(&reg, &bad).is_err());

@@ -16,6 +16,7 @@
 //!   stream (the outbox), and the crash window.
 //! - [`send`]: one robot's paced, retried, signed sends.
 //! - [`service`]: the clock, the hour worked through, the whole service.
+//! - [`report`]: what went out on a day, for the operator.
 
 pub mod config;
 pub mod digest;
@@ -23,6 +24,7 @@ pub mod dingtalk;
 pub mod groups;
 pub mod ledger;
 pub mod pace;
+pub mod report;
 pub mod schedule;
 pub mod send;
 pub mod service;

@@ -23,6 +23,19 @@ struct Args {
     /// Registry file [default: the committed Beilun registry].
     #[arg(long)]
     registry: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Print what went out on a local day (from the reminders stream) and
+    /// exit.
+    Report {
+        /// The local day, YYYY-MM-DD.
+        #[arg(long)]
+        date: chrono::NaiveDate,
+    },
 }
 
 #[tokio::main]
@@ -36,6 +49,9 @@ async fn main() -> anyhow::Result<()> {
             ("registry", path_value(a.registry.as_deref())),
         ],
     )?;
+    if let Some(Cmd::Report { date }) = a.cmd {
+        return report(&cfg, date).await;
+    }
     let limit = Duration::from_secs(cfg.shutdown_s);
     let token = shutdown::on_signals();
     if let Some(listen) = cfg.metrics_listen.clone() {
@@ -44,5 +60,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let service = gridwatch_notify::service::run(cfg, token.clone());
     shutdown::run_or_exit(&token, limit, service).await?;
+    Ok(())
+}
+
+async fn report(cfg: &Config, date: chrono::NaiveDate) -> anyhow::Result<()> {
+    let reg = gridwatch_runtime::registry::load(cfg.registry.as_deref())?;
+    let creds = gridwatch_runtime::nats::Creds {
+        nkey_file: cfg.nats_nkey_file.clone(),
+        ca_file: cfg.nats_ca_file.clone(),
+    };
+    let (client, _) =
+        gridwatch_runtime::nats::connect(&cfg.nats, &creds, "gridwatch-notify-report").await?;
+    let js = async_nats::jetstream::new(client);
+    let day = date.format("%Y-%m-%d").to_string();
+    let got = gridwatch_notify::report::read_day(&js, &cfg.reminders_stream, &day).await?;
+    print!("{}", gridwatch_notify::report::summary(&reg, &day, &got));
     Ok(())
 }

@@ -200,17 +200,19 @@ impl Notify {
             orders = open.orders.len(),
             "open items"
         );
+        let hour = slot.start();
         let mut made = 0;
         for g in self.groups.list.clone() {
             if taken.contains(&g.node) {
                 continue;
             }
+            // Time left as at the full hour the digest is for.
             let lines = digest::lines(
                 &self.groups.ids,
                 &g.node,
                 &open.incidents,
                 &open.orders,
-                now_s,
+                &hour,
             );
             if lines.is_empty() {
                 continue;
