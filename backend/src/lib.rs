@@ -41,6 +41,9 @@ use gridwatch_model::Registry;
 pub use config::Config;
 pub use error::{ApiError, BackendError};
 
+/// How long ingest has to answer a request over NATS.
+pub const ASK_INGEST_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Shared state of the handlers.
 pub struct AppState {
     pub cfg: Config,
@@ -72,6 +75,27 @@ impl AppState {
     /// before it has (just after a start).
     pub fn deployment_clock(&self) -> Option<String> {
         self.store.meta().and_then(|m| m.clock_now.clone())
+    }
+
+    /// Asks ingest `query` on `subject` (its items, open lists, outcomes)
+    /// and reads the answer: 503 when it does not answer within
+    /// [`ASK_INGEST_WITHIN`].
+    pub async fn ask_ingest<Q: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        subject: &'static str,
+        query: &Q,
+    ) -> Result<T, ApiError> {
+        let body = serde_json::to_vec(query).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let reply =
+            tokio::time::timeout(ASK_INGEST_WITHIN, self.nats.request(subject, body.into()))
+                .await
+                .map_err(|_| ApiError::Unavailable("ingest did not answer".into()))?
+                .map_err(|e| {
+                    tracing::warn!(error = %e, subject, "asking ingest");
+                    ApiError::Unavailable("ingest is not answering".into())
+                })?;
+        serde_json::from_slice(&reply.payload)
+            .map_err(|e| ApiError::Internal(format!("ingest's answer on {subject}: {e}")))
     }
 }
 

@@ -28,15 +28,8 @@ fn hms(s: i64) -> String {
 /// The board for the node the wall shows.
 #[component]
 pub fn DeadlineBoard(state: Memo<Option<NodeState>>, live: Live) -> impl IntoView {
-    let clock = move || {
-        let hb = live.as_of.get();
-        if hb.is_empty() {
-            state.with(|s| s.as_ref().map(|s| s.as_of.clone()).unwrap_or_default())
-        } else {
-            hb
-        }
-    };
-    let countdown = move || match gridwatch_model::deadline::seconds_to_due_hour(&clock()) {
+    let clock = live.clock(state);
+    let countdown = move || match gridwatch_model::deadline::seconds_to_due_hour(&clock.get()) {
         Some(s) if s > 0 => (format!("{} {}", tr("距16:00", "to 16:00"), hms(s)), false),
         Some(_) => (tr("16:00 已过", "past 16:00").to_string(), true),
         None => ("–".into(), false),
@@ -106,7 +99,7 @@ pub fn DeadlineBoard(state: Memo<Option<NodeState>>, live: Live) -> impl IntoVie
         }
         oldest.with(|l| {
             let i = l.as_ref()?.incidents.first()?;
-            let open = gridwatch_model::time::minutes_between(&i.incident.reported, &clock())?;
+            let open = gridwatch_model::time::minutes_between(&i.incident.reported, &clock.get())?;
             let place: Vec<&str> = i.node.rsplit('/').take(2).collect();
             Some(format!(
                 "L{} {} · {} · {} {} h {:02} min",
@@ -159,7 +152,7 @@ pub fn DeadlineBoard(state: Memo<Option<NodeState>>, live: Live) -> impl IntoVie
             <Show when=move || oldest_text().is_some()>
                 <p class="deadline-oldest" data-testid="dl-oldest">{move || format!("{} {}", tr("最早未办结", "oldest open:"), oldest_text().unwrap_or_default())}</p>
             </Show>
-            <RecentReminders live=live clock=Signal::derive(clock)/>
+            <RecentReminders live=live clock=clock/>
         </Tile>
     }
 }

@@ -45,6 +45,21 @@ pub struct Live {
     pub node: RwSignal<String>,
 }
 
+impl Live {
+    /// The deployment clock (RFC 3339): the last heartbeat's time, else
+    /// that of `state` (the node on screen).
+    pub fn clock(self, state: Memo<Option<NodeState>>) -> Signal<String> {
+        Signal::derive(move || {
+            let hb = self.as_of.get();
+            if hb.is_empty() {
+                state.with(|s| s.as_ref().map(|s| s.as_of.clone()).unwrap_or_default())
+            } else {
+                hb
+            }
+        })
+    }
+}
+
 /// Seconds without a frame after which the data is called stale.
 pub const STALE_AFTER_MS: f64 = 10_000.0;
 /// An open socket silent this long is closed and reopened.

@@ -76,15 +76,7 @@ pub fn StreetPage(node: String) -> impl IntoView {
         }
     });
     let tab = RwSignal::new(Tab::Areas);
-    // The deployment clock: the last heartbeat's, else the state's.
-    let clock = Signal::derive(move || {
-        let hb = live.as_of.get();
-        if hb.is_empty() {
-            state.with(|s| s.as_ref().map(|s| s.as_of.clone()).unwrap_or_default())
-        } else {
-            hb
-        }
-    });
+    let clock = live.clock(state);
     let on_screen = Signal::derive(move || live.node.get());
     let children = move || {
         state.with(|s| {
@@ -309,17 +301,9 @@ fn MicrogridDetail(
             })
         }
     };
-    // The deployment clock: the last heartbeat's, else the state's.
-    let clock = move || {
-        let hb = live.as_of.get();
-        if hb.is_empty() {
-            state.with(|s| s.as_ref().map(|s| s.as_of.clone()).unwrap_or_default())
-        } else {
-            hb
-        }
-    };
+    let clock = live.clock(state);
     let open_for = move |since: &str| {
-        gridwatch_model::time::minutes_between(since, &clock())
+        gridwatch_model::time::minutes_between(since, &clock.get())
             .map(|m| format!("{} min", m.max(0)))
             .unwrap_or_else(|| "–".into())
     };

@@ -295,6 +295,11 @@ pub struct OpenList {
 /// action a tablet sent, by its event id.
 pub const OUTCOME_SUBJECT: &str = "gw.ingest.outcome";
 
+/// The event ids of tablets' actions begin so (the backend derives the rest
+/// from the caller and the `Idempotency-Key`); ingest recalls the outcome
+/// of these only.
+pub const ACTION_ID_PREFIX: &str = "t-";
+
 /// What became of one event, asked by id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeQuery {

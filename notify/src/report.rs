@@ -93,6 +93,15 @@ pub fn summary(reg: &Registry, date: &str, day: &[Reminder]) -> String {
         .map(|(n, c)| format!("{n} {c}"))
         .collect();
     let _ = writeln!(t, "digests by group level: {}", by_level.join(", "));
+    let mut spread: BTreeMap<usize, usize> = BTreeMap::new();
+    for v in groups.values() {
+        *spread.entry(v.len()).or_default() += 1;
+    }
+    let spread: Vec<String> = spread
+        .iter()
+        .map(|(n, g)| format!("{n} digest{} {g}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    let _ = writeln!(t, "groups by digests received: {}", spread.join(", "));
     let mut top: Vec<(&str, &Vec<&Reminder>)> = groups.iter().map(|(g, v)| (*g, v)).collect();
     top.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
     let _ = writeln!(
@@ -107,4 +116,49 @@ pub fn summary(reg: &Registry, date: &str, day: &[Reminder]) -> String {
         let _ = writeln!(t, "| {name} | {} | {most} | {late} |", v.len());
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(group: &str, hour: u32, overdue: u32, delivery: Delivery) -> Reminder {
+        Reminder {
+            group: group.into(),
+            group_name: group.into(),
+            slot: format!("2022-10-15T{hour:02}:00:00+08:00"),
+            sent_at: String::new(),
+            delivery,
+            robot: None,
+            incidents: 2,
+            orders: 1,
+            overdue,
+            title: String::new(),
+            text: String::new(),
+            resent: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_day_is_counted_by_hour_level_and_group() {
+        let reg = gridwatch_runtime::registry::load(None).expect("the committed registry");
+        let day = [
+            r("beilun", 7, 0, Delivery::Dingtalk),
+            r("beilun", 8, 1, Delivery::Dingtalk),
+            r("beilun/daqi", 8, 0, Delivery::Outbox),
+        ];
+        let t = summary(&reg, "2022-10-15", &day);
+        assert!(
+            t.contains("3 digests to 2 groups (DingTalk 2, outbox 1, refused 0)"),
+            "{t}"
+        );
+        assert!(t.contains("| 08:00 | 2 | 6 | 1 |"), "{t}");
+        assert!(
+            t.contains("district 2, street 1, community 0, grid 0"),
+            "{t}"
+        );
+        assert!(t.contains("1 digest 1, 2 digests 1"), "{t}");
+        assert!(t.contains("| beilun | 2 | 3 | 1 |"), "{t}");
+    }
 }

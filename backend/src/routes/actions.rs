@@ -45,8 +45,8 @@ use crate::routes::session::record;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The longest key accepted.
 pub const KEY_MAX: usize = 64;
-/// How long one NATS request (an item lookup, an outcome) may take.
-const ASK_WITHIN: Duration = Duration::from_secs(2);
+/// How long the publish of an action may wait for its ack.
+const ACK_WITHIN: Duration = Duration::from_secs(2);
 
 type Answer = (StatusCode, Json<ActionAnswer>);
 
@@ -85,7 +85,11 @@ fn event_id(caller: &Caller, headers: &HeaderMap) -> Result<String, ApiError> {
         )));
     }
     let hash = sha256_hex(&format!("{}\n{key}", caller.name));
-    Ok(format!("t-{}", &hash[..40]))
+    Ok(format!(
+        "{}{}",
+        gridwatch_model::api::ACTION_ID_PREFIX,
+        &hash[..40]
+    ))
 }
 
 /// A micro-grid the caller's scope holds: 404 unknown, 400 not a
@@ -124,28 +128,10 @@ fn text(field: &str, v: &str, max: usize, required: bool) -> Result<(), ApiError
     Ok(())
 }
 
-/// Asks ingest over NATS; 503 when it does not answer.
-async fn ask<T: serde::de::DeserializeOwned>(
-    app: &AppState,
-    subject: &'static str,
-    body: Vec<u8>,
-) -> Result<T, ApiError> {
-    let reply = tokio::time::timeout(ASK_WITHIN, app.nats.request(subject, body.into()))
-        .await
-        .map_err(|_| ApiError::Unavailable("ingest did not answer".into()))?
-        .map_err(|e| {
-            tracing::warn!(error = %e, subject, "asking ingest");
-            ApiError::Unavailable("ingest is not answering".into())
-        })?;
-    serde_json::from_slice(&reply.payload)
-        .map_err(|e| ApiError::Internal(format!("ingest's answer on {subject}: {e}")))
-}
-
 /// What ingest says became of event `id`.
 async fn outcome(app: &AppState, id: &str) -> Result<Outcome, ApiError> {
-    let q = serde_json::to_vec(&OutcomeQuery { id: id.to_string() })
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    ask(app, OUTCOME_SUBJECT, q).await
+    app.ask_ingest(OUTCOME_SUBJECT, &OutcomeQuery { id: id.to_string() })
+        .await
 }
 
 /// The open item `id` of micro-grid `node`, if it is open.
@@ -155,15 +141,14 @@ async fn lookup(
     kind: ItemKind,
     id: &str,
 ) -> Result<ItemsPage, ApiError> {
-    let q = serde_json::to_vec(&ItemsQuery {
+    let q = ItemsQuery {
         node: node.to_string(),
         kind,
         offset: 0,
         limit: 1,
         id: Some(id.to_string()),
-    })
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    ask(app, ITEMS_SUBJECT, q).await
+    };
+    app.ask_ingest(ITEMS_SUBJECT, &q).await
 }
 
 /// One action on its way: the event, where it goes, what it is about.
@@ -173,6 +158,35 @@ struct Action {
     /// `incident_report`, `incident_resolve`, `order_rectify`, …
     name: String,
     item: String,
+}
+
+impl Action {
+    /// The event of an action on micro-grid `node` of `street` at `ts`,
+    /// on the subject of its kind.
+    fn new(
+        ts: chrono::DateTime<chrono::FixedOffset>,
+        (id, node, street): (String, String, &str),
+        body: EventBody,
+        name: String,
+        item: String,
+    ) -> Action {
+        let kind = match &body {
+            EventBody::Video(_) => "video",
+            _ => "incident",
+        };
+        Action {
+            event: Event {
+                v: WIRE_VERSION,
+                id,
+                ts,
+                node,
+                body,
+            },
+            subject: format!("gw.ev.{kind}.{street}"),
+            name,
+            item,
+        }
+    }
 }
 
 /// Publishes `a` (unless ingest already knows its id: a retry), waits for
@@ -196,7 +210,7 @@ async fn act(
             )
             .await;
         let acked = match published {
-            Ok(ack) => tokio::time::timeout(ASK_WITHIN, ack)
+            Ok(ack) => tokio::time::timeout(ACK_WITHIN, ack)
                 .await
                 .ok()
                 .and_then(Result::ok),
@@ -293,27 +307,22 @@ pub async fn report(
     text("note", &r.note, limits::NOTE.max_bytes, false)?;
     let ts = now(&app)?;
     let incident_id = format!("I-{}-{}", ts.format("%Y%m%d"), &id[2..12]);
-    let event = Event {
-        v: WIRE_VERSION,
-        id,
+    let body = EventBody::Incident(Incident {
+        incident_id: incident_id.clone(),
+        action: IncidentAction::Reported,
+        level: r.level,
+        category: r.category,
+        note: r.note,
+        by: caller.name.clone(),
+        to: None,
+    });
+    let a = Action::new(
         ts,
-        node: r.node,
-        body: EventBody::Incident(Incident {
-            incident_id: incident_id.clone(),
-            action: IncidentAction::Reported,
-            level: r.level,
-            category: r.category,
-            note: r.note,
-            by: caller.name.clone(),
-            to: None,
-        }),
-    };
-    let a = Action {
-        event,
-        subject: format!("gw.ev.incident.{street}"),
-        name: "incident_report".into(),
-        item: incident_id,
-    };
+        (id, r.node, &street),
+        body,
+        "incident_report".into(),
+        incident_id,
+    );
     act(&app, &caller, &peer, a).await
 }
 
@@ -384,27 +393,22 @@ pub async fn incident_step(
             category = open.category.clone();
         }
     }
-    let event = Event {
-        v: WIRE_VERSION,
-        id,
-        ts: now(&app)?,
-        node: s.node,
-        body: EventBody::Incident(Incident {
-            incident_id: incident_id.clone(),
-            action,
-            level,
-            category,
-            note: s.note,
-            by: caller.name.clone(),
-            to,
-        }),
-    };
-    let a = Action {
-        event,
-        subject: format!("gw.ev.incident.{street}"),
-        name: format!("incident_{step}"),
-        item: incident_id,
-    };
+    let body = EventBody::Incident(Incident {
+        incident_id: incident_id.clone(),
+        action,
+        level,
+        category,
+        note: s.note,
+        by: caller.name.clone(),
+        to,
+    });
+    let a = Action::new(
+        now(&app)?,
+        (id, s.node, &street),
+        body,
+        format!("incident_{step}"),
+        incident_id,
+    );
     act(&app, &caller, &peer, a).await
 }
 
@@ -444,26 +448,21 @@ pub async fn order_step(
     {
         (kind, severity) = (f.kind, f.severity);
     }
-    let event = Event {
-        v: WIRE_VERSION,
-        id,
-        ts: now(&app)?,
-        node: s.node,
-        body: EventBody::Video(Video {
-            camera: String::new(),
-            flag_id: flag_id.clone(),
-            flag: kind,
-            action,
-            severity,
-            by: caller.name.clone(),
-            note: s.note,
-        }),
-    };
-    let a = Action {
-        event,
-        subject: format!("gw.ev.video.{street}"),
-        name: format!("order_{step}"),
-        item: flag_id,
-    };
+    let body = EventBody::Video(Video {
+        camera: String::new(),
+        flag_id: flag_id.clone(),
+        flag: kind,
+        action,
+        severity,
+        by: caller.name.clone(),
+        note: s.note,
+    });
+    let a = Action::new(
+        now(&app)?,
+        (id, s.node, &street),
+        body,
+        format!("order_{step}"),
+        flag_id,
+    );
     act(&app, &caller, &peer, a).await
 }

@@ -10,14 +10,10 @@ use axum::{Extension, Json};
 use gridwatch_model::api::{ITEMS_PAGE_MAX, ITEMS_SUBJECT, ItemKind, ItemsPage, ItemsQuery};
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-
-/// How long ingest has to answer.
-const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 
 /// The query string.
 #[derive(Debug, Deserialize)]
@@ -63,16 +59,7 @@ pub async fn get(
         limit,
         id: None,
     };
-    let body = serde_json::to_vec(&query).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let reply = tokio::time::timeout(ANSWER_WITHIN, app.nats.request(ITEMS_SUBJECT, body.into()))
-        .await
-        .map_err(|_| ApiError::Unavailable("ingest did not answer".into()))?
-        .map_err(|e| {
-            tracing::warn!(error = %e, "items request");
-            ApiError::Unavailable("ingest is not answering".into())
-        })?;
-    let page: ItemsPage = serde_json::from_slice(&reply.payload)
-        .map_err(|e| ApiError::Internal(format!("ingest's items page: {e}")))?;
+    let page: ItemsPage = app.ask_ingest(ITEMS_SUBJECT, &query).await?;
     if let Some(e) = page.error {
         return Err(ApiError::BadRequest(e));
     }

@@ -9,14 +9,10 @@ use axum::{Extension, Json};
 use gridwatch_model::api::{OPEN_LIST_MAX, OPEN_SUBJECT, OpenList, OpenQuery};
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-
-/// How long ingest has to answer.
-const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 
 /// The query string.
 #[derive(Debug, Deserialize)]
@@ -49,20 +45,11 @@ pub async fn get(
             "a public wall shows no lists of incidents and orders".into(),
         ));
     }
-    let body = serde_json::to_vec(&OpenQuery {
+    let q = OpenQuery {
         node: q.node,
         limit,
-    })
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let reply = tokio::time::timeout(ANSWER_WITHIN, app.nats.request(OPEN_SUBJECT, body.into()))
-        .await
-        .map_err(|_| ApiError::Unavailable("ingest did not answer".into()))?
-        .map_err(|e| {
-            tracing::warn!(error = %e, "tasks request");
-            ApiError::Unavailable("ingest is not answering".into())
-        })?;
-    let list: OpenList = serde_json::from_slice(&reply.payload)
-        .map_err(|e| ApiError::Internal(format!("ingest's open list: {e}")))?;
+    };
+    let list: OpenList = app.ask_ingest(OPEN_SUBJECT, &q).await?;
     if let Some(e) = list.error {
         return Err(ApiError::BadRequest(e));
     }

@@ -103,8 +103,9 @@ impl Processor {
         Ok(())
     }
 
-    /// Records what became of an action (an incident or video event sent
-    /// with a `Nats-Msg-Id`, as the backend sends tablets' actions), for
+    /// Records what became of a tablet's action (an incident or video event
+    /// the backend sent, its `Nats-Msg-Id` beginning with
+    /// [`ACTION_ID_PREFIX`](gridwatch_model::api::ACTION_ID_PREFIX)), for
     /// the backend to tell the tablet. A duplicate was applied before.
     fn record_action(&self, msg: &Message, outcome: &Outcome) {
         let subject = msg.subject.as_str();
@@ -118,6 +119,12 @@ impl Processor {
         else {
             return;
         };
+        if !id
+            .as_str()
+            .starts_with(gridwatch_model::api::ACTION_ID_PREFIX)
+        {
+            return;
+        }
         self.items.record(
             id.as_str(),
             match outcome {

@@ -104,44 +104,52 @@ async fn a_supervisor_works_the_loop_from_a_tablet() -> Result<()> {
         "{open}"
     );
 
-    // Who may not act: out of scope, a wall, an analyst; without a key.
+    // Who may not act: out of scope, a wall, an analyst; without a key, a
+    // level that is none, a key too long.
     let elsewhere_report = json!({"node": elsewhere, "level": 1, "category": "c"});
-    let why = refused(
-        &tablet,
-        "/api/v1/incidents",
-        Some("r-2"),
-        elsewhere_report,
-        403,
-    )
-    .await?;
-    ensure!(why.contains("outside your scope"), "{why}");
     let wall = Http::with_cookie(
         sys.port,
         &Http::device_cookie(sys.port, &acc.wall_link).await?,
     );
-    refused(&wall, "/api/v1/incidents", Some("r-3"), report.clone(), 403).await?;
     let analyst = Http::with_token(sys.port, &acc.analyst.token);
-    refused(
-        &analyst,
-        "/api/v1/incidents",
-        Some("r-4"),
-        report.clone(),
-        403,
-    )
-    .await?;
-    let why = refused(&tablet, "/api/v1/incidents", None, report.clone(), 400).await?;
-    ensure!(why.contains("Idempotency-Key"), "{why}");
-    let bad = json!({"node": mg, "level": 5, "category": "c"});
-    refused(&tablet, "/api/v1/incidents", Some("r-5"), bad, 400).await?;
+    let bad_level = json!({"node": mg, "level": 5, "category": "c"});
     let long_key = "k".repeat(65);
-    refused(
-        &tablet,
-        "/api/v1/incidents",
-        Some(&long_key),
-        report.clone(),
-        400,
-    )
-    .await?;
+    let refusals = [
+        (
+            &tablet,
+            Some("r-2"),
+            elsewhere_report,
+            403,
+            "outside your scope",
+        ),
+        (
+            &wall,
+            Some("r-3"),
+            report.clone(),
+            403,
+            "only supervisors and admins act",
+        ),
+        (
+            &analyst,
+            Some("r-4"),
+            report.clone(),
+            403,
+            "only supervisors and admins act",
+        ),
+        (&tablet, None, report.clone(), 400, "Idempotency-Key"),
+        (&tablet, Some("r-5"), bad_level, 400, "level"),
+        (
+            &tablet,
+            Some(long_key.as_str()),
+            report.clone(),
+            400,
+            "Idempotency-Key",
+        ),
+    ];
+    for (h, key, body, status, says) in refusals {
+        let why = refused(h, "/api/v1/incidents", key, body, status).await?;
+        ensure!(why.contains(says), "{key:?}: {why}");
+    }
 
     // Acknowledge, once; transfer up, not sideways; resolve with a note.
     let step = |s: &str| format!("/api/v1/incidents/{inc}/{s}");
