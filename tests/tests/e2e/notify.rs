@@ -345,15 +345,22 @@ secret = "SECdaqigrids0002"
         )
         .await?;
     ensure!(s == 403, "out of scope: {s}");
-    let (s, _, _) = sup
-        .send(
-            reqwest::Method::GET,
-            "/api/v1/reminders?node=beilun&limit=0",
-            None,
-            &[],
-        )
+    // The limit at its edges: 200 is the most (above), 0 and 201 are not.
+    for bad in ["limit=0", "limit=201", "limit=x"] {
+        let (s, body) = sys
+            .http
+            .get(&format!("/api/v1/reminders?node=beilun&{bad}"))
+            .await?;
+        ensure!(
+            s == 400 && body["error"]["code"].is_string(),
+            "{bad}: {s} {body}"
+        );
+    }
+    let (s, _) = sys
+        .http
+        .get("/api/v1/reminders?node=beilun/nowhere")
         .await?;
-    ensure!(s == 400 || s == 403, "{s}");
+    ensure!(s == 404, "an unknown node: {s}");
     // The wall's deadline board lists the newest.
     crate::browser::require_frontend()?;
     let (_driver, c) = crate::browser::chromium(&sys, (1920, 1080)).await?;
