@@ -21,7 +21,7 @@ use crate::state::LiveState;
 
 const MAGIC: &str = "gridwatch-checkpoint";
 /// The format this build writes and reads.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 const FILE: &str = "checkpoint.bin";
 
 #[derive(Serialize, Deserialize)]

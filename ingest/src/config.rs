@@ -81,6 +81,9 @@ pub struct Config {
     pub detail_publish_ms: u64,
     /// Events older than this (relative to the clock) are `too_late`.
     pub lateness_s: i64,
+    /// Days of Parquet history kept (older days are removed); 0 keeps
+    /// everything.
+    pub history_days: u32,
     /// Events further ahead of the clock than this are `future`.
     pub future_s: i64,
     /// `wall` (default) or `replay` (now = newest applied event time).
@@ -123,6 +126,7 @@ impl Default for Config {
             full_recompute_s: 60,
             detail_publish_ms: 250,
             lateness_s: 24 * 3600,
+            history_days: 400,
             future_s: 300,
             clock: ClockMode::Wall,
             metrics_listen: "127.0.0.1:9190".into(),

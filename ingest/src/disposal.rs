@@ -631,4 +631,67 @@ mod tests {
         assert_eq!(day_key(1_665_849_599), 20221015);
         assert_eq!(day_key(1_665_849_600), 20221016);
     }
+
+    #[test]
+    fn every_step_goes_to_the_history_tables_without_names_or_notes() {
+        let fx = Fixture::new();
+        let reg = &fx.reg;
+        let mut live = LiveState::new(reg.microgrids.len());
+        let m = reg.node(reg.microgrids[0]).id.to_string();
+        for e in [
+            step(
+                &m,
+                "h1",
+                "i9",
+                "reported",
+                "09:00:00",
+                r#","by":"网格员甲""#,
+            ),
+            step(&m, "h2", "i9", "acknowledged", "09:10:00", ""),
+            step(&m, "h3", "i9", "resolved", "10:00:00", ""),
+            video(&m, "h4", "F9", "raised", "09:20:00"),
+            video(&m, "h5", "F9", "rectified", "09:40:00"),
+        ] {
+            assert_eq!(apply(&fx, &mut live, e), "");
+        }
+        let zone = format!(
+            r#"{{"v":1,"kind":"zone","id":"h6","ts":"2022-10-15T11:00:00+08:00","node":"{m}","zone":"sealed","reason":"密接"}}"#
+        );
+        assert_eq!(
+            apply(&fx, &mut live, (format!("gw.ev.zone.{}", street(&m)), zone)),
+            ""
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        live.pending_from_seq = 1;
+        crate::history::flush(dir.path(), reg, &fx.topo, &mut live, 6).expect("flush");
+        let read = |t| crate::history::read_table(dir.path(), t, "2022-10-15").expect("read");
+        let inc = read("incidents");
+        let col = |df: &polars::prelude::DataFrame, c: &str| -> Vec<String> {
+            df.column(c)
+                .and_then(|c| c.cast(&polars::prelude::DataType::String))
+                .map(|c| {
+                    c.str()
+                        .map(|s| s.iter().map(|v| v.unwrap_or("").to_string()).collect())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            col(&inc, "action"),
+            ["reported", "acknowledged", "resolved"]
+        );
+        assert_eq!(col(&inc, "node"), [m.as_str(); 3]);
+        let names: Vec<String> = inc
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert!(!names.iter().any(|c| c == "by" || c == "note"), "{names:?}");
+        let orders = read("orders");
+        assert_eq!(col(&orders, "action"), ["raised", "rectified"]);
+        assert_eq!(col(&orders, "number"), ["督-20221015-0001"; 2]);
+        let zones = read("zones");
+        assert_eq!(col(&zones, "zone"), ["sealed"]);
+        assert!(live.pending_events.is_empty());
+    }
 }

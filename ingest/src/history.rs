@@ -1,16 +1,37 @@
-//! Per-micro-grid per-minute history as Parquet, partitioned by local date:
-//! `<data-dir>/history/date=YYYY-MM-DD/part-<from_seq>-<to_seq>.parquet`.
+//! History as Parquet, one directory per table, partitioned by local date:
+//! `<data-dir>/history/<table>/date=YYYY-MM-DD/part-<from_seq>-<to_seq>.parquet`.
 //!
-//! Each part holds the deltas of the events in its sequence range, so a late
-//! event adds a row rather than rewriting one; queries sum by (node,
-//! minute). Parts are written before the checkpoint that clears them from
-//! the pending state, and parts beyond the checkpoint are removed at start,
-//! so a crash between the two never counts a row twice.
+//! - `minutes`: per micro-grid per minute, the counts of its events and
+//!   the zone it was in at that minute (`node, minute, zone, …counts`);
+//! - `incidents`: every incident step applied (`ts, node, incident_id,
+//!   action, level, category, label, owner, due`);
+//! - `orders`: every supervision-order step (`ts, node, flag_id, number,
+//!   kind, severity, action, due`);
+//! - `zones`: every designation (`ts, node, zone, reason, event_id`).
+//!
+//! Times are Unix seconds (`minute`: Unix minutes). No user names or
+//! notes: analysts read these tables.
+//!
+//! Each part holds the rows of the events in its sequence range, so a
+//! late event adds a row rather than rewriting one; queries sum `minutes`
+//! by (node, minute, zone). Parts are written before the checkpoint that
+//! clears them from the pending state, and parts beyond the checkpoint are
+//! removed at start, so a crash between the two never counts a row twice.
+//!
+//! **Compaction**: once a local day is closed (no event of it is accepted
+//! any more), its parts are merged into one (`part-<first>-<last>`),
+//! written and renamed into place before the small ones are removed; a
+//! crash in between leaves parts the merged one covers, and those are
+//! removed at start too. **Retention**: days older than `history_days`
+//! are removed.
 
-use chrono::DateTime;
+use chrono::{DateTime, NaiveDate};
 use gridwatch_model::Registry;
+use gridwatch_model::Zone;
+use gridwatch_model::event::{FlagKind, IncidentAction, VideoAction};
 use gridwatch_model::time::local_date;
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,9 +40,71 @@ use crate::aggregate::{COUNT_COLS, bucket_values};
 use crate::error::IngestError;
 use crate::state::{Bucket, LiveState, Topology};
 
+/// The tables, each a directory under `history/`.
+pub const TABLES: [&str; 4] = ["minutes", "incidents", "orders", "zones"];
+
+/// An incident step, as the `incidents` table keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentRow {
+    pub ts: i64,
+    /// Micro-grid ordinal.
+    pub mg: u32,
+    pub incident_id: String,
+    pub action: IncidentAction,
+    pub level: u8,
+    pub category: String,
+    pub label: Option<String>,
+    /// Registry index of the node holding it after the step.
+    pub owner: u32,
+    pub due: i64,
+}
+
+/// A supervision-order step, as the `orders` table keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRow {
+    pub ts: i64,
+    pub mg: u32,
+    pub flag_id: String,
+    pub number: String,
+    pub kind: FlagKind,
+    pub severity: u8,
+    pub action: VideoAction,
+    pub due: i64,
+}
+
+/// A designation, as the `zones` table keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneRow {
+    pub ts: i64,
+    /// Registry index of the node designated (any level).
+    pub node: u32,
+    pub zone: Zone,
+    pub reason: String,
+    pub event_id: String,
+}
+
+/// Event rows not yet written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRows {
+    pub incidents: Vec<IncidentRow>,
+    pub orders: Vec<OrderRow>,
+    pub zones: Vec<ZoneRow>,
+}
+
+impl EventRows {
+    pub fn is_empty(&self) -> bool {
+        self.incidents.is_empty() && self.orders.is_empty() && self.zones.is_empty()
+    }
+}
+
 /// The history directory under a data dir.
 pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("history")
+}
+
+/// A table's directory.
+pub fn table_dir(data_dir: &Path, table: &str) -> PathBuf {
+    dir(data_dir).join(table)
 }
 
 fn io_err(p: &Path, e: std::io::Error) -> IngestError {
@@ -31,26 +114,69 @@ fn io_err(p: &Path, e: std::io::Error) -> IngestError {
     }
 }
 
-/// Removes parts that cover sequences after `last_seq` (written before a
-/// crash, never checkpointed), and any `.tmp` left by a crash mid-write.
-pub fn remove_uncommitted(data_dir: &Path, last_seq: u64) -> Result<usize, IngestError> {
-    let root = dir(data_dir);
-    let Ok(days) = fs::read_dir(&root) else {
-        return Ok(0);
-    };
-    let mut removed = 0;
-    for day in days.flatten() {
-        let Ok(parts) = fs::read_dir(day.path()) else {
+/// The sequence range of a part's file name.
+fn range_of(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(".parquet")?.strip_prefix("part-")?;
+    let (a, b) = stem.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Every `date=` directory of every table: (table, date, path).
+fn day_dirs(data_dir: &Path) -> Vec<(&'static str, String, PathBuf)> {
+    let mut out = Vec::new();
+    for table in TABLES {
+        let Ok(days) = fs::read_dir(table_dir(data_dir, table)) else {
             continue;
         };
-        for part in parts.flatten() {
-            let name = part.file_name().to_string_lossy().to_string();
-            let to_seq = name
-                .strip_suffix(".parquet")
-                .and_then(|s| s.rsplit('-').next())
-                .and_then(|s| s.parse::<u64>().ok());
-            if to_seq.is_some_and(|t| t > last_seq) || name.ends_with(".tmp") {
-                fs::remove_file(part.path()).map_err(|e| io_err(&part.path(), e))?;
+        for day in days.flatten() {
+            let name = day.file_name().to_string_lossy().to_string();
+            if let Some(date) = name.strip_prefix("date=") {
+                out.push((table, date.to_string(), day.path()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The parts of one day directory: (range, path).
+fn parts(day: &Path) -> Vec<((u64, u64), PathBuf)> {
+    let Ok(entries) = fs::read_dir(day) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            range_of(&name).map(|r| (r, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Removes parts that cover sequences after `last_seq` (written before a
+/// crash, never checkpointed), parts a merged part covers (a compaction
+/// cut short), and any `.tmp` left by a crash mid-write.
+pub fn remove_uncommitted(data_dir: &Path, last_seq: u64) -> Result<usize, IngestError> {
+    let mut removed = 0;
+    for (_, _, day) in day_dirs(data_dir) {
+        let Ok(entries) = fs::read_dir(&day) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".tmp") {
+                fs::remove_file(e.path()).map_err(|err| io_err(&e.path(), err))?;
+                removed += 1;
+            }
+        }
+        let ps = parts(&day);
+        for ((from, to), path) in &ps {
+            let covered = ps
+                .iter()
+                .any(|((f, t), p)| p != path && f <= from && to <= t && (f, t) != (from, to));
+            if *to > last_seq || covered {
+                fs::remove_file(path).map_err(|e| io_err(path, e))?;
                 removed += 1;
             }
         }
@@ -58,8 +184,38 @@ pub fn remove_uncommitted(data_dir: &Path, last_seq: u64) -> Result<usize, Inges
     Ok(removed)
 }
 
+/// The local date of Unix second `ts`.
+fn day_of(ts: i64) -> String {
+    DateTime::from_timestamp(ts, 0)
+        .map(|t| local_date(t).to_string())
+        .unwrap_or_else(|| "invalid".into())
+}
+
+/// Writes `df` as `<dir>/<name>` atomically (temp file, fsync, rename,
+/// fsync of the directory).
+fn write_part(d: &Path, name: &str, df: &mut DataFrame) -> Result<PathBuf, IngestError> {
+    fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
+    let tmp = d.join(format!("{name}.tmp"));
+    let file = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    let done = ParquetWriter::new(&file)
+        .finish(df)
+        .map_err(IngestError::from)
+        .and_then(|_| file.sync_all().map_err(|e| io_err(&tmp, e)));
+    if let Err(e) = done {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let path = d.join(name);
+    fs::rename(&tmp, &path).map_err(|e| io_err(&tmp, e))?;
+    // The rename is durable only once the directory is.
+    fs::File::open(d)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(d, e))?;
+    Ok(path)
+}
+
 /// Writes the pending history (if any) as parts covering
-/// `pending_from_seq..=to_seq` and clears it.
+/// `pending_from_seq..=to_seq` and clears it. Returns the rows written.
 pub fn flush(
     data_dir: &Path,
     reg: &Registry,
@@ -67,21 +223,15 @@ pub fn flush(
     live: &mut LiveState,
     to_seq: u64,
 ) -> Result<usize, IngestError> {
-    if live.pending_history.is_empty() {
+    if live.pending_history.is_empty() && live.pending_events.is_empty() {
         live.pending_from_seq = to_seq + 1;
         return Ok(0);
     }
-    let mut by_day: BTreeMap<String, Vec<(u32, i64, Bucket)>> = BTreeMap::new();
-    for (&(mg, minute), b) in &live.pending_history {
-        let day = DateTime::from_timestamp(minute * 60, 0)
-            .map(|t| local_date(t).to_string())
-            .unwrap_or_else(|| "invalid".into());
-        by_day.entry(day).or_default().push((mg, minute, *b));
-    }
-    // A part per day; if one fails, the ones written before it go too, so
-    // the next try (with more pending) does not write their rows twice.
-    let mut written: Vec<std::path::PathBuf> = Vec::new();
-    let result = write_days(data_dir, reg, topo, live, to_seq, by_day, &mut written);
+    // A part per table and day; if one fails, the ones written before it
+    // go too, so the next try (with more pending) does not write their
+    // rows twice.
+    let mut written: Vec<PathBuf> = Vec::new();
+    let result = write_all(data_dir, reg, topo, live, to_seq, &mut written);
     if result.is_err() {
         for p in &written {
             let _ = fs::remove_file(p);
@@ -89,89 +239,262 @@ pub fn flush(
         return result;
     }
     live.pending_history.clear();
+    live.pending_events = EventRows::default();
     live.pending_from_seq = to_seq + 1;
     result
 }
 
-type DayRows = BTreeMap<String, Vec<(u32, i64, Bucket)>>;
-
-fn write_days(
+fn write_all(
     data_dir: &Path,
     reg: &Registry,
     topo: &Topology,
     live: &LiveState,
     to_seq: u64,
-    by_day: DayRows,
-    written: &mut Vec<std::path::PathBuf>,
+    written: &mut Vec<PathBuf>,
 ) -> Result<usize, IngestError> {
+    let name = format!("part-{:012}-{:012}.parquet", live.pending_from_seq, to_seq);
+    let id = |i: u32| reg.node(i).id.as_str();
+    let mg_id = |mg: u32| id(topo.mg_node[mg as usize]);
     let mut rows = 0;
-    for (day, entries) in by_day {
-        let d = dir(data_dir).join(format!("date={day}"));
-        fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
-        let mut cols: Vec<Column> = vec![
+    let mut put = |table: &str, day: &str, mut df: DataFrame| -> Result<(), IngestError> {
+        rows += df.height();
+        let d = table_dir(data_dir, table).join(format!("date={day}"));
+        written.push(write_part(&d, &name, &mut df)?);
+        Ok(())
+    };
+
+    let mut minutes: BTreeMap<String, Vec<(u32, i64, Bucket)>> = BTreeMap::new();
+    for (&(mg, minute), b) in &live.pending_history {
+        minutes
+            .entry(day_of(minute * 60))
+            .or_default()
+            .push((mg, minute, *b));
+    }
+    for (day, entries) in minutes {
+        // The zone the micro-grid was in at the minute's start.
+        let zone: Vec<&str> = entries
+            .iter()
+            .map(|(mg, m, _)| {
+                live.zone_at(reg, topo.mg_node[*mg as usize], m * 60)
+                    .as_str()
+            })
+            .collect();
+        let mut cols = vec![
             Column::new(
                 "node".into(),
                 entries
                     .iter()
-                    .map(|(mg, _, _)| reg.node(topo.mg_node[*mg as usize]).id.as_str())
+                    .map(|(mg, _, _)| mg_id(*mg))
                     .collect::<Vec<&str>>(),
             ),
             Column::new(
                 "minute".into(),
                 entries.iter().map(|(_, m, _)| *m).collect::<Vec<i64>>(),
             ),
+            Column::new("zone".into(), zone),
         ];
         let values: Vec<[u64; 13]> = entries.iter().map(|(_, _, b)| bucket_values(b)).collect();
-        for (i, name) in COUNT_COLS.iter().enumerate() {
+        for (i, c) in COUNT_COLS.iter().enumerate() {
             cols.push(Column::new(
-                (*name).into(),
+                (*c).into(),
                 values.iter().map(|v| v[i]).collect::<Vec<u64>>(),
             ));
         }
-        let mut df = DataFrame::new(entries.len(), cols)?;
-        let name = format!("part-{:012}-{:012}.parquet", live.pending_from_seq, to_seq);
-        let tmp = d.join(format!("{name}.tmp"));
-        let file = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        let done = ParquetWriter::new(&file)
-            .finish(&mut df)
-            .map_err(IngestError::from)
-            .and_then(|_| file.sync_all().map_err(|e| io_err(&tmp, e)));
-        if let Err(e) = done {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        fs::rename(&tmp, d.join(&name)).map_err(|e| io_err(&tmp, e))?;
-        written.push(d.join(&name));
-        // The rename is durable only once the directory is.
-        fs::File::open(&d)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io_err(&d, e))?;
-        rows += entries.len();
+        put("minutes", &day, DataFrame::new(entries.len(), cols)?)?;
+    }
+
+    let ev = &live.pending_events;
+    let mut by_day: BTreeMap<String, Vec<&IncidentRow>> = BTreeMap::new();
+    for r in &ev.incidents {
+        by_day.entry(day_of(r.ts)).or_default().push(r);
+    }
+    for (day, rs) in by_day {
+        let df = DataFrame::new(
+            rs.len(),
+            vec![
+                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
+                Column::new(
+                    "node".into(),
+                    rs.iter().map(|r| mg_id(r.mg)).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "incident_id".into(),
+                    rs.iter()
+                        .map(|r| r.incident_id.as_str())
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "action".into(),
+                    rs.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "level".into(),
+                    rs.iter().map(|r| u32::from(r.level)).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "category".into(),
+                    rs.iter().map(|r| r.category.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "label".into(),
+                    rs.iter().map(|r| r.label.as_deref()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "owner".into(),
+                    rs.iter().map(|r| id(r.owner)).collect::<Vec<_>>(),
+                ),
+                Column::new("due".into(), rs.iter().map(|r| r.due).collect::<Vec<_>>()),
+            ],
+        )?;
+        put("incidents", &day, df)?;
+    }
+    let mut by_day: BTreeMap<String, Vec<&OrderRow>> = BTreeMap::new();
+    for r in &ev.orders {
+        by_day.entry(day_of(r.ts)).or_default().push(r);
+    }
+    for (day, rs) in by_day {
+        let df = DataFrame::new(
+            rs.len(),
+            vec![
+                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
+                Column::new(
+                    "node".into(),
+                    rs.iter().map(|r| mg_id(r.mg)).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "flag_id".into(),
+                    rs.iter().map(|r| r.flag_id.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "number".into(),
+                    rs.iter().map(|r| r.number.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "kind".into(),
+                    rs.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "severity".into(),
+                    rs.iter().map(|r| u32::from(r.severity)).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "action".into(),
+                    rs.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new("due".into(), rs.iter().map(|r| r.due).collect::<Vec<_>>()),
+            ],
+        )?;
+        put("orders", &day, df)?;
+    }
+    let mut by_day: BTreeMap<String, Vec<&ZoneRow>> = BTreeMap::new();
+    for r in &ev.zones {
+        by_day.entry(day_of(r.ts)).or_default().push(r);
+    }
+    for (day, rs) in by_day {
+        let df = DataFrame::new(
+            rs.len(),
+            vec![
+                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
+                Column::new(
+                    "node".into(),
+                    rs.iter().map(|r| id(r.node)).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "zone".into(),
+                    rs.iter().map(|r| r.zone.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "reason".into(),
+                    rs.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "event_id".into(),
+                    rs.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(),
+                ),
+            ],
+        )?;
+        put("zones", &day, df)?;
     }
     Ok(rows)
 }
 
-/// Reads every part of one local date and sums by (node, minute).
-pub fn read_day(data_dir: &Path, day: &str) -> Result<DataFrame, IngestError> {
-    let d = dir(data_dir).join(format!("date={day}"));
+/// Every row of `table` on local date `day`, its parts concatenated.
+pub fn read_table(data_dir: &Path, table: &str, day: &str) -> Result<DataFrame, IngestError> {
+    let d = table_dir(data_dir, table).join(format!("date={day}"));
     let mut frames = Vec::new();
-    if let Ok(parts) = fs::read_dir(&d) {
-        for part in parts.flatten() {
-            if part.path().extension().is_some_and(|e| e == "parquet") {
-                let f = fs::File::open(part.path()).map_err(|e| io_err(&part.path(), e))?;
-                frames.push(ParquetReader::new(f).finish()?.lazy());
-            }
-        }
+    for (_, path) in parts(&d) {
+        let f = fs::File::open(&path).map_err(|e| io_err(&path, e))?;
+        frames.push(ParquetReader::new(f).finish()?.lazy());
     }
     if frames.is_empty() {
         return Ok(DataFrame::empty());
     }
-    let df = concat(frames, UnionArgs::default())?
-        .group_by([col("node"), col("minute")])
+    Ok(concat(frames, UnionArgs::default())?.collect()?)
+}
+
+/// The `minutes` of one local date summed by (node, minute, zone).
+pub fn read_day(data_dir: &Path, day: &str) -> Result<DataFrame, IngestError> {
+    let df = read_table(data_dir, "minutes", day)?;
+    if df.height() == 0 {
+        return Ok(df);
+    }
+    Ok(sum_minutes(df.lazy())
+        .sort(["node", "minute", "zone"], SortMultipleOptions::default())
+        .collect()?)
+}
+
+fn sum_minutes(df: LazyFrame) -> LazyFrame {
+    df.group_by([col("node"), col("minute"), col("zone")])
         .agg(COUNT_COLS.map(|c| col(c).sum()))
-        .sort(["node", "minute"], SortMultipleOptions::default())
-        .collect()?;
-    Ok(df)
+}
+
+/// Merges the parts of every day before `before` (local dates, closed:
+/// nothing of them is accepted any more) into one part each. Returns the
+/// days merged.
+pub fn compact(data_dir: &Path, before: NaiveDate) -> Result<usize, IngestError> {
+    let mut merged = 0;
+    for (table, date, day) in day_dirs(data_dir) {
+        let closed = NaiveDate::parse_from_str(&date, "%Y-%m-%d").is_ok_and(|d| d < before);
+        let ps = parts(&day);
+        if !closed || ps.len() < 2 {
+            continue;
+        }
+        let from = ps.iter().map(|((f, _), _)| *f).min().unwrap_or(0);
+        let to = ps.iter().map(|((_, t), _)| *t).max().unwrap_or(0);
+        let all = read_table(data_dir, table, &date)?.lazy();
+        let mut df = if table == "minutes" {
+            sum_minutes(all)
+                .sort(["node", "minute", "zone"], SortMultipleOptions::default())
+                .collect()?
+        } else {
+            all.sort(
+                ["ts"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()?
+        };
+        write_part(&day, &format!("part-{from:012}-{to:012}.parquet"), &mut df)?;
+        for (_, p) in &ps {
+            fs::remove_file(p).map_err(|e| io_err(p, e))?;
+        }
+        fs::File::open(&day)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_err(&day, e))?;
+        merged += 1;
+    }
+    Ok(merged)
+}
+
+/// Removes every day before `keep_from`. Returns the days removed.
+pub fn retain(data_dir: &Path, keep_from: NaiveDate) -> Result<usize, IngestError> {
+    let mut removed = 0;
+    for (_, date, day) in day_dirs(data_dir) {
+        if NaiveDate::parse_from_str(&date, "%Y-%m-%d").is_ok_and(|d| d < keep_from) {
+            fs::remove_dir_all(&day).map_err(|e| io_err(&day, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -179,6 +502,10 @@ mod tests {
     use super::*;
     use crate::aggregate::fold_batch;
     use crate::state::Row;
+
+    fn samples(df: &DataFrame) -> Option<u64> {
+        df.column("samples").ok()?.u64().ok()?.sum()
+    }
 
     #[test]
     fn parts_sum_to_the_buckets_and_uncommitted_parts_are_removed() {
@@ -203,25 +530,92 @@ mod tests {
         fold_batch(&mut live, &[row(0, 10)]).expect("fold");
         flush(dir.path(), &reg, &topo, &mut live, 4).expect("flush");
         let df = read_day(dir.path(), "2022-10-15").expect("read");
-        let samples = df
-            .column("samples")
-            .and_then(|c| c.u64().cloned())
-            .expect("u64");
         assert_eq!(df.height(), 2);
-        assert_eq!(samples.sum(), Some(23));
+        assert_eq!(samples(&df), Some(23));
         // A part beyond the checkpointed sequence goes away, and so does a
         // part a crash left half-written.
-        let torn = dir
-            .path()
-            .join("history/date=2022-10-15/part-000000000004-000000000005.parquet.tmp");
+        let torn = table_dir(dir.path(), "minutes")
+            .join("date=2022-10-15/part-000000000004-000000000005.parquet.tmp");
         fs::write(&torn, b"half a part").expect("torn part");
         assert_eq!(remove_uncommitted(dir.path(), 3).expect("remove"), 2);
         assert!(!torn.exists());
         let df = read_day(dir.path(), "2022-10-15").expect("read");
-        let samples = df
-            .column("samples")
-            .and_then(|c| c.u64().cloned())
-            .expect("u64");
-        assert_eq!(samples.sum(), Some(13));
+        assert_eq!(samples(&df), Some(13));
+    }
+
+    #[test]
+    fn a_row_carries_the_zone_of_its_minute_and_closed_days_compact_once() {
+        let reg = gridwatch_runtime::registry::load(None).expect("the committed registry");
+        let topo = Topology::new(&reg);
+        let mut live = LiveState::new(reg.microgrids.len());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node = topo.mg_node[0];
+        let registered = reg.node(node).mg.as_ref().map(|m| m.zone).expect("mg");
+        let nine = 1_665_795_600; // 2022-10-15 09:00 local
+        let sealed = crate::state::Designation {
+            ts: nine + 1800,
+            zone: Zone::Sealed,
+            event_id: "z1".into(),
+            reason: "test".into(),
+        };
+        live.zone_log.insert(node, vec![sealed]);
+        assert_eq!(live.zone_at(&reg, node, nine), registered);
+        assert_eq!(live.zone_at(&reg, node, nine + 1800), Zone::Sealed);
+        let row = |minute: i64| Row {
+            mg: 0,
+            minute,
+            counts: Bucket {
+                samples: 2,
+                ..Default::default()
+            },
+        };
+        // 09:00 and 09:45 on the 15th; 09:00 on the 16th.
+        live.pending_from_seq = 1;
+        fold_batch(&mut live, &[row(nine / 60), row((nine + 2700) / 60)]).expect("fold");
+        flush(dir.path(), &reg, &topo, &mut live, 5).expect("flush");
+        fold_batch(&mut live, &[row(nine / 60)]).expect("fold");
+        flush(dir.path(), &reg, &topo, &mut live, 9).expect("flush");
+        fold_batch(&mut live, &[row((nine + 86_400) / 60)]).expect("fold");
+        flush(dir.path(), &reg, &topo, &mut live, 12).expect("flush");
+        let df = read_day(dir.path(), "2022-10-15").expect("read");
+        let zones: Vec<Option<&str>> = df
+            .column("zone")
+            .and_then(|c| c.str())
+            .expect("zone")
+            .iter()
+            .collect();
+        assert_eq!(zones, [Some(registered.as_str()), Some("sealed")]);
+        let day15 = table_dir(dir.path(), "minutes").join("date=2022-10-15");
+        assert_eq!(parts(&day15).len(), 2);
+        // The 16th is not closed yet: only the 15th merges.
+        let d16 = NaiveDate::from_ymd_opt(2022, 10, 16).expect("date");
+        assert_eq!(compact(dir.path(), d16).expect("compact"), 1);
+        let merged = parts(&day15);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].0, (1, 9));
+        assert_eq!(
+            samples(&read_day(dir.path(), "2022-10-15").expect("read")),
+            Some(6)
+        );
+        assert_eq!(compact(dir.path(), d16).expect("again"), 0);
+        // A compaction cut short (merged part in place, small ones not yet
+        // removed) counts nothing twice after a start.
+        fs::copy(
+            &merged[0].1,
+            day15.join("part-000000000001-000000000005.parquet"),
+        )
+        .expect("a leftover");
+        assert_eq!(remove_uncommitted(dir.path(), 12).expect("remove"), 1);
+        assert_eq!(
+            samples(&read_day(dir.path(), "2022-10-15").expect("read")),
+            Some(6)
+        );
+        // Retention: the 15th goes, the 16th stays.
+        assert_eq!(retain(dir.path(), d16).expect("retain"), 1);
+        assert!(!day15.exists());
+        assert_eq!(
+            samples(&read_day(dir.path(), "2022-10-16").expect("read")),
+            Some(2)
+        );
     }
 }

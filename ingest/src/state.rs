@@ -181,6 +181,13 @@ pub struct LiveState {
     /// Registry index → the designation in force on that node (the
     /// history of designations is the stream's `gw.ev.zone.>` itself).
     pub zones: HashMap<u32, Designation>,
+    /// Registry index → its designations by (time, id), for as long as an
+    /// event can arrive late and the newest before that: the zone a
+    /// history row's micro-grid was in at its minute.
+    pub zone_log: HashMap<u32, Vec<Designation>>,
+    /// Incident, order and zone events applied and not yet written to
+    /// the history's event tables (with the per-minute rows' parts).
+    pub pending_events: crate::history::EventRows,
     pub counters: Counters,
     /// Per-minute deltas not yet written to Parquet: (ordinal, minute).
     pub pending_history: BTreeMap<(u32, i64), Bucket>,
@@ -249,10 +256,37 @@ impl LiveState {
                 if let Err(e) = self.apply_video(vid, mg, ts, topo, &mut counts) {
                     return Outcome::DeadLetter(e);
                 }
+                if let Some(f) = self.flags.get(&vid.flag_id) {
+                    self.pending_events.orders.push(crate::history::OrderRow {
+                        ts,
+                        mg,
+                        flag_id: vid.flag_id.clone(),
+                        number: f.number.clone(),
+                        kind: f.kind,
+                        severity: f.severity,
+                        action: vid.action,
+                        due: f.due,
+                    });
+                }
             }
             EventBody::Incident(inc) => {
                 if let Err(e) = self.apply_incident(inc, mg, ts, v.to, topo, &mut counts) {
                     return Outcome::DeadLetter(e);
+                }
+                if let Some(r) = self.incidents.get(&inc.incident_id) {
+                    self.pending_events
+                        .incidents
+                        .push(crate::history::IncidentRow {
+                            ts,
+                            mg,
+                            incident_id: inc.incident_id.clone(),
+                            action: inc.action,
+                            level: r.level,
+                            category: r.category.clone(),
+                            label: r.label.clone(),
+                            owner: r.owner,
+                            due: r.due,
+                        });
                 }
             }
             EventBody::Zone(z) => {
@@ -266,6 +300,16 @@ impl LiveState {
                     .zones
                     .get(&v.node)
                     .is_none_or(|cur| (d.ts, &d.event_id) > (cur.ts, &cur.event_id));
+                let log = self.zone_log.entry(v.node).or_default();
+                let at = log.partition_point(|x| (x.ts, &x.event_id) < (d.ts, &d.event_id));
+                log.insert(at, d.clone());
+                self.pending_events.zones.push(crate::history::ZoneRow {
+                    ts,
+                    node: v.node,
+                    zone: d.zone,
+                    reason: d.reason.clone(),
+                    event_id: d.event_id.clone(),
+                });
                 if newer {
                     self.zones.insert(v.node, d);
                 }
@@ -292,6 +336,28 @@ impl LiveState {
             Some((_, d)) => (d.zone, Some(d.ts)),
             None => (mg.zone, None),
         }
+    }
+
+    /// The zone micro-grid `node` was in at `ts`: the newest designation
+    /// at or before it on the micro-grid or an ancestor, else the
+    /// registry's.
+    pub fn zone_at(&self, reg: &Registry, node: u32, ts: i64) -> Zone {
+        let Some(mg) = &reg.node(node).mg else {
+            return Zone::Normal;
+        };
+        let mut best: Option<&Designation> = None;
+        for a in mg.path {
+            let Some(log) = self.zone_log.get(&a) else {
+                continue;
+            };
+            let k = log.partition_point(|d| d.ts <= ts);
+            if let Some(d) = k.checked_sub(1).map(|i| &log[i])
+                && best.is_none_or(|b| (d.ts, &d.event_id) > (b.ts, &b.event_id))
+            {
+                best = Some(d);
+            }
+        }
+        best.map_or(mg.zone, |d| d.zone)
     }
 
     /// The designation in force on a micro-grid and the node it was made
@@ -336,6 +402,14 @@ impl LiveState {
             m.recent_samples.retain(|(t, _)| *t > now - 600);
             m.rectified.retain(|(t, _)| *t >= keep_from);
             m.resolved.retain(|(t, _)| *t >= keep_from);
+        }
+        // A designation log keeps what an accepted event can fall in: from
+        // the newest before `keep_from` on.
+        for log in self.zone_log.values_mut() {
+            let k = log.partition_point(|d| d.ts < keep_from);
+            if k > 1 {
+                log.drain(..k - 1);
+            }
         }
         // Numbering of a day stays while an event of that day is accepted.
         if let Some(d) = DateTime::from_timestamp(keep_from, 0) {

@@ -34,6 +34,10 @@ pub struct Durability {
     pub write_error: Option<String>,
     /// Dead letters dropped from the state's unsettled list so far.
     dead_dropped: u64,
+    /// The first local day not closed when history was last compacted.
+    compacted_before: Option<chrono::NaiveDate>,
+    /// Set while a compaction runs (on a thread of its own).
+    compacting: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Durability {
@@ -46,11 +50,53 @@ impl Durability {
             checkpoint_seq: last_seq,
             write_error: None,
             dead_dropped: 0,
+            compacted_before: None,
+            compacting: Default::default(),
         }
     }
 }
 
 impl Processor {
+    /// Once a local day is closed (its last event accepted), merges its
+    /// history parts and removes days past `history_days`, on a thread of
+    /// its own: closed days are never written again, so the pipeline goes
+    /// on meanwhile.
+    fn tidy_history(&self, d: &mut Durability) {
+        use std::sync::atomic::Ordering;
+        let Some(now) = self.clock.now(self.live.replay_now) else {
+            return;
+        };
+        let Some(t) = chrono::DateTime::from_timestamp(now - self.cfg.lateness_s - 3600, 0) else {
+            return;
+        };
+        let before = gridwatch_model::time::local_date(t);
+        if d.compacted_before == Some(before) || d.compacting.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        d.compacted_before = Some(before);
+        let keep_from = (self.cfg.history_days > 0)
+            .then(|| before - chrono::Days::new(u64::from(self.cfg.history_days)));
+        let data_dir = self.cfg.data_dir.clone();
+        let running = d.compacting.clone();
+        std::thread::spawn(move || {
+            match history::compact(&data_dir, before) {
+                Ok(n) if n > 0 => tracing::info!(days = n, %before, "history compacted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "compacting history"),
+            }
+            if let Some(k) = keep_from {
+                match history::retain(&data_dir, k) {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(days = n, keep_from = %k, "old history removed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "removing old history"),
+                }
+            }
+            running.store(false, Ordering::SeqCst);
+        });
+    }
+
     /// Makes everything handled so far durable, then acks it (a snapshot
     /// when due or `force`d, else a journal commit). A failed write is
     /// kept in `write_error` and tried again next time; nothing is acked.
@@ -122,6 +168,7 @@ impl Processor {
             self.journal.reset()?;
             stages.snapshot_us += us(t);
             d.last_snapshot = Instant::now();
+            self.tidy_history(d);
         } else {
             let t = Instant::now();
             self.journal.commit()?;
