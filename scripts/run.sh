@@ -114,7 +114,7 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null &&
 NATS="nats://127.0.0.1:$NATS_PORT"
 
 GRIDWATCH__NATS_NKEY_FILE="$KEYS/ingest.nk" GRIDWATCH__METRICS_LISTEN="$INGEST_METRICS" "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
-GRIDWATCH__NATS_NKEY_FILE="$KEYS/backend.nk" "$BIN/gridwatch-backend" --nats "$NATS" --users-file "$USERS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
+GRIDWATCH__NATS_NKEY_FILE="$KEYS/backend.nk" "$BIN/gridwatch-backend" --nats "$NATS" --users-file "$USERS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" --history-dir "$RUN/data-$CLOCK/history" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
 NOTIFY_ARGS=()
 if [ -n "${GRIDWATCH_NOTIFY_CONFIG:-}" ]; then NOTIFY_ARGS=(--config "$GRIDWATCH_NOTIFY_CONFIG"); fi
 GRIDWATCH__NATS_NKEY_FILE="$KEYS/notify.nk" "$BIN/gridwatch-notify" --nats "$NATS" "${NOTIFY_ARGS[@]}" >"$RUN/logs/notify.log" 2>&1 & pids+=($!)

@@ -67,6 +67,11 @@ pub struct Config {
     pub audit_stream: String,
     /// Stream of the reminders notify sent or kept.
     pub reminders_stream: String,
+    /// Ingest's `<data-dir>/history` (the same disk, or a read-only
+    /// mount): history queries and SQL read it. None: they answer 503.
+    pub history_dir: Option<PathBuf>,
+    /// A history query or SQL statement may run this long, seconds.
+    pub query_timeout_s: u64,
     /// How long an action waits for ingest to apply it before the answer
     /// says `pending` (ms).
     pub action_wait_ms: u64,
@@ -100,6 +105,8 @@ impl Default for Config {
             sessions_bucket: "GW_SESSIONS".into(),
             audit_stream: "GW_AUDIT".into(),
             reminders_stream: gridwatch_model::api::REMINDERS_STREAM.into(),
+            history_dir: None,
+            query_timeout_s: 20,
             action_wait_ms: 3_000,
         }
     }

@@ -13,6 +13,7 @@
 //! - [`watch`]: follows the state bucket.
 //! - [`ws`]: the WebSocket protocol.
 //! - [`reminders`]: the reminders just sent (from `GW_REMINDERS`).
+//! - [`history`]: ingest's Parquet history, read with polars.
 //! - [`routes`]: one file per HTTP resource.
 
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod headers;
+pub mod history;
 pub mod reminders;
 pub mod routes;
 pub mod serve;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub csp: HeaderValue,
     /// The newest reminders notify sent or kept.
     pub reminders: reminders::Recent,
+    /// Ingest's Parquet history, when this backend can read it.
+    pub history: Option<history::Shared>,
 }
 
 impl AppState {
@@ -118,6 +122,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/items", get(routes::items::get))
         .route("/tasks", get(routes::tasks::get))
         .route("/reminders", get(routes::reminders::get))
+        .route("/query", get(routes::query::get))
         .route("/incidents", axum::routing::post(routes::actions::report))
         .route(
             "/incidents/{id}/{step}",
@@ -211,6 +216,13 @@ pub async fn run(
         cfg.resume_history,
         std::time::Duration::from_micros(cfg.pace_us_per_client),
     );
+    let history = match &cfg.history_dir {
+        Some(d) => Some(Arc::new(
+            history::History::new(d.clone(), &registry)
+                .map_err(|e| BackendError::Config(format!("the history's registry table: {e}")))?,
+        )),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|e| BackendError::Io {
@@ -234,6 +246,7 @@ pub async fn run(
         audit,
         csp,
         reminders: reminders::Recent::default(),
+        history,
     });
     metrics::gauge!("gridwatch_ws_clients").set(0.0);
     let watcher = tokio::spawn(watch::run(nats, app.clone(), shutdown.child_token()));

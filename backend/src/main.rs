@@ -32,6 +32,9 @@ struct Args {
     /// The users file (gridwatch-admin writes it; SIGHUP reloads it).
     #[arg(long)]
     users_file: Option<PathBuf>,
+    /// Ingest's `<data-dir>/history`, for history queries and SQL.
+    #[arg(long)]
+    history_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -46,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
             ("registry", path_value(a.registry.as_deref())),
             ("static_dir", path_value(a.static_dir.as_deref())),
             ("users_file", path_value(a.users_file.as_deref())),
+            ("history_dir", path_value(a.history_dir.as_deref())),
         ],
     )?;
     let limit = Duration::from_secs(cfg.shutdown_s);

@@ -443,3 +443,21 @@ pub struct RemindersList {
     pub node: String,
     pub reminders: Vec<Reminder>,
 }
+
+/// The counts of a `minutes` history row (ingest's Parquet, the query API's
+/// metrics), in order.
+pub const HISTORY_COUNTS: [&str; 13] = [
+    "patrols",
+    "persons",
+    "gatherings_dispersed",
+    "people_persuaded",
+    "venues_closed",
+    "vendors_cleared",
+    "violations",
+    "samples",
+    "reports",
+    "raised",
+    "rectified",
+    "reported",
+    "resolved",
+];

@@ -6,6 +6,7 @@ pub mod health;
 pub mod hierarchy;
 pub mod items;
 pub mod metrics;
+pub mod query;
 pub mod registry;
 pub mod reminders;
 pub mod session;

@@ -7,21 +7,7 @@ use polars::prelude::*;
 use crate::state::{Bucket, LiveState, Row};
 
 /// Names of the count columns of a [`Bucket`], in [`bucket_values`] order.
-pub const COUNT_COLS: [&str; 13] = [
-    "patrols",
-    "persons",
-    "gatherings_dispersed",
-    "people_persuaded",
-    "venues_closed",
-    "vendors_cleared",
-    "violations",
-    "samples",
-    "reports",
-    "raised",
-    "rectified",
-    "reported",
-    "resolved",
-];
+pub const COUNT_COLS: [&str; 13] = gridwatch_model::api::HISTORY_COUNTS;
 
 /// A bucket's counts in [`COUNT_COLS`] order.
 pub fn bucket_values(b: &Bucket) -> [u64; 13] {

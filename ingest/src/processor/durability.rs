@@ -137,13 +137,18 @@ impl Processor {
         force: bool,
     ) -> Result<(), IngestError> {
         let d = &mut st.durable;
-        if self.live.last_seq == d.checkpoint_seq && !force {
+        let snapshot_due = d.last_snapshot.elapsed() >= Duration::from_secs(self.cfg.snapshot_s);
+        // Nothing new: nothing to do, unless history waits for a snapshot
+        // (a quiet hour must not keep the last rows out of the Parquet).
+        let history_waits = snapshot_due
+            && !(self.live.pending_history.is_empty() && self.live.pending_events.is_empty());
+        if self.live.last_seq == d.checkpoint_seq && !force && !history_waits {
             d.last_checkpoint = Instant::now();
             return Ok(());
         }
         let last_seq = self.live.last_seq;
         let snapshot = force
-            || d.last_snapshot.elapsed() >= Duration::from_secs(self.cfg.snapshot_s)
+            || snapshot_due
             || self.journal.len() + self.journal.pending() as u64
                 > self.cfg.snapshot_journal_mb << 20;
         let stages = &mut st.stats.stages;

@@ -32,6 +32,7 @@ mod browser;
 mod disposal;
 mod faults;
 mod files;
+mod history;
 mod limits;
 mod matrix;
 mod metrics;

@@ -48,7 +48,13 @@ impl System {
             &["--clock", "replay"],
         )?;
         let port = free_port()?;
-        let backend = procs::backend(&nats, port, &work.logs())?;
+        let history = work.dir.path().join("data/history");
+        let backend = procs::backend_with_env(
+            &nats,
+            port,
+            &work.logs(),
+            &[("GRIDWATCH__HISTORY_DIR", &history.display().to_string())],
+        )?;
         let http = Http::with_token(port, &nats.accounts()?.admin.token);
         // Ready when the backend has the district's state.
         wait_for("the district state", WAIT, || async {

@@ -85,6 +85,17 @@ async fn every_route_answers_each_role_by_its_scope() -> Result<()> {
             "/api/v1/tasks?node=beilun/xinqi".into(),
             [401, 200, 403, 403, 200, 200],
         ),
+        // History: analysts, admins, supervisors in scope; walls never.
+        (
+            M::GET,
+            "/api/v1/query?node=beilun/daqi&metric=samples&level=street&from=2022-10-15&to=2022-10-16&bucket=1h".into(),
+            [401, 403, 403, 200, 200, 200],
+        ),
+        (
+            M::GET,
+            "/api/v1/query?node=beilun/xinqi&metric=samples&level=street&from=2022-10-15&to=2022-10-16&bucket=1h".into(),
+            [401, 403, 403, 403, 200, 200],
+        ),
         // The reminders just sent (a public wall's without the items).
         (
             M::GET,

@@ -1,0 +1,373 @@
+//! Reading ingest's Parquet history (see ingest's `history` module for the
+//! layout) with polars, lazily: only the `date=` directories a query's
+//! range touches are scanned, the micro-grids are joined with the registry
+//! for their street, community and grid, filtered, bucketed and summed.
+//! At most [`RUNNING`] queries run at once, each on a blocking thread,
+//! each bounded in its range, its answer's rows and its time.
+
+use gridwatch_model::api::HISTORY_COUNTS;
+use gridwatch_model::{Level, Registry, Zone};
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Queries that may run at once; more wait.
+pub const RUNNING: usize = 2;
+/// The most rows an answer may have.
+pub const ROWS_MAX: usize = 200_000;
+/// The longest range a query may span, days.
+pub const SPAN_DAYS_MAX: i64 = 400;
+/// Beilun's offset from UTC, minutes (local buckets start at local
+/// midnight).
+const LOCAL_OFFSET_MIN: i64 = 8 * 60;
+/// Ranges longer than this many days run on polars' streaming engine.
+pub const STREAMING_FROM_DAYS: i64 = 2;
+
+/// A time bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bucket {
+    M1,
+    M10,
+    H1,
+    D1,
+}
+
+impl Bucket {
+    /// `1m`, `10m`, `1h`, `1d`.
+    pub fn parse(s: &str) -> Option<Bucket> {
+        Some(match s {
+            "1m" => Bucket::M1,
+            "10m" => Bucket::M10,
+            "1h" => Bucket::H1,
+            "1d" => Bucket::D1,
+            _ => return None,
+        })
+    }
+
+    /// Its length in minutes.
+    pub fn minutes(self) -> i64 {
+        match self {
+            Bucket::M1 => 1,
+            Bucket::M10 => 10,
+            Bucket::H1 => 60,
+            Bucket::D1 => 1440,
+        }
+    }
+}
+
+/// One history query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    /// Of [`HISTORY_COUNTS`].
+    pub metrics: Vec<&'static str>,
+    /// The level rows are grouped at.
+    pub level: Level,
+    /// Only micro-grids under this node.
+    pub node: String,
+    /// Only rows whose micro-grid was in this zone at their minute.
+    pub zone: Option<Zone>,
+    /// Unix minutes, `from` included, `to` not.
+    pub from: i64,
+    pub to: i64,
+    pub bucket: Bucket,
+}
+
+impl Query {
+    /// An upper bound of its answer's rows.
+    pub fn rows_bound(&self, reg: &Registry) -> usize {
+        let groups = reg
+            .lookup(&self.node)
+            .map(|i| {
+                let depth = self.level.depth();
+                let n = reg.node(i);
+                if depth <= n.level.depth() {
+                    1
+                } else {
+                    reg.nodes
+                        .iter()
+                        .filter(|x| {
+                            x.level.depth() == depth
+                                && gridwatch_model::auth::in_scope(&self.node, x.id.as_str())
+                        })
+                        .count()
+                }
+            })
+            .unwrap_or(0);
+        let buckets = ((self.to - self.from) / self.bucket.minutes()).max(0) as usize + 1;
+        groups.saturating_mul(buckets)
+    }
+}
+
+/// The history of one data dir, and the registry's micro-grid → ancestors.
+pub struct History {
+    pub dir: PathBuf,
+    /// node (micro-grid id), district, street, community, grid, microgrid.
+    nodes: DataFrame,
+    pub gate: tokio::sync::Semaphore,
+}
+
+/// The local date (YYYY-MM-DD) of Unix minute `m`.
+fn local_day(m: i64) -> Option<chrono::NaiveDate> {
+    chrono::DateTime::from_timestamp((m + LOCAL_OFFSET_MIN) * 60, 0).map(|t| t.date_naive())
+}
+
+impl History {
+    /// The history under `dir` (ingest's `<data-dir>/history`).
+    ///
+    /// Fails only if the registry's table cannot be built.
+    pub fn new(dir: PathBuf, reg: &Registry) -> PolarsResult<History> {
+        let mut cols: [Vec<&str>; 6] = Default::default();
+        for &m in &reg.microgrids {
+            let Some(mg) = &reg.node(m).mg else { continue };
+            cols[0].push(reg.node(m).id.as_str());
+            for (k, &a) in mg.path.iter().enumerate() {
+                cols[k + 1].push(reg.node(a).id.as_str());
+            }
+        }
+        let names = [
+            "node",
+            "district",
+            "street",
+            "community",
+            "grid",
+            "microgrid",
+        ];
+        let n = cols[0].len();
+        let columns = names
+            .iter()
+            .zip(cols)
+            .map(|(name, c)| Column::new((*name).into(), c))
+            .collect();
+        Ok(History {
+            dir,
+            nodes: DataFrame::new(n, columns)?,
+            gate: tokio::sync::Semaphore::new(RUNNING),
+        })
+    }
+
+    /// The parts of `table` on the local days `from..=to`.
+    pub fn files(&self, table: &str, from: i64, to: i64) -> Vec<PathBuf> {
+        let (Some(a), Some(b)) = (local_day(from), local_day(to)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut d = a;
+        while d <= b {
+            let day = self.dir.join(table).join(format!("date={d}"));
+            if let Ok(rd) = std::fs::read_dir(&day) {
+                let mut ps: Vec<PathBuf> = rd
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| is_part(p))
+                    .collect();
+                ps.sort();
+                out.extend(ps);
+            }
+            let Some(next) = d.succ_opt() else { break };
+            d = next;
+        }
+        out
+    }
+
+    /// Runs `q` (blocking: call it on a blocking thread).
+    pub fn run(&self, q: &Query) -> PolarsResult<DataFrame> {
+        let files = self.files("minutes", q.from, q.to - 1);
+        let mut names: Vec<&str> = vec!["bucket", level_column(q.level)];
+        names.extend(q.metrics.iter().copied());
+        if files.is_empty() {
+            let cols = names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| match k {
+                    0 => Column::new((*n).into(), Vec::<i64>::new()),
+                    1 => Column::new((*n).into(), Vec::<&str>::new()),
+                    _ => Column::new((*n).into(), Vec::<u64>::new()),
+                })
+                .collect();
+            return DataFrame::new(0, cols);
+        }
+        let scans = files
+            .iter()
+            .map(|f| LazyFrame::scan_parquet(PlRefPath::try_from_path(f)?, scan_args()))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let k = q.bucket.minutes();
+        let group = level_column(q.level);
+        let anchor = self
+            .nodes
+            .column(level_column(
+                Level::from_depth(node_depth(&q.node)).unwrap_or(Level::District),
+            ))?
+            .name()
+            .clone();
+        let mut lf = concat(scans, UnionArgs::default())?
+            .filter(
+                col("minute")
+                    .gt_eq(lit(q.from))
+                    .and(col("minute").lt(lit(q.to))),
+            )
+            .join(
+                self.nodes.clone().lazy(),
+                [col("node")],
+                [col("node")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .filter(col(anchor.as_str()).eq(lit(q.node.clone())));
+        if let Some(z) = q.zone {
+            lf = lf.filter(col("zone").eq(lit(z.as_str())));
+        }
+        let bucket =
+            (col("minute") - ((col("minute") + lit(LOCAL_OFFSET_MIN)) % lit(k))).alias("bucket");
+        let lf = lf
+            .with_column(bucket)
+            .group_by([col("bucket"), col(group)])
+            .agg(q.metrics.iter().map(|m| col(*m).sum()).collect::<Vec<_>>())
+            .sort(["bucket", group], SortMultipleOptions::default());
+        let streaming = (q.to - q.from) > STREAMING_FROM_DAYS * 1440;
+        let engine = if streaming {
+            Engine::Streaming
+        } else {
+            Engine::InMemory
+        };
+        match lf.collect_with_engine(engine)? {
+            polars_core::query_result::QueryResult::Single(df) => Ok(df),
+            polars_core::query_result::QueryResult::Multiple(_) => {
+                polars_bail!(ComputeError: "one answer expected")
+            }
+        }
+    }
+}
+
+/// How a part is scanned: by its own columns (the `date=` directory is
+/// not read as a column: its day is in the rows' times).
+fn scan_args() -> ScanArgsParquet {
+    ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Whether `p` names a finished part (not a `.tmp`).
+fn is_part(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+}
+
+/// The registry table's column of a level.
+pub fn level_column(l: Level) -> &'static str {
+    match l {
+        Level::District => "district",
+        Level::Street => "street",
+        Level::Community => "community",
+        Level::Grid => "grid",
+        Level::Microgrid => "microgrid",
+    }
+}
+
+/// The depth of a node id (`beilun` 0 … a micro-grid 4).
+fn node_depth(node: &str) -> usize {
+    node.matches('/').count()
+}
+
+/// Every metric a query may name.
+pub fn metric(name: &str) -> Option<&'static str> {
+    HISTORY_COUNTS.iter().copied().find(|m| *m == name)
+}
+
+/// Shared between the routes.
+pub type Shared = Arc<History>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `minutes` part as ingest writes it.
+    fn part(dir: &Path, day: &str, rows: &[(&str, i64, &str, u64)]) {
+        let d = dir.join("minutes").join(format!("date={day}"));
+        std::fs::create_dir_all(&d).expect("dir");
+        let mut cols = vec![
+            Column::new("node".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            Column::new(
+                "minute".into(),
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            ),
+            Column::new("zone".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        ];
+        for c in HISTORY_COUNTS {
+            let v: Vec<u64> = rows
+                .iter()
+                .map(|r| if c == "samples" { r.3 } else { 0 })
+                .collect();
+            cols.push(Column::new(c.into(), v));
+        }
+        let mut df = DataFrame::new(rows.len(), cols).expect("frame");
+        let f =
+            std::fs::File::create(d.join("part-000000000001-000000000002.parquet")).expect("file");
+        ParquetWriter::new(f).finish(&mut df).expect("write");
+    }
+
+    #[test]
+    fn a_query_sums_by_bucket_and_level_with_its_filters() {
+        let reg = gridwatch_runtime::registry::load(None).expect("registry");
+        let dir = tempfile::tempdir().expect("dir");
+        let mgs: Vec<String> = reg
+            .microgrids
+            .iter()
+            .map(|&m| reg.node(m).id.to_string())
+            .filter(|n| n.starts_with("beilun/daqi/"))
+            .take(2)
+            .collect();
+        let nine = 1_665_795_600 / 60; // 2022-10-15 09:00 local
+        part(
+            dir.path(),
+            "2022-10-15",
+            &[
+                (&mgs[0], nine, "sealed", 5),
+                (&mgs[0], nine + 30, "sealed", 7),
+                (&mgs[1], nine + 61, "prevention", 11),
+            ],
+        );
+        let h = History::new(dir.path().to_path_buf(), &reg).expect("history");
+        let mut q = Query {
+            metrics: vec!["samples"],
+            level: Level::Street,
+            node: "beilun".into(),
+            zone: None,
+            from: nine - 60,
+            to: nine + 180,
+            bucket: Bucket::H1,
+        };
+        let df = h.run(&q).expect("run");
+        assert_eq!(df.height(), 2, "{df}");
+        let s: Vec<Option<u64>> = df
+            .column("samples")
+            .and_then(|c| c.u64())
+            .expect("u64")
+            .iter()
+            .collect();
+        assert_eq!(s, [Some(12), Some(11)]);
+        q.zone = Some(Zone::Sealed);
+        q.bucket = Bucket::D1;
+        let df = h.run(&q).expect("run");
+        let b = df
+            .column("bucket")
+            .and_then(|c| c.i64())
+            .expect("i64")
+            .get(0);
+        // The local day's start: 2022-10-14 16:00 UTC.
+        assert_eq!(b, Some(1_665_763_200 / 60));
+        assert_eq!(
+            df.column("samples")
+                .and_then(|c| c.u64())
+                .expect("u64")
+                .get(0),
+            Some(12)
+        );
+        q.zone = None;
+        q.node = "beilun/xinqi".into();
+        assert_eq!(h.run(&q).expect("run").height(), 0);
+    }
+}
