@@ -25,77 +25,26 @@
 //! removed at start too. **Retention**: days older than `history_days`
 //! are removed.
 
-use chrono::{DateTime, NaiveDate};
+mod compact;
+mod rows;
+mod write;
+
+use chrono::DateTime;
 use gridwatch_model::Registry;
-use gridwatch_model::Zone;
-use gridwatch_model::event::{FlagKind, IncidentAction, VideoAction};
 use gridwatch_model::time::local_date;
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::aggregate::{COUNT_COLS, bucket_values};
+pub use compact::{compact, retain};
+pub use rows::{EventRows, IncidentRow, OrderRow, ZoneRow};
+
+use crate::aggregate::COUNT_COLS;
 use crate::error::IngestError;
-use crate::state::{Bucket, LiveState, Topology};
+use crate::state::{LiveState, Topology};
 
 /// The tables, each a directory under `history/`.
 pub const TABLES: [&str; 4] = ["minutes", "incidents", "orders", "zones"];
-
-/// An incident step, as the `incidents` table keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IncidentRow {
-    pub ts: i64,
-    /// Micro-grid ordinal.
-    pub mg: u32,
-    pub incident_id: String,
-    pub action: IncidentAction,
-    pub level: u8,
-    pub category: String,
-    pub label: Option<String>,
-    /// Registry index of the node holding it after the step.
-    pub owner: u32,
-    pub due: i64,
-}
-
-/// A supervision-order step, as the `orders` table keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderRow {
-    pub ts: i64,
-    pub mg: u32,
-    pub flag_id: String,
-    pub number: String,
-    pub kind: FlagKind,
-    pub severity: u8,
-    pub action: VideoAction,
-    pub due: i64,
-}
-
-/// A designation, as the `zones` table keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ZoneRow {
-    pub ts: i64,
-    /// Registry index of the node designated (any level).
-    pub node: u32,
-    pub zone: Zone,
-    pub reason: String,
-    pub event_id: String,
-}
-
-/// Event rows not yet written.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRows {
-    pub incidents: Vec<IncidentRow>,
-    pub orders: Vec<OrderRow>,
-    pub zones: Vec<ZoneRow>,
-}
-
-impl EventRows {
-    pub fn is_empty(&self) -> bool {
-        self.incidents.is_empty() && self.orders.is_empty() && self.zones.is_empty()
-    }
-}
 
 /// The history directory under a data dir.
 pub fn dir(data_dir: &Path) -> PathBuf {
@@ -231,7 +180,7 @@ pub fn flush(
     // go too, so the next try (with more pending) does not write their
     // rows twice.
     let mut written: Vec<PathBuf> = Vec::new();
-    let result = write_all(data_dir, reg, topo, live, to_seq, &mut written);
+    let result = write::write_all(data_dir, reg, topo, live, to_seq, &mut written);
     if result.is_err() {
         for p in &written {
             let _ = fs::remove_file(p);
@@ -242,180 +191,6 @@ pub fn flush(
     live.pending_events = EventRows::default();
     live.pending_from_seq = to_seq + 1;
     result
-}
-
-fn write_all(
-    data_dir: &Path,
-    reg: &Registry,
-    topo: &Topology,
-    live: &LiveState,
-    to_seq: u64,
-    written: &mut Vec<PathBuf>,
-) -> Result<usize, IngestError> {
-    let name = format!("part-{:012}-{:012}.parquet", live.pending_from_seq, to_seq);
-    let id = |i: u32| reg.node(i).id.as_str();
-    let mg_id = |mg: u32| id(topo.mg_node[mg as usize]);
-    let mut rows = 0;
-    let mut put = |table: &str, day: &str, mut df: DataFrame| -> Result<(), IngestError> {
-        rows += df.height();
-        let d = table_dir(data_dir, table).join(format!("date={day}"));
-        written.push(write_part(&d, &name, &mut df)?);
-        Ok(())
-    };
-
-    let mut minutes: BTreeMap<String, Vec<(u32, i64, Bucket)>> = BTreeMap::new();
-    for (&(mg, minute), b) in &live.pending_history {
-        minutes
-            .entry(day_of(minute * 60))
-            .or_default()
-            .push((mg, minute, *b));
-    }
-    for (day, entries) in minutes {
-        // The zone the micro-grid was in at the minute's start.
-        let zone: Vec<&str> = entries
-            .iter()
-            .map(|(mg, m, _)| {
-                live.zone_at(reg, topo.mg_node[*mg as usize], m * 60)
-                    .as_str()
-            })
-            .collect();
-        let mut cols = vec![
-            Column::new(
-                "node".into(),
-                entries
-                    .iter()
-                    .map(|(mg, _, _)| mg_id(*mg))
-                    .collect::<Vec<&str>>(),
-            ),
-            Column::new(
-                "minute".into(),
-                entries.iter().map(|(_, m, _)| *m).collect::<Vec<i64>>(),
-            ),
-            Column::new("zone".into(), zone),
-        ];
-        let values: Vec<[u64; 13]> = entries.iter().map(|(_, _, b)| bucket_values(b)).collect();
-        for (i, c) in COUNT_COLS.iter().enumerate() {
-            cols.push(Column::new(
-                (*c).into(),
-                values.iter().map(|v| v[i]).collect::<Vec<u64>>(),
-            ));
-        }
-        put("minutes", &day, DataFrame::new(entries.len(), cols)?)?;
-    }
-
-    let ev = &live.pending_events;
-    let mut by_day: BTreeMap<String, Vec<&IncidentRow>> = BTreeMap::new();
-    for r in &ev.incidents {
-        by_day.entry(day_of(r.ts)).or_default().push(r);
-    }
-    for (day, rs) in by_day {
-        let df = DataFrame::new(
-            rs.len(),
-            vec![
-                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
-                Column::new(
-                    "node".into(),
-                    rs.iter().map(|r| mg_id(r.mg)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "incident_id".into(),
-                    rs.iter()
-                        .map(|r| r.incident_id.as_str())
-                        .collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "action".into(),
-                    rs.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "level".into(),
-                    rs.iter().map(|r| u32::from(r.level)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "category".into(),
-                    rs.iter().map(|r| r.category.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "label".into(),
-                    rs.iter().map(|r| r.label.as_deref()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "owner".into(),
-                    rs.iter().map(|r| id(r.owner)).collect::<Vec<_>>(),
-                ),
-                Column::new("due".into(), rs.iter().map(|r| r.due).collect::<Vec<_>>()),
-            ],
-        )?;
-        put("incidents", &day, df)?;
-    }
-    let mut by_day: BTreeMap<String, Vec<&OrderRow>> = BTreeMap::new();
-    for r in &ev.orders {
-        by_day.entry(day_of(r.ts)).or_default().push(r);
-    }
-    for (day, rs) in by_day {
-        let df = DataFrame::new(
-            rs.len(),
-            vec![
-                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
-                Column::new(
-                    "node".into(),
-                    rs.iter().map(|r| mg_id(r.mg)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "flag_id".into(),
-                    rs.iter().map(|r| r.flag_id.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "number".into(),
-                    rs.iter().map(|r| r.number.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "kind".into(),
-                    rs.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "severity".into(),
-                    rs.iter().map(|r| u32::from(r.severity)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "action".into(),
-                    rs.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new("due".into(), rs.iter().map(|r| r.due).collect::<Vec<_>>()),
-            ],
-        )?;
-        put("orders", &day, df)?;
-    }
-    let mut by_day: BTreeMap<String, Vec<&ZoneRow>> = BTreeMap::new();
-    for r in &ev.zones {
-        by_day.entry(day_of(r.ts)).or_default().push(r);
-    }
-    for (day, rs) in by_day {
-        let df = DataFrame::new(
-            rs.len(),
-            vec![
-                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
-                Column::new(
-                    "node".into(),
-                    rs.iter().map(|r| id(r.node)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "zone".into(),
-                    rs.iter().map(|r| r.zone.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "reason".into(),
-                    rs.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "event_id".into(),
-                    rs.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(),
-                ),
-            ],
-        )?;
-        put("zones", &day, df)?;
-    }
-    Ok(rows)
 }
 
 /// Every row of `table` on local date `day`, its parts concatenated.
@@ -448,60 +223,13 @@ fn sum_minutes(df: LazyFrame) -> LazyFrame {
         .agg(COUNT_COLS.map(|c| col(c).sum()))
 }
 
-/// Merges the parts of every day before `before` (local dates, closed:
-/// nothing of them is accepted any more) into one part each. Returns the
-/// days merged.
-pub fn compact(data_dir: &Path, before: NaiveDate) -> Result<usize, IngestError> {
-    let mut merged = 0;
-    for (table, date, day) in day_dirs(data_dir) {
-        let closed = NaiveDate::parse_from_str(&date, "%Y-%m-%d").is_ok_and(|d| d < before);
-        let ps = parts(&day);
-        if !closed || ps.len() < 2 {
-            continue;
-        }
-        let from = ps.iter().map(|((f, _), _)| *f).min().unwrap_or(0);
-        let to = ps.iter().map(|((_, t), _)| *t).max().unwrap_or(0);
-        let all = read_table(data_dir, table, &date)?.lazy();
-        let mut df = if table == "minutes" {
-            sum_minutes(all)
-                .sort(["node", "minute", "zone"], SortMultipleOptions::default())
-                .collect()?
-        } else {
-            all.sort(
-                ["ts"],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
-            .collect()?
-        };
-        write_part(&day, &format!("part-{from:012}-{to:012}.parquet"), &mut df)?;
-        for (_, p) in &ps {
-            fs::remove_file(p).map_err(|e| io_err(p, e))?;
-        }
-        fs::File::open(&day)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io_err(&day, e))?;
-        merged += 1;
-    }
-    Ok(merged)
-}
-
-/// Removes every day before `keep_from`. Returns the days removed.
-pub fn retain(data_dir: &Path, keep_from: NaiveDate) -> Result<usize, IngestError> {
-    let mut removed = 0;
-    for (_, date, day) in day_dirs(data_dir) {
-        if NaiveDate::parse_from_str(&date, "%Y-%m-%d").is_ok_and(|d| d < keep_from) {
-            fs::remove_dir_all(&day).map_err(|e| io_err(&day, e))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::aggregate::fold_batch;
-    use crate::state::Row;
+    use crate::state::{Bucket, Row};
+    use chrono::NaiveDate;
+    use gridwatch_model::Zone;
 
     fn samples(df: &DataFrame) -> Option<u64> {
         df.column("samples").ok()?.u64().ok()?.sum()
