@@ -17,6 +17,7 @@
 //! - [`perf`]: the measurements the browser benchmark reads.
 //! - [`fmt`]: number formatting.
 
+pub mod analyst;
 pub mod board;
 pub mod components;
 pub mod deadlines;
@@ -89,7 +90,7 @@ pub fn App() -> impl IntoView {
             let district = gridwatch_model::ids::DISTRICT_ID;
             if me.scope != district
                 && !matches!(me.role, gridwatch_model::auth::Role::Analyst | gridwatch_model::auth::Role::Admin)
-                && !matches!(route::current(), route::Route::Street(_))
+                && !matches!(route::current(), route::Route::Street(_) | route::Route::Analyst)
             {
                 route::set_path(&format!("/street/{}", me.scope));
             }
@@ -119,6 +120,7 @@ fn screen() -> AnyView {
     match route::current() {
         route::Route::Wall => view! { <wall::WallPage/> }.into_any(),
         route::Route::Street(node) => view! { <street::StreetPage node=node/> }.into_any(),
+        route::Route::Analyst => view! { <analyst::AnalystPage/> }.into_any(),
         route::Route::District => {
             let live = live::Socket::open().follow(gridwatch_model::ids::DISTRICT_ID);
             view! { <district::DistrictPage live=live/> }.into_any()

@@ -10,6 +10,8 @@ pub enum Route {
     /// `/street/<id>`: a street supervisor's tablet (`<id>` is the street's
     /// short id, e.g. `daqi`, or a node under it).
     Street(String),
+    /// `/analyst`: history queries.
+    Analyst,
 }
 
 /// Parses a path.
@@ -17,6 +19,8 @@ pub fn parse(path: &str) -> Route {
     let path = path.trim_end_matches('/');
     if path == "/wall" {
         Route::Wall
+    } else if path == "/analyst" {
+        Route::Analyst
     } else if let Some(rest) = path.strip_prefix("/street/") {
         let node = if rest.starts_with("beilun/") {
             rest.to_string()
@@ -88,6 +92,7 @@ mod tests {
         assert_eq!(parse("/"), Route::District);
         assert_eq!(parse("/wall"), Route::Wall);
         assert_eq!(parse("/wall/"), Route::Wall);
+        assert_eq!(parse("/analyst"), Route::Analyst);
         assert_eq!(parse("/street/daqi"), Route::Street("beilun/daqi".into()));
         assert_eq!(
             parse("/street/beilun/daqi/x/g01"),

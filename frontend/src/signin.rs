@@ -53,6 +53,22 @@ pub async fn send_with(
     Some((resp.status(), text))
 }
 
+/// GETs `url` as JSON: the body, or the server's error message (its JSON
+/// error body's, else the status).
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, String> {
+    let Some((status, text)) = send_with("GET", url, None, &[]).await else {
+        return Err(tr("服务器无响应", "the server does not answer").into());
+    };
+    if (200..300).contains(&status) {
+        return serde_json::from_str(&text).map_err(|e| e.to_string());
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    Err(v["error"]["message"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| format!("HTTP {status}")))
+}
+
 /// Asks who is signed in.
 pub async fn who() -> Session {
     match send("GET", "/api/v1/me", None).await {

@@ -240,5 +240,49 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
         &Http::device_cookie(sys.port, &acc.wall_link).await?,
     );
     ensure!(wall.get(&format!("/api/v1/query?{street_q}")).await?.0 == 403);
-    Ok(())
+
+    // The analyst's page: the shared URL runs the query; chart and table.
+    crate::browser::require_frontend()?;
+    let (_driver, c) = crate::browser::chromium(&sys, (1440, 900)).await?;
+    let seen = async {
+        let base = format!("http://127.0.0.1:{}", sys.port);
+        let path = "/analyst?metric=samples&level=street&from=2022-10-15T06:00&to=2022-10-15T12:00&bucket=1h";
+        gridwatch_tests::people::sign_in(&c, &base, path, &acc.analyst).await?;
+        wait_for("the analyst's answer", WAIT, || async {
+            let t = crate::browser::text_of(&c, "q-rows").await?;
+            t.starts_with("10 ").then_some(())
+        })
+        .await?;
+        let lines = c
+            .execute(
+                "return document.querySelectorAll('[data-testid=analyst-chart] polyline').length;",
+                vec![],
+            )
+            .await?;
+        ensure!(lines == serde_json::json!(2), "two streets, two lines: {lines}");
+        let table = crate::browser::text_of(&c, "q-table").await.unwrap_or_default();
+        ensure!(table.contains("beilun/daqi") && table.contains("69"), "{table}");
+        let csv = c
+            .execute(
+                "return document.querySelector('[data-testid=q-csv]').getAttribute('href');",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            csv.as_str().is_some_and(|h| h.ends_with("&format=csv") && h.contains("bucket=1h")),
+            "{csv}"
+        );
+        crate::browser::screenshot(&c, "analyst").await?;
+        // A bad range says why.
+        c.goto(&format!("{base}/analyst?metric=samples&level=street&from=2022-10-16&to=2022-10-15&bucket=1h"))
+            .await?;
+        wait_for("the error", WAIT, || async {
+            let t = crate::browser::text_of(&c, "q-error").await?;
+            t.contains("after").then_some(())
+        })
+        .await
+    }
+    .await;
+    let _ = c.close().await;
+    seen
 }

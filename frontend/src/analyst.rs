@@ -1,0 +1,396 @@
+//! `/analyst`: history as asked then. A query builder (metric, level,
+//! street, zone class, range, bucket) over `GET /api/v1/query`, the answer
+//! as a line chart in SVG (a bar chart when one group) and a table, export
+//! buttons (CSV, Parquet: the same query as a download), and a URL that
+//! reproduces the query when shared (every field is in it).
+
+use gridwatch_model::api::{HISTORY_COUNTS, Hierarchy};
+use leptos::prelude::*;
+use serde::Deserialize;
+
+use crate::i18n::{name, tr};
+use crate::route::{query, set_query};
+
+/// Series drawn at most (the largest totals).
+const SERIES_MAX: usize = 8;
+/// Table rows shown (the download has them all).
+const TABLE_MAX: usize = 500;
+/// The chart's size in SVG units.
+const W: f64 = 960.0;
+const H: f64 = 320.0;
+const PAD: f64 = 44.0;
+const COLOURS: [&str; SERIES_MAX] = [
+    "#38bdf8", "#f472b6", "#a3e635", "#fbbf24", "#c084fc", "#f87171", "#2dd4bf", "#e5e7eb",
+];
+
+/// The answer of `/api/v1/query` in JSON.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct Answer {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// The fields of a query, as the URL carries them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fields {
+    pub metric: String,
+    pub level: String,
+    pub street: String,
+    pub zone: String,
+    pub from: String,
+    pub to: String,
+    pub bucket: String,
+}
+
+impl Fields {
+    /// From the page's URL, with defaults for what it lacks.
+    fn from_url() -> Fields {
+        let q = |k: &str, d: &str| {
+            query(k)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| d.into())
+        };
+        Fields {
+            metric: q("metric", "samples"),
+            level: q("level", "street"),
+            street: q("street", ""),
+            zone: q("zone", ""),
+            from: q("from", "2022-10-15T00:00"),
+            to: q("to", "2022-10-16T00:00"),
+            bucket: q("bucket", "1h"),
+        }
+    }
+
+    /// The query string (without `format`).
+    pub fn query_string(&self) -> String {
+        let mut s = format!(
+            "metric={}&level={}&from={}&to={}&bucket={}",
+            self.metric, self.level, self.from, self.to, self.bucket
+        );
+        if !self.street.is_empty() {
+            s.push_str(&format!("&street={}", self.street));
+        }
+        if !self.zone.is_empty() {
+            s.push_str(&format!("&zone={}", self.zone));
+        }
+        s
+    }
+
+    /// Writes every field into the page's URL.
+    fn to_url(&self) {
+        for (k, v) in [
+            ("metric", &self.metric),
+            ("level", &self.level),
+            ("street", &self.street),
+            ("zone", &self.zone),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("bucket", &self.bucket),
+        ] {
+            set_query(k, v);
+        }
+    }
+}
+
+/// One series of the chart: a group's values of the first metric by time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub group: String,
+    pub points: Vec<(String, f64)>,
+}
+
+/// The answer's series (of its first metric), the largest totals first.
+pub fn series(a: &Answer) -> Vec<Series> {
+    let mut by: Vec<Series> = Vec::new();
+    for r in &a.rows {
+        let (Some(t), Some(g), Some(v)) = (
+            r.first().and_then(|v| v.as_str()),
+            r.get(1).and_then(|v| v.as_str()),
+            r.get(2).and_then(serde_json::Value::as_f64),
+        ) else {
+            continue;
+        };
+        match by.iter_mut().find(|s| s.group == g) {
+            Some(s) => s.points.push((t.to_string(), v)),
+            None => by.push(Series {
+                group: g.to_string(),
+                points: vec![(t.to_string(), v)],
+            }),
+        }
+    }
+    let total = |s: &Series| s.points.iter().map(|p| p.1).sum::<f64>();
+    by.sort_by(|a, b| total(b).total_cmp(&total(a)));
+    by.truncate(SERIES_MAX);
+    by
+}
+
+/// The chart as SVG elements: polylines (or bars for one group), the axes'
+/// labels.
+#[component]
+fn Chart(answer: Memo<Option<Answer>>) -> impl IntoView {
+    let drawn = move || {
+        let a = answer.get()?;
+        let s = series(&a);
+        let mut times: Vec<String> = s
+            .iter()
+            .flat_map(|x| x.points.iter().map(|p| p.0.clone()))
+            .collect();
+        times.sort();
+        times.dedup();
+        if times.is_empty() {
+            return None;
+        }
+        let max = s
+            .iter()
+            .flat_map(|x| x.points.iter().map(|p| p.1))
+            .fold(0.0f64, f64::max)
+            .max(1.0);
+        let x = |t: &str| {
+            let i = times.iter().position(|u| u == t).unwrap_or(0) as f64;
+            let n = (times.len().max(2) - 1) as f64;
+            PAD + i / n * (W - 2.0 * PAD)
+        };
+        let y = |v: f64| H - PAD - v / max * (H - 2.0 * PAD);
+        let bars = s.len() == 1;
+        let shapes = s
+            .iter()
+            .enumerate()
+            .map(|(k, ser)| {
+                let colour = COLOURS[k % COLOURS.len()];
+                if bars {
+                    let w = ((W - 2.0 * PAD) / times.len() as f64 * 0.8).max(1.0);
+                    ser.points
+                        .iter()
+                        .map(|(t, v)| {
+                            view! {
+                                <rect x=x(t) - w / 2.0 y=y(*v) width=w height=(H - PAD - y(*v)).max(0.0) fill=colour/>
+                            }
+                        })
+                        .collect_view()
+                        .into_any()
+                } else {
+                    let pts: Vec<String> = ser
+                        .points
+                        .iter()
+                        .map(|(t, v)| format!("{:.1},{:.1}", x(t), y(*v)))
+                        .collect();
+                    view! { <polyline points=pts.join(" ") fill="none" stroke=colour stroke-width="2"/> }
+                        .into_any()
+                }
+            })
+            .collect_view();
+        let first = times.first().cloned().unwrap_or_default();
+        let last = times.last().cloned().unwrap_or_default();
+        let legend = s
+            .iter()
+            .enumerate()
+            .map(|(k, ser)| {
+                let short = ser.group.rsplit('/').next().unwrap_or_default().to_string();
+                view! {
+                    <text x=PAD + 120.0 * k as f64 y="16" fill=COLOURS[k % COLOURS.len()] font-size="13">{short}</text>
+                }
+            })
+            .collect_view();
+        Some(view! {
+            <line x1=PAD y1=H - PAD x2=W - PAD y2=H - PAD stroke="#64748b"/>
+            <line x1=PAD y1=PAD x2=PAD y2=H - PAD stroke="#64748b"/>
+            <text x=PAD - 6.0 y=PAD text-anchor="end" fill="#94a3b8" font-size="12">{format!("{max:.0}")}</text>
+            <text x=PAD - 6.0 y=H - PAD text-anchor="end" fill="#94a3b8" font-size="12">"0"</text>
+            <text x=PAD y=H - PAD + 18.0 fill="#94a3b8" font-size="12">{first.get(..16).unwrap_or_default().to_string()}</text>
+            <text x=W - PAD y=H - PAD + 18.0 text-anchor="end" fill="#94a3b8" font-size="12">{last.get(..16).unwrap_or_default().to_string()}</text>
+            {legend}
+            {shapes}
+        })
+    };
+    view! {
+        <svg class="analyst-chart" data-testid="analyst-chart" viewBox=format!("0 0 {W} {H}")>
+            {drawn}
+        </svg>
+    }
+}
+
+/// A labelled `<select>` bound to `value`.
+fn select(
+    label: &'static str,
+    id: &'static str,
+    value: RwSignal<String>,
+    options: Vec<(String, String)>,
+) -> impl IntoView {
+    view! {
+        <label class="analyst-field">{label}
+            <select data-testid=id prop:value=move || value.get()
+                on:change=move |ev| value.set(event_target_value(&ev))>
+                {options.into_iter().map(|(v, text)| {
+                    let selected = value.get_untracked() == v;
+                    view! { <option value=v selected=selected>{text}</option> }
+                }).collect_view()}
+            </select>
+        </label>
+    }
+}
+
+/// The page.
+#[component]
+pub fn AnalystPage() -> impl IntoView {
+    let start = Fields::from_url();
+    let metric = RwSignal::new(start.metric.clone());
+    let level = RwSignal::new(start.level.clone());
+    let street = RwSignal::new(start.street.clone());
+    let zone = RwSignal::new(start.zone.clone());
+    let from = RwSignal::new(start.from.clone());
+    let to = RwSignal::new(start.to.clone());
+    let bucket = RwSignal::new(start.bucket.clone());
+    let fields = move || Fields {
+        metric: metric.get(),
+        level: level.get(),
+        street: street.get(),
+        zone: zone.get(),
+        from: from.get(),
+        to: to.get(),
+        bucket: bucket.get(),
+    };
+    let answer: RwSignal<Option<Answer>> = RwSignal::new(None);
+    let error: RwSignal<Option<String>> = RwSignal::new(None);
+    let busy = RwSignal::new(false);
+    let streets: RwSignal<Vec<(String, String)>> = RwSignal::new(Vec::new());
+    leptos::task::spawn_local(async move {
+        if let Some(h) = crate::live::fetch::<Hierarchy>("/api/v1/hierarchy").await {
+            streets.set(
+                h.streets
+                    .iter()
+                    .map(|s| {
+                        let id = s.node.rsplit('/').next().unwrap_or_default().to_string();
+                        (id, name(&s.name, &s.name_en).to_string())
+                    })
+                    .collect(),
+            );
+        }
+    });
+    let run = move || {
+        let f = untrack(fields);
+        f.to_url();
+        busy.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            let url = format!("/api/v1/query?{}", f.query_string());
+            match crate::signin::get_json::<Answer>(&url).await {
+                Ok(a) => answer.set(Some(a)),
+                Err(e) => {
+                    answer.set(None);
+                    error.set(Some(e));
+                }
+            }
+            busy.set(false);
+        });
+    };
+    // The shared URL runs at once.
+    run();
+    let memo = Memo::new(move |_| answer.get());
+    let href =
+        move |format: &str| format!("/api/v1/query?{}&format={format}", fields().query_string());
+    let metrics: Vec<(String, String)> = HISTORY_COUNTS
+        .iter()
+        .map(|m| (m.to_string(), m.to_string()))
+        .collect();
+    let levels = [
+        ("district", "区", "district"),
+        ("street", "街道", "street"),
+        ("community", "社区/村", "community"),
+        ("grid", "网格", "grid"),
+        ("microgrid", "微网格", "micro-grid"),
+    ]
+    .map(|(v, zh, en)| (v.to_string(), tr(zh, en).to_string()))
+    .to_vec();
+    let zones = [
+        ("", "全部", "all"),
+        ("sealed", "封控区", "sealed"),
+        ("control", "管控区", "control"),
+        ("prevention", "防范区", "prevention"),
+        ("normal", "常态", "normal"),
+    ]
+    .map(|(v, zh, en)| (v.to_string(), tr(zh, en).to_string()))
+    .to_vec();
+    let buckets = ["1m", "10m", "1h", "1d"]
+        .map(|b| (b.to_string(), b.to_string()))
+        .to_vec();
+    view! {
+        <main class="analyst" data-testid="analyst">
+            <h1>{move || tr("历史分析", "History")}</h1>
+            <form class="analyst-form" on:submit=move |ev| { ev.prevent_default(); run(); }>
+                {select("指标 metric", "q-metric", metric, metrics)}
+                {select("层级 level", "q-level", level, levels)}
+                <label class="analyst-field">"街道 street"
+                    <select data-testid="q-street" prop:value=move || street.get()
+                        on:change=move |ev| street.set(event_target_value(&ev))>
+                        <option value="">{move || tr("全区", "all")}</option>
+                        {move || streets.get().into_iter().map(|(v, text)| {
+                            let selected = street.get_untracked() == v;
+                            view! { <option value=v selected=selected>{text}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+                {select("区类 zone", "q-zone", zone, zones)}
+                <label class="analyst-field">{move || tr("从", "from")}
+                    <input type="datetime-local" data-testid="q-from" prop:value=move || from.get()
+                        on:change=move |ev| from.set(event_target_value(&ev))/>
+                </label>
+                <label class="analyst-field">{move || tr("到", "to")}
+                    <input type="datetime-local" data-testid="q-to" prop:value=move || to.get()
+                        on:change=move |ev| to.set(event_target_value(&ev))/>
+                </label>
+                {select("粒度 bucket", "q-bucket", bucket, buckets)}
+                <button type="submit" data-testid="q-run" disabled=move || busy.get()>{move || tr("查询", "Run")}</button>
+                <a class="button" data-testid="q-csv" href=move || href("csv") download>"CSV"</a>
+                <a class="button" data-testid="q-parquet" href=move || href("parquet") download>"Parquet"</a>
+            </form>
+            <Show when=move || error.with(Option::is_some)>
+                <p class="analyst-error" data-testid="q-error">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+            <Chart answer=memo/>
+            <p class="analyst-count" data-testid="q-rows">{move || answer.with(|a| a.as_ref().map(|a| format!("{} {}", a.rows.len(), tr("行", "rows"))).unwrap_or_default())}</p>
+            <table class="analyst-table" data-testid="q-table">
+                <thead><tr>{move || answer.with(|a| a.as_ref().map(|a| a.columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()))}</tr></thead>
+                <tbody>
+                    {move || answer.with(|a| a.as_ref().map(|a| a.rows.iter().take(TABLE_MAX).map(|r| view! {
+                        <tr>{r.iter().map(|v| view! { <td>{match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() }}</td> }).collect_view()}</tr>
+                    }).collect_view()))}
+                </tbody>
+            </table>
+        </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn series_follow_groups_and_the_largest_lead() {
+        let a = Answer {
+            columns: vec!["time".into(), "street".into(), "samples".into()],
+            rows: vec![
+                vec![json!("t1"), json!("beilun/a"), json!(1)],
+                vec![json!("t1"), json!("beilun/b"), json!(5)],
+                vec![json!("t2"), json!("beilun/a"), json!(2)],
+            ],
+        };
+        let s = series(&a);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].group, "beilun/b");
+        assert_eq!(s[1].points, [("t1".into(), 1.0), ("t2".into(), 2.0)]);
+        let f = Fields {
+            metric: "samples".into(),
+            level: "street".into(),
+            street: "daqi".into(),
+            zone: String::new(),
+            from: "2022-10-15T00:00".into(),
+            to: "2022-10-16T00:00".into(),
+            bucket: "1h".into(),
+        };
+        assert_eq!(
+            f.query_string(),
+            "metric=samples&level=street&from=2022-10-15T00:00&to=2022-10-16T00:00&bucket=1h&street=daqi"
+        );
+    }
+}
