@@ -103,6 +103,8 @@ pub struct History {
     pub dir: PathBuf,
     /// node (micro-grid id), district, street, community, grid, microgrid.
     nodes: DataFrame,
+    /// The SQL table `nodes`.
+    registry_table: DataFrame,
     pub gate: tokio::sync::Semaphore,
 }
 
@@ -141,6 +143,7 @@ impl History {
         Ok(History {
             dir,
             nodes: DataFrame::new(n, columns)?,
+            registry_table: registry_table(reg)?,
             gate: tokio::sync::Semaphore::new(RUNNING),
         })
     }
@@ -235,6 +238,178 @@ impl History {
             }
         }
     }
+}
+
+/// The columns of each SQL table, for when it has no part yet.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    I64,
+    U32,
+    U64,
+}
+
+fn empty(cols: &[(&str, Kind)]) -> PolarsResult<DataFrame> {
+    let columns = cols
+        .iter()
+        .map(|(n, k)| match k {
+            Kind::Str => Column::new((*n).into(), Vec::<&str>::new()),
+            Kind::I64 => Column::new((*n).into(), Vec::<i64>::new()),
+            Kind::U32 => Column::new((*n).into(), Vec::<u32>::new()),
+            Kind::U64 => Column::new((*n).into(), Vec::<u64>::new()),
+        })
+        .collect();
+    DataFrame::new(0, columns)
+}
+
+impl History {
+    /// Every part of `table`, every day kept.
+    fn all_files(&self, table: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let Ok(days) = std::fs::read_dir(self.dir.join(table)) else {
+            return out;
+        };
+        for day in days.flatten() {
+            if let Ok(parts) = std::fs::read_dir(day.path()) {
+                out.extend(parts.flatten().map(|e| e.path()).filter(|p| is_part(p)));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// `table`'s parts as one lazy frame (empty with `cols` when none).
+    fn table(&self, table: &str, cols: &[(&str, Kind)]) -> PolarsResult<LazyFrame> {
+        let files = self.all_files(table);
+        if files.is_empty() {
+            return Ok(empty(cols)?.lazy());
+        }
+        let scans = files
+            .iter()
+            .map(|f| LazyFrame::scan_parquet(PlRefPath::try_from_path(f)?, scan_args()))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        concat(scans, UnionArgs::default())
+    }
+
+    /// The SQL tables: `history` (the `minutes` rows), `nodes` (the
+    /// registry without people), `zones`, `incidents`, `orders`.
+    pub fn sql_context(&self) -> PolarsResult<polars::sql::SQLContext> {
+        use Kind::*;
+        let ctx = polars::sql::SQLContext::new();
+        let mut minutes = vec![("node", Str), ("minute", I64), ("zone", Str)];
+        minutes.extend(HISTORY_COUNTS.iter().map(|c| (*c, U64)));
+        ctx.register("history", self.table("minutes", &minutes)?);
+        ctx.register("nodes", self.registry_table.clone().lazy());
+        let zones = [
+            ("ts", I64),
+            ("node", Str),
+            ("zone", Str),
+            ("reason", Str),
+            ("event_id", Str),
+        ];
+        ctx.register("zones", self.table("zones", &zones)?);
+        let incidents = [
+            ("ts", I64),
+            ("node", Str),
+            ("incident_id", Str),
+            ("action", Str),
+            ("level", U32),
+            ("category", Str),
+            ("label", Str),
+            ("owner", Str),
+            ("due", I64),
+        ];
+        ctx.register("incidents", self.table("incidents", &incidents)?);
+        let orders = [
+            ("ts", I64),
+            ("node", Str),
+            ("flag_id", Str),
+            ("number", Str),
+            ("kind", Str),
+            ("severity", U32),
+            ("action", Str),
+            ("due", I64),
+        ];
+        ctx.register("orders", self.table("orders", &orders)?);
+        Ok(ctx)
+    }
+}
+
+/// The registry as the SQL table `nodes`: every node's id, level, names,
+/// parent, street, community, grid, population, households and registered
+/// zone (micro-grids) — no team members.
+fn registry_table(reg: &Registry) -> PolarsResult<DataFrame> {
+    let level = |d: usize| Level::from_depth(d).map(level_column).unwrap_or("");
+    let at = |i: u32, depth: usize| -> Option<&str> {
+        let mut k = Some(i);
+        while let Some(x) = k {
+            let n = reg.node(x);
+            if n.level.depth() == depth {
+                return Some(n.id.as_str());
+            }
+            k = n.parent;
+        }
+        None
+    };
+    let idx: Vec<u32> = (0..reg.nodes.len() as u32).collect();
+    let n = |i: &u32| reg.node(*i);
+    DataFrame::new(
+        idx.len(),
+        vec![
+            Column::new(
+                "node".into(),
+                idx.iter().map(|i| n(i).id.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "level".into(),
+                idx.iter()
+                    .map(|i| level(n(i).level.depth()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "name".into(),
+                idx.iter().map(|i| n(i).name.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "name_en".into(),
+                idx.iter()
+                    .map(|i| n(i).name_en.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "parent".into(),
+                idx.iter()
+                    .map(|i| n(i).parent.map(|p| reg.node(p).id.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "street".into(),
+                idx.iter().map(|i| at(*i, 1)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "community".into(),
+                idx.iter().map(|i| at(*i, 2)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "grid".into(),
+                idx.iter().map(|i| at(*i, 3)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "population".into(),
+                idx.iter().map(|i| n(i).population).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "households".into(),
+                idx.iter().map(|i| n(i).households).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "zone".into(),
+                idx.iter()
+                    .map(|i| n(i).mg.as_ref().map(|m| m.zone.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )
 }
 
 /// How a part is scanned: by its own columns (the `date=` directory is

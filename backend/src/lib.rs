@@ -123,6 +123,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/tasks", get(routes::tasks::get))
         .route("/reminders", get(routes::reminders::get))
         .route("/query", get(routes::query::get))
+        .route("/sql", axum::routing::post(routes::sql::post))
         .route("/incidents", axum::routing::post(routes::actions::report))
         .route(
             "/incidents/{id}/{step}",

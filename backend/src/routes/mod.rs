@@ -10,5 +10,6 @@ pub mod query;
 pub mod registry;
 pub mod reminders;
 pub mod session;
+pub mod sql;
 pub mod state;
 pub mod tasks;

@@ -241,6 +241,72 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
     );
     ensure!(wall.get(&format!("/api/v1/query?{street_q}")).await?.0 == 403);
 
+    // SQL over the same tables: each street's samples, as the raw events
+    // add up; the designation; what may not run.
+    let analyst = Http::with_token(sys.port, &acc.analyst.token);
+    let sql = |q: &str| serde_json::json!({ "sql": q });
+    let per_street = "SELECT n.street, sum(h.samples) AS samples FROM history h JOIN nodes n ON h.node = n.node GROUP BY n.street ORDER BY n.street";
+    let (s, _, v) = analyst
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/sql",
+            Some(&sql(per_street)),
+            &[],
+        )
+        .await?;
+    let total = |street: &str| -> u64 {
+        want.iter()
+            .filter(|((_, st), _)| *st == street)
+            .map(|(_, (samples, _))| *samples)
+            .sum()
+    };
+    ensure!(
+        s == 200
+            && v["rows"]
+                == serde_json::json!([
+                    ["beilun/daqi", total("beilun/daqi")],
+                    ["beilun/xinqi", total("beilun/xinqi")]
+                ]),
+        "{s} {v}"
+    );
+    let (s, _, v) = analyst
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/sql",
+            Some(&sql("SELECT zone, count(*) AS n FROM zones GROUP BY zone")),
+            &[],
+        )
+        .await?;
+    ensure!(
+        s == 200 && v["rows"] == serde_json::json!([["sealed", 1]]),
+        "{s} {v}"
+    );
+    for (bad, says) in [
+        ("DROP TABLE history", "only SELECT"),
+        (
+            "SELECT * FROM read_parquet('/etc/passwd')",
+            "table functions",
+        ),
+        ("SELEC 1", "Expected"),
+        ("SELECT * FROM nowhere", "nowhere"),
+        ("SELECT 1; SELECT 2", "one statement"),
+    ] {
+        let (s, _, v) = analyst
+            .send(reqwest::Method::POST, "/api/v1/sql", Some(&sql(bad)), &[])
+            .await?;
+        let m = v["error"]["message"].as_str().unwrap_or_default();
+        ensure!(s == 400 && m.contains(says), "{bad}: {s} {v}");
+    }
+    let (s, _, _) = sup
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/sql",
+            Some(&sql("SELECT 1")),
+            &[],
+        )
+        .await?;
+    ensure!(s == 403, "a street's supervisor: {s}");
+
     // The analyst's page: the shared URL runs the query; chart and table.
     crate::browser::require_frontend()?;
     let (_driver, c) = crate::browser::chromium(&sys, (1440, 900)).await?;
