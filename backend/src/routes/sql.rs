@@ -93,9 +93,9 @@ pub async fn post(
     Extension(caller): Extension<Caller>,
     body: Result<Json<Body>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body?;
     // SQL reads every street: the district's readers only.
     may_query(&caller, gridwatch_model::ids::DISTRICT_ID)?;
+    let Json(b) = body?;
     check(&b.sql).map_err(|e| ApiError::BadRequest(format!("SQL: {e}")))?;
     let format = match b.format.as_deref().unwrap_or("json") {
         "json" => Format::Json,

@@ -96,6 +96,12 @@ async fn every_route_answers_each_role_by_its_scope() -> Result<()> {
             "/api/v1/query?node=beilun/xinqi&metric=samples&level=street&from=2022-10-15&to=2022-10-16&bucket=1h".into(),
             [401, 403, 403, 403, 200, 200],
         ),
+        // SQL reads the whole district (this body is no statement).
+        (
+            M::POST,
+            "/api/v1/sql".into(),
+            [401, 403, 403, 403, 400, 400],
+        ),
         // The reminders just sent (a public wall's without the items).
         (
             M::GET,
