@@ -9,11 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DAY="${1:-2022-10-15}"
 SEED="${2:-42}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gridwatch-target}"
-eval "$(bash scripts/setup.sh)"
-cargo build -q --bins
-BIN="$CARGO_TARGET_DIR/debug"
 source scripts/lib.sh
+built_bins
 scratch_nats
 TOKEN=$(admin_token)
 "$BIN/gridwatch-sim" --nats "$NATS" --date "$DAY" --seed "$SEED" --rate 1000000000 >"$DIR/sim.log" 2>&1

@@ -1,6 +1,16 @@
 # Shared by the measuring scripts (sourced): a throw-away nats-server with
 # JetStream in a temporary directory, killed with everything else on exit.
-#   source scripts/lib.sh; scratch_nats   → $DIR, $PORT, $HTTP (PORT+1), $NATS
+#   source scripts/lib.sh; built_bins; scratch_nats
+#     → $BIN (debug binaries), $DIR, $PORT, $HTTP (PORT+1), $NATS
+
+# What is missing installed (scripts/setup.sh), the binaries built: $BIN.
+built_bins() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gridwatch-target}"
+  eval "$(bash scripts/setup.sh)"
+  cargo build -q --bins
+  BIN="$CARGO_TARGET_DIR/debug"
+}
+
 scratch_nats() {
   DIR=$(mktemp -d)
   PORT=$((20000 + RANDOM % 20000)); HTTP=$((PORT + 1))

@@ -11,11 +11,8 @@ cd "$(dirname "$0")/.."
 SPEED="${1:-600}"
 DAY="${2:-2022-10-15}"
 SEED="${3:-42}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gridwatch-target}"
-eval "$(bash scripts/setup.sh)"
-cargo build -q --bins
-BIN="$CARGO_TARGET_DIR/debug"
 source scripts/lib.sh
+built_bins
 scratch_nats
 TOKEN=$(admin_token)
 "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$DIR/data" --clock replay >"$DIR/ingest.log" 2>&1 &

@@ -4,7 +4,7 @@ use polars::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{IncidentRow, OrderRow, ZoneRow, day_of, table_dir, write_part};
+use super::{day_of, table_dir, write_part};
 use crate::aggregate::{COUNT_COLS, bucket_values};
 use crate::error::IngestError;
 use crate::state::{Bucket, LiveState, Topology};
@@ -70,116 +70,68 @@ pub(super) fn write_all(
     }
 
     let ev = &live.pending_events;
-    let mut by_day: BTreeMap<String, Vec<&IncidentRow>> = BTreeMap::new();
-    for r in &ev.incidents {
-        by_day.entry(day_of(r.ts)).or_default().push(r);
-    }
-    for (day, rs) in by_day {
+    for (day, rs) in by_day(&ev.incidents, |r| r.ts) {
         let df = DataFrame::new(
             rs.len(),
             vec![
-                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
-                Column::new(
-                    "node".into(),
-                    rs.iter().map(|r| mg_id(r.mg)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "incident_id".into(),
-                    rs.iter()
-                        .map(|r| r.incident_id.as_str())
-                        .collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "action".into(),
-                    rs.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "level".into(),
-                    rs.iter().map(|r| u32::from(r.level)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "category".into(),
-                    rs.iter().map(|r| r.category.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "label".into(),
-                    rs.iter().map(|r| r.label.as_deref()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "owner".into(),
-                    rs.iter().map(|r| id(r.owner)).collect::<Vec<_>>(),
-                ),
-                Column::new("due".into(), rs.iter().map(|r| r.due).collect::<Vec<_>>()),
+                col("ts", &rs, |r| r.ts),
+                col("node", &rs, |r| mg_id(r.mg)),
+                col("incident_id", &rs, |r| r.incident_id.as_str()),
+                col("action", &rs, |r| r.action.as_str()),
+                col("level", &rs, |r| u32::from(r.level)),
+                col("category", &rs, |r| r.category.as_str()),
+                col("label", &rs, |r| r.label.as_deref()),
+                col("owner", &rs, |r| id(r.owner)),
+                col("due", &rs, |r| r.due),
             ],
         )?;
         put("incidents", &day, df)?;
     }
-    let mut by_day: BTreeMap<String, Vec<&OrderRow>> = BTreeMap::new();
-    for r in &ev.orders {
-        by_day.entry(day_of(r.ts)).or_default().push(r);
-    }
-    for (day, rs) in by_day {
+    for (day, rs) in by_day(&ev.orders, |r| r.ts) {
         let df = DataFrame::new(
             rs.len(),
             vec![
-                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
-                Column::new(
-                    "node".into(),
-                    rs.iter().map(|r| mg_id(r.mg)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "flag_id".into(),
-                    rs.iter().map(|r| r.flag_id.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "number".into(),
-                    rs.iter().map(|r| r.number.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "kind".into(),
-                    rs.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "severity".into(),
-                    rs.iter().map(|r| u32::from(r.severity)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "action".into(),
-                    rs.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new("due".into(), rs.iter().map(|r| r.due).collect::<Vec<_>>()),
+                col("ts", &rs, |r| r.ts),
+                col("node", &rs, |r| mg_id(r.mg)),
+                col("flag_id", &rs, |r| r.flag_id.as_str()),
+                col("number", &rs, |r| r.number.as_str()),
+                col("kind", &rs, |r| r.kind.as_str()),
+                col("severity", &rs, |r| u32::from(r.severity)),
+                col("action", &rs, |r| r.action.as_str()),
+                col("due", &rs, |r| r.due),
             ],
         )?;
         put("orders", &day, df)?;
     }
-    let mut by_day: BTreeMap<String, Vec<&ZoneRow>> = BTreeMap::new();
-    for r in &ev.zones {
-        by_day.entry(day_of(r.ts)).or_default().push(r);
-    }
-    for (day, rs) in by_day {
+    for (day, rs) in by_day(&ev.zones, |r| r.ts) {
         let df = DataFrame::new(
             rs.len(),
             vec![
-                Column::new("ts".into(), rs.iter().map(|r| r.ts).collect::<Vec<_>>()),
-                Column::new(
-                    "node".into(),
-                    rs.iter().map(|r| id(r.node)).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "zone".into(),
-                    rs.iter().map(|r| r.zone.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "reason".into(),
-                    rs.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "event_id".into(),
-                    rs.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(),
-                ),
+                col("ts", &rs, |r| r.ts),
+                col("node", &rs, |r| id(r.node)),
+                col("zone", &rs, |r| r.zone.as_str()),
+                col("reason", &rs, |r| r.reason.as_str()),
+                col("event_id", &rs, |r| r.event_id.as_str()),
             ],
         )?;
         put("zones", &day, df)?;
     }
     Ok(rows)
+}
+
+/// `rows` by the local date of their time.
+fn by_day<R>(rows: &[R], ts: impl Fn(&R) -> i64) -> BTreeMap<String, Vec<&R>> {
+    let mut out: BTreeMap<String, Vec<&R>> = BTreeMap::new();
+    for r in rows {
+        out.entry(day_of(ts(r))).or_default().push(r);
+    }
+    out
+}
+
+/// The column `name` of `f` of each row.
+fn col<'a, R, T>(name: &str, rs: &[&'a R], f: impl Fn(&'a R) -> T) -> Column
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+{
+    Column::new(name.into(), rs.iter().map(|r| f(r)).collect::<Vec<T>>())
 }
