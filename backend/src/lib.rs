@@ -14,6 +14,7 @@
 //! - [`ws`]: the WebSocket protocol.
 //! - [`reminders`]: the reminders just sent (from `GW_REMINDERS`).
 //! - [`history`]: ingest's Parquet history, read with polars.
+//! - [`pg`]: the history over the Postgres wire protocol.
 //! - [`routes`]: one file per HTTP resource.
 
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod headers;
 pub mod history;
+pub mod pg;
 pub mod reminders;
 pub mod routes;
 pub mod serve;
@@ -63,8 +65,9 @@ pub struct AppState {
     pub csp: HeaderValue,
     /// The newest reminders notify sent or kept.
     pub reminders: reminders::Recent,
-    /// Ingest's Parquet history, when this backend can read it.
-    pub history: Option<history::Shared>,
+    /// The workers that query ingest's Parquet history, when this
+    /// backend can read it.
+    pub queries: Option<Arc<history::worker::Pool>>,
 }
 
 impl AppState {
@@ -123,7 +126,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/tasks", get(routes::tasks::get))
         .route("/reminders", get(routes::reminders::get))
         .route("/query", get(routes::query::get))
-        .route("/sql", axum::routing::post(routes::sql::post))
+        .route(
+            "/sql",
+            axum::routing::post(routes::sql::post).get(routes::sql::get),
+        )
         .route("/incidents", axum::routing::post(routes::actions::report))
         .route(
             "/incidents/{id}/{step}",
@@ -217,10 +223,15 @@ pub async fn run(
         cfg.resume_history,
         std::time::Duration::from_micros(cfg.pace_us_per_client),
     );
-    let history = match &cfg.history_dir {
+    let queries = match &cfg.history_dir {
         Some(d) => Some(Arc::new(
-            history::History::new(d.clone(), &registry)
-                .map_err(|e| BackendError::Config(format!("the history's registry table: {e}")))?,
+            history::worker::Pool::new(
+                d.clone(),
+                cfg.registry.clone(),
+                cfg.query_memory_mb,
+                std::time::Duration::from_secs(cfg.query_timeout_s.max(1)),
+            )
+            .map_err(|e| BackendError::Config(format!("the query workers: {e}")))?,
         )),
         None => None,
     };
@@ -234,6 +245,14 @@ pub async fn run(
         path: cfg.listen.clone(),
         source: e,
     })?;
+    // The Postgres protocol, with the history only.
+    let pg = match (&cfg.pg_listen, &cfg.history_dir) {
+        (Some(a), Some(_)) => Some(pg::bind(a).await.map_err(|e| BackendError::Io {
+            path: a.clone(),
+            source: e,
+        })?),
+        _ => None,
+    };
     let app = Arc::new(AppState {
         cfg,
         registry,
@@ -247,8 +266,11 @@ pub async fn run(
         audit,
         csp,
         reminders: reminders::Recent::default(),
-        history,
+        queries,
     });
+    if let Some(q) = app.queries.clone() {
+        tokio::task::spawn_blocking(move || q.warm());
+    }
     metrics::gauge!("gridwatch_ws_clients").set(0.0);
     let watcher = tokio::spawn(watch::run(nats, app.clone(), shutdown.child_token()));
     tokio::spawn(flush_paced(app.clone(), shutdown.child_token()));
@@ -261,6 +283,9 @@ pub async fn run(
         app.reminders.clone(),
         shutdown.child_token(),
     ));
+    if let Some(l) = pg {
+        tokio::spawn(pg::serve(app.clone(), l, shutdown.child_token()));
+    }
     tracing::info!(%addr, "listening");
     if let Some(b) = bound {
         let _ = b.send(addr);

@@ -37,8 +37,19 @@ struct Args {
     history_dir: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // A query worker (see `history::worker`): no runtime, no server.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).and_then(|a| a.to_str()) == Some(gridwatch_backend::history::worker::ARG) {
+        return gridwatch_backend::history::worker::main(&args[2..]);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     telemetry::init_tracing();
     let a = Args::parse();
     let cfg: Config = config::load(

@@ -20,6 +20,7 @@
 //! throughput runs), with the spread (min–max).
 
 mod browser;
+mod history;
 mod live;
 mod raw;
 mod runs;
@@ -74,7 +75,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "throughput,latency,fanout,browser,soak"
+        default_value = "throughput,latency,fanout,browser,soak,history"
     )]
     only: Vec<String>,
     /// Minutes of the browser's long run.
@@ -101,6 +102,12 @@ struct Args {
     /// Speed of the simulated days in the soak run.
     #[arg(long, default_value_t = 2000.0)]
     soak_speed: f64,
+    /// Simulated days of history for the analyst queries.
+    #[arg(long, default_value_t = 30)]
+    history_days: u32,
+    /// Repetitions of each analyst query (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    history_reps: usize,
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
@@ -693,6 +700,25 @@ async fn main() -> Result<()> {
     if on("browser") {
         browser_section(&args, &reg, &mut md).await?;
     }
+    if on("history") {
+        let mut section = String::new();
+        history::history(args.history_days, args.history_reps, &mut section).await?;
+        if args.only.len() == 1 {
+            // Alone: the section replaces its namesake in the results
+            // (the other sections stay as their runs wrote them).
+            let old = std::fs::read_to_string(&args.out).unwrap_or_default();
+            let note = format!(
+                "_This section: `scripts/bench.sh {}` on {}._\n\n",
+                std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+                chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+            );
+            let section = section.replacen("\n\n", &format!("\n\n{note}"), 1);
+            std::fs::write(&args.out, splice(&old, "## History queries", &section))?;
+            eprintln!("wrote the history section of {}", args.out.display());
+            return Ok(());
+        }
+        md.push_str(&section);
+    }
     std::fs::write(&args.out, md)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
@@ -836,4 +862,18 @@ async fn browser_section(
     }
     writeln!(md)?;
     Ok(())
+}
+
+/// `doc` with the section under `heading` (to the next `## ` or the end)
+/// replaced by `section`, or `section` appended.
+fn splice(doc: &str, heading: &str, section: &str) -> String {
+    let Some(start) = doc.find(heading) else {
+        return format!("{}\n\n{section}", doc.trim_end());
+    };
+    let rest = &doc[start + heading.len()..];
+    let end = rest
+        .find("\n## ")
+        .map(|i| start + heading.len() + i + 1)
+        .unwrap_or(doc.len());
+    format!("{}{section}{}", &doc[..start], &doc[end..])
 }

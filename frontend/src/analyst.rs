@@ -1,8 +1,11 @@
-//! `/analyst`: history as asked then. A query builder (metric, level,
-//! street, zone class, range, bucket) over `GET /api/v1/query`, the answer
-//! as a line chart in SVG (a bar chart when one group) and a table, export
-//! buttons (CSV, Parquet: the same query as a download), and a URL that
-//! reproduces the query when shared (every field is in it).
+//! `/analyst`: history as asked then. A query builder (metrics, level,
+//! street, zone class, range, bucket) over `GET /api/v1/query`, a SQL box
+//! over `GET /api/v1/sql` (the tables `history`, `nodes`, `zones`,
+//! `incidents`, `orders`), the answer as a line chart in SVG (one line per
+//! group and metric; bars for one series or a label → number answer) and a
+//! table, export buttons (CSV, Parquet: the same query as a download), and
+//! a URL that reproduces the query when shared (every field, or the SQL,
+//! is in it).
 
 use gridwatch_model::api::{HISTORY_COUNTS, Hierarchy};
 use leptos::prelude::*;
@@ -40,6 +43,24 @@ pub struct Fields {
     pub from: String,
     pub to: String,
     pub bucket: String,
+}
+
+/// `s` percent-encoded for a query string (all but the unreserved).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The SQL answer's URL in `format`.
+pub fn sql_url(sql: &str, format: &str) -> String {
+    format!("/api/v1/sql?sql={}&format={format}", encode(sql))
 }
 
 impl Fields {
@@ -92,30 +113,64 @@ impl Fields {
     }
 }
 
-/// One series of the chart: a group's values of the first metric by time.
+/// One series of the chart: a group's values of one metric by time (or
+/// label).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub group: String,
     pub points: Vec<(String, f64)>,
 }
 
-/// The answer's series (of its first metric), the largest totals first.
+/// The answer's series, the largest totals first: (time, group, metrics…)
+/// rows give one per group and metric (named "group · metric" when there
+/// are several metrics); (label, number) rows one, by label.
 pub fn series(a: &Answer) -> Vec<Series> {
     let mut by: Vec<Series> = Vec::new();
-    for r in &a.rows {
-        let (Some(t), Some(g), Some(v)) = (
-            r.first().and_then(|v| v.as_str()),
-            r.get(1).and_then(|v| v.as_str()),
-            r.get(2).and_then(serde_json::Value::as_f64),
-        ) else {
-            continue;
-        };
-        match by.iter_mut().find(|s| s.group == g) {
-            Some(s) => s.points.push((t.to_string(), v)),
-            None => by.push(Series {
-                group: g.to_string(),
-                points: vec![(t.to_string(), v)],
-            }),
+    let mut add = |group: String, t: &str, v: f64| match by.iter_mut().find(|s| s.group == group) {
+        Some(s) => s.points.push((t.to_string(), v)),
+        None => by.push(Series {
+            group,
+            points: vec![(t.to_string(), v)],
+        }),
+    };
+    let value = |v: &serde_json::Value| v.as_f64();
+    if a.columns.len() == 2 {
+        for r in &a.rows {
+            if let (Some(t), Some(v)) = (
+                r.first().map(|v| {
+                    v.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| v.to_string())
+                }),
+                r.get(1).and_then(value),
+            ) {
+                add(a.columns[1].clone(), &t, v);
+            }
+        }
+    } else {
+        let metrics = a.columns.len().saturating_sub(2);
+        for r in &a.rows {
+            let (Some(t), Some(g)) = (
+                r.first().and_then(|v| v.as_str()),
+                r.get(1).and_then(|v| v.as_str()),
+            ) else {
+                continue;
+            };
+            for k in 0..metrics {
+                let Some(v) = r.get(2 + k).and_then(value) else {
+                    continue;
+                };
+                let name = if metrics > 1 {
+                    format!(
+                        "{} · {}",
+                        g.rsplit('/').next().unwrap_or(g),
+                        a.columns[2 + k]
+                    )
+                } else {
+                    g.to_string()
+                };
+                add(name, t, v);
+            }
         }
     }
     let total = |s: &Series| s.points.iter().map(|p| p.1).sum::<f64>();
@@ -152,18 +207,30 @@ fn Chart(answer: Memo<Option<Answer>>) -> impl IntoView {
         };
         let y = |v: f64| H - PAD - v / max * (H - 2.0 * PAD);
         let bars = s.len() == 1;
+        // Bars sit in bands (each label its own), lines run edge to edge.
+        let band = (W - 2.0 * PAD) / times.len() as f64;
+        let centre = |t: &str| {
+            let i = times.iter().position(|u| u == t).unwrap_or(0) as f64;
+            PAD + (i + 0.5) * band
+        };
         let shapes = s
             .iter()
             .enumerate()
             .map(|(k, ser)| {
                 let colour = COLOURS[k % COLOURS.len()];
                 if bars {
-                    let w = ((W - 2.0 * PAD) / times.len() as f64 * 0.8).max(1.0);
+                    let w = (band * 0.8).max(1.0);
+                    let labelled = times.len() <= 24;
                     ser.points
                         .iter()
                         .map(|(t, v)| {
+                            let short = t.rsplit('/').next().unwrap_or(t).chars().take(16).collect::<String>();
+                            let (cx, top) = (centre(t), y(*v));
                             view! {
-                                <rect x=x(t) - w / 2.0 y=y(*v) width=w height=(H - PAD - y(*v)).max(0.0) fill=colour/>
+                                <rect x=cx - w / 2.0 y=top width=w height=(H - PAD - top).max(0.0) fill=colour/>
+                                {labelled.then(|| view! {
+                                    <text x=cx y=H - PAD + 18.0 text-anchor="middle" fill="#94a3b8" font-size="12">{short}</text>
+                                })}
                             }
                         })
                         .collect_view()
@@ -196,8 +263,10 @@ fn Chart(answer: Memo<Option<Answer>>) -> impl IntoView {
             <line x1=PAD y1=PAD x2=PAD y2=H - PAD stroke="#64748b"/>
             <text x=PAD - 6.0 y=PAD text-anchor="end" fill="#94a3b8" font-size="12">{format!("{max:.0}")}</text>
             <text x=PAD - 6.0 y=H - PAD text-anchor="end" fill="#94a3b8" font-size="12">"0"</text>
-            <text x=PAD y=H - PAD + 18.0 fill="#94a3b8" font-size="12">{first.get(..16).unwrap_or_default().to_string()}</text>
-            <text x=W - PAD y=H - PAD + 18.0 text-anchor="end" fill="#94a3b8" font-size="12">{last.get(..16).unwrap_or_default().to_string()}</text>
+            {(!bars).then(|| view! {
+                <text x=PAD y=H - PAD + 18.0 fill="#94a3b8" font-size="12">{first.get(..16).unwrap_or_default().to_string()}</text>
+                <text x=W - PAD y=H - PAD + 18.0 text-anchor="end" fill="#94a3b8" font-size="12">{last.get(..16).unwrap_or_default().to_string()}</text>
+            })}
             {legend}
             {shapes}
         })
@@ -240,6 +309,7 @@ pub fn AnalystPage() -> impl IntoView {
     let from = RwSignal::new(start.from.clone());
     let to = RwSignal::new(start.to.clone());
     let bucket = RwSignal::new(start.bucket.clone());
+    let sql = RwSignal::new(query("sql").unwrap_or_default());
     let fields = move || Fields {
         metric: metric.get(),
         level: level.get(),
@@ -266,13 +336,21 @@ pub fn AnalystPage() -> impl IntoView {
             );
         }
     });
-    let run = move || {
+    // The builder's query, or (`with_sql`) the SQL box's statement.
+    let run_as = move |with_sql: bool| {
         let f = untrack(fields);
-        f.to_url();
+        let url = if with_sql {
+            let q = sql.get_untracked();
+            set_query("sql", &q);
+            sql_url(&q, "json")
+        } else {
+            f.to_url();
+            set_query("sql", "");
+            format!("/api/v1/query?{}", f.query_string())
+        };
         busy.set(true);
         error.set(None);
         leptos::task::spawn_local(async move {
-            let url = format!("/api/v1/query?{}", f.query_string());
             match crate::signin::get_json::<Answer>(&url).await {
                 Ok(a) => answer.set(Some(a)),
                 Err(e) => {
@@ -283,15 +361,29 @@ pub fn AnalystPage() -> impl IntoView {
             busy.set(false);
         });
     };
-    // The shared URL runs at once.
-    run();
+    let run = move || run_as(false);
+    // The shared URL runs at once (its SQL, when it has one).
+    run_as(!sql.get_untracked().trim().is_empty());
     let memo = Memo::new(move |_| answer.get());
     let href =
         move |format: &str| format!("/api/v1/query?{}&format={format}", fields().query_string());
-    let metrics: Vec<(String, String)> = HISTORY_COUNTS
-        .iter()
-        .map(|m| (m.to_string(), m.to_string()))
-        .collect();
+    let sql_href = move |format: &str| sql_url(&sql.get(), format);
+    // Several metrics: a box each, the URL's `metric=a,b`.
+    let has = move |m: &str| metric.with(|v| v.split(',').any(|x| x == m));
+    let toggle = move |m: &'static str| {
+        let mut v: Vec<String> = metric
+            .get_untracked()
+            .split(',')
+            .filter(|x| !x.is_empty() && *x != m)
+            .map(String::from)
+            .collect();
+        if !has(m) {
+            v.push(m.to_string());
+        }
+        // In HISTORY_COUNTS' order, so the URL is the same however built.
+        v.sort_by_key(|x| HISTORY_COUNTS.iter().position(|c| c == x));
+        metric.set(v.join(","));
+    };
     let levels = [
         ("district", "区", "district"),
         ("street", "街道", "street"),
@@ -317,7 +409,16 @@ pub fn AnalystPage() -> impl IntoView {
         <main class="analyst" data-testid="analyst">
             <h1>{move || tr("历史分析", "History")}</h1>
             <form class="analyst-form" on:submit=move |ev| { ev.prevent_default(); run(); }>
-                {select("指标 metric", "q-metric", metric, metrics)}
+                <fieldset class="analyst-metrics" data-testid="q-metric">
+                    <legend>"指标 metrics"</legend>
+                    {HISTORY_COUNTS.iter().map(|&m| view! {
+                        <label class="analyst-metric">
+                            <input type="checkbox" value=m prop:checked=move || has(m)
+                                on:change=move |_| toggle(m)/>
+                            {m}
+                        </label>
+                    }).collect_view()}
+                </fieldset>
                 {select("层级 level", "q-level", level, levels)}
                 <label class="analyst-field">"街道 street"
                     <select data-testid="q-street" prop:value=move || street.get()
@@ -342,6 +443,17 @@ pub fn AnalystPage() -> impl IntoView {
                 <button type="submit" data-testid="q-run" disabled=move || busy.get()>{move || tr("查询", "Run")}</button>
                 <a class="button" data-testid="q-csv" href=move || href("csv") download>"CSV"</a>
                 <a class="button" data-testid="q-parquet" href=move || href("parquet") download>"Parquet"</a>
+            </form>
+            <form class="analyst-sql" on:submit=move |ev| { ev.prevent_default(); run_as(true); }>
+                <label class="analyst-field analyst-sql-box">"SQL (history, nodes, zones, incidents, orders)"
+                    <textarea data-testid="q-sql" rows="3" spellcheck="false"
+                        placeholder="SELECT n.street, sum(h.samples) AS samples FROM history h JOIN nodes n ON h.node = n.node GROUP BY n.street"
+                        prop:value=move || sql.get()
+                        on:input=move |ev| sql.set(event_target_value(&ev))></textarea>
+                </label>
+                <button type="submit" data-testid="q-sql-run" disabled=move || busy.get() || sql.with(|q| q.trim().is_empty())>{move || tr("运行 SQL", "Run SQL")}</button>
+                <a class="button" data-testid="q-sql-csv" href=move || sql_href("csv") download>"CSV"</a>
+                <a class="button" data-testid="q-sql-parquet" href=move || sql_href("parquet") download>"Parquet"</a>
             </form>
             <Show when=move || error.with(Option::is_some)>
                 <p class="analyst-error" data-testid="q-error">{move || error.get().unwrap_or_default()}</p>

@@ -49,12 +49,9 @@ pub fn current() -> Route {
 /// The value of `?key=` in the page's URL.
 pub fn query(key: &str) -> Option<String> {
     let search = location().and_then(|l| l.search().ok())?;
-    search
-        .trim_start_matches('?')
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.to_string())
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()?
+        .get(key)
 }
 
 /// Moves the URL to `path` (keeping the query) without reloading, so a

@@ -394,6 +394,14 @@ pub fn ingest_with_env(
     Proc::spawn("ingest", cmd, logs)
 }
 
+/// The Python with DuckDB, pyarrow and psycopg (`scripts/setup.sh` puts
+/// them in its venv and exports `GRIDWATCH_PYTHON`).
+pub fn python() -> PathBuf {
+    std::env::var_os("GRIDWATCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
 /// Starts `gridwatch-backend` on `port`, and waits until it listens.
 pub fn backend(nats: &Nats, port: u16, logs: &Path) -> Result<Proc> {
     backend_with_env(nats, port, logs, &[])
@@ -410,6 +418,11 @@ pub fn backend_with_env(nats: &Nats, port: u16, logs: &Path, env: &[(&str, &str)
     // per-identity rate limit is tested on its own.
     if !env.iter().any(|(k, _)| *k == "GRIDWATCH__RATE_PER_S") {
         cmd.env("GRIDWATCH__RATE_PER_S", "1000000");
+    }
+    // The Postgres protocol on any free port (many backends run at once),
+    // unless the test picks one.
+    if !env.iter().any(|(k, _)| *k == "GRIDWATCH__PG_LISTEN") {
+        cmd.env("GRIDWATCH__PG_LISTEN", "127.0.0.1:0");
     }
     for (k, v) in env {
         cmd.env(k, v);

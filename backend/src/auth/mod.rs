@@ -209,7 +209,7 @@ impl Auth {
     }
 
     /// The identity of an API token, if it is live.
-    fn of_token(&self, token: &str, from: IpAddr) -> Option<Caller> {
+    pub fn of_token(&self, token: &str, from: IpAddr) -> Option<Caller> {
         let id = users::secret_id(token, "gwt")?;
         let f = self.file();
         let t = f.tokens.iter().find(|t| t.id == id && !t.revoked)?;

@@ -28,7 +28,6 @@ use gridwatch_model::{Level, Zone};
 use polars::prelude::*;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -100,8 +99,8 @@ pub fn parse(
                 gridwatch_model::api::HISTORY_COUNTS.join(", ")
             )));
         };
-        if !metrics.contains(&known) {
-            metrics.push(known);
+        if !metrics.iter().any(|x: &String| x == known) {
+            metrics.push(known.to_string());
         }
     }
     if metrics.is_empty() {
@@ -196,7 +195,7 @@ pub fn parse(
 
 /// Adds `time` (the bucket's start, local RFC 3339) in front and drops
 /// `bucket`.
-fn with_time(df: DataFrame) -> PolarsResult<DataFrame> {
+pub fn with_time(df: DataFrame) -> PolarsResult<DataFrame> {
     let times: Vec<String> = df
         .column("bucket")?
         .i64()?
@@ -285,35 +284,9 @@ pub fn may_query(caller: &Caller, node: &str) -> Result<(), ApiError> {
     caller.may_read(node)
 }
 
-/// Runs `f` on a blocking thread, one of at most [`history::RUNNING`],
-/// within the configured time.
-pub async fn bounded<T: Send + 'static>(
-    app: &AppState,
-    h: &history::History,
-    f: impl FnOnce() -> PolarsResult<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    let within = Duration::from_secs(app.cfg.query_timeout_s.max(1));
-    let permit = tokio::time::timeout(within, h.gate.acquire())
-        .await
-        .map_err(|_| ApiError::Unavailable("too many queries running: try again".into()))?
-        .map_err(|_| ApiError::Unavailable("queries are closed".into()))?;
-    let task = tokio::task::spawn_blocking(f);
-    let out = tokio::time::timeout(within, task).await;
-    drop(permit);
-    match out {
-        Err(_) => Err(ApiError::Unavailable(format!(
-            "the query took over {} s: narrow it",
-            within.as_secs()
-        ))),
-        Ok(Err(e)) => Err(ApiError::Internal(format!("the query stopped: {e}"))),
-        Ok(Ok(Err(e))) => Err(ApiError::BadRequest(format!("the query failed: {e}"))),
-        Ok(Ok(Ok(v))) => Ok(v),
-    }
-}
-
-/// The history this backend reads; 503 when it has none.
-pub fn history_of(app: &AppState) -> Result<history::Shared, ApiError> {
-    app.history.clone().ok_or_else(|| {
+/// The query workers of this backend; 503 when it reads no history.
+pub fn queries_of(app: &AppState) -> Result<&history::worker::Pool, ApiError> {
+    app.queries.as_deref().ok_or_else(|| {
         ApiError::Unavailable(
             "this backend reads no history (set `history_dir` to ingest's <data-dir>/history)"
                 .into(),
@@ -330,9 +303,8 @@ pub async fn get(
     let Query(p) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (q, format) = parse(p, &app.registry)?;
     may_query(&caller, &q.node)?;
-    let h = history_of(&app)?;
-    let run = q.clone();
-    let hh = h.clone();
-    let df = bounded(&app, &h, move || with_time(hh.run(&run)?)).await?;
+    let df = queries_of(&app)?
+        .run(&history::worker::Job::Query(q))
+        .await?;
     render(df, format, "gridwatch-query")
 }

@@ -307,6 +307,14 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
         .await?;
     ensure!(s == 403, "a street's supervisor: {s}");
 
+    // From outside: DuckDB and pyarrow on the export, psql and psycopg
+    // over the wire; and the bounds.
+    let per_street: BTreeMap<String, u64> = ["beilun/daqi", "beilun/xinqi"]
+        .into_iter()
+        .map(|s| (s.to_string(), total(s)))
+        .collect();
+    crate::sqlwire::outside_and_bounds(&sys, &per_street).await?;
+
     // The analyst's page: the shared URL runs the query; chart and table.
     crate::browser::require_frontend()?;
     let (_driver, c) = crate::browser::chromium(&sys, (1440, 900)).await?;
@@ -338,7 +346,69 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
             csv.as_str().is_some_and(|h| h.ends_with("&format=csv") && h.contains("bucket=1h")),
             "{csv}"
         );
+        // The CSV link downloads, with the page's session, what the
+        // table shows.
+        let got = c
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; fetch(document.querySelector('[data-testid=q-csv]').href).then(r => r.text()).then(done, e => done('failed: ' + e));",
+                vec![],
+            )
+            .await?;
+        let csv_text = got.as_str().unwrap_or_default().to_string();
+        ensure!(
+            csv_text.starts_with("time,street,samples\n") && csv_text.lines().count() == 11,
+            "the CSV download: {csv_text}"
+        );
         crate::browser::screenshot(&c, "analyst").await?;
+        // Two metrics: a line per street and metric.
+        c.goto(&format!("{base}/analyst?metric=samples,patrols&level=street&from=2022-10-15T06:00&to=2022-10-15T12:00&bucket=1h"))
+            .await?;
+        wait_for("two metrics drawn", WAIT, || async {
+            let n = c
+                .execute(
+                    "return document.querySelectorAll('[data-testid=analyst-chart] polyline').length;",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            (n == serde_json::json!(4)).then_some(())
+        })
+        .await?;
+        // The SQL box, from a shared URL: the table and the bars.
+        let per_street_sql = "SELECT n.street, sum(h.samples) AS samples FROM history h JOIN nodes n ON h.node = n.node GROUP BY n.street ORDER BY n.street";
+        c.goto(&format!(
+            "{base}/analyst?sql={}",
+            per_street_sql.replace(' ', "%20").replace('=', "%3D")
+        ))
+        .await?;
+        wait_for("the SQL answer", WAIT, || async {
+            let t = crate::browser::text_of(&c, "q-rows").await?;
+            t.starts_with("2 ").then_some(())
+        })
+        .await?;
+        let table = crate::browser::text_of(&c, "q-table").await.unwrap_or_default();
+        ensure!(
+            table.contains(&total("beilun/daqi").to_string()) && table.contains("beilun/xinqi"),
+            "{table}"
+        );
+        let bars = c
+            .execute(
+                "return document.querySelectorAll('[data-testid=analyst-chart] rect').length;",
+                vec![],
+            )
+            .await?;
+        ensure!(bars == serde_json::json!(2), "a bar per street: {bars}");
+        let sql_csv = c
+            .execute(
+                "return document.querySelector('[data-testid=q-sql-csv]').getAttribute('href');",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            sql_csv.as_str().is_some_and(|h| h.starts_with("/api/v1/sql?sql=SELECT%20") && h.ends_with("&format=csv")),
+            "{sql_csv}"
+        );
+        crate::browser::screenshot(&c, "analyst-sql").await?;
         // A bad range says why.
         c.goto(&format!("{base}/analyst?metric=samples&level=street&from=2022-10-16&to=2022-10-15&bucket=1h"))
             .await?;

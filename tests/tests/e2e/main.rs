@@ -39,6 +39,7 @@ mod metrics;
 mod notify;
 mod pipeline;
 mod recount;
+mod sqlwire;
 mod system;
 mod tasks;
 mod websocket;

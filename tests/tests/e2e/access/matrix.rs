@@ -102,6 +102,11 @@ async fn every_route_answers_each_role_by_its_scope() -> Result<()> {
             "/api/v1/sql".into(),
             [401, 403, 403, 403, 400, 400],
         ),
+        (
+            M::GET,
+            "/api/v1/sql?sql=SELECT%20count(*)%20AS%20n%20FROM%20nodes".into(),
+            [401, 403, 403, 403, 200, 200],
+        ),
         // The reminders just sent (a public wall's without the items).
         (
             M::GET,

@@ -2,14 +2,14 @@
 //! layout) with polars, lazily: only the `date=` directories a query's
 //! range touches are scanned, the micro-grids are joined with the registry
 //! for their street, community and grid, filtered, bucketed and summed.
-//! At most [`RUNNING`] queries run at once, each on a blocking thread,
-//! each bounded in its range, its answer's rows and its time.
+//! At most [`RUNNING`] queries run at once, each in a [`worker`] process,
+//! each bounded in its range, its answer's rows, its time and its memory;
+//! [`sql`] holds the tables SQL sees and what it may not do.
 
 use gridwatch_model::api::HISTORY_COUNTS;
 use gridwatch_model::{Level, Registry, Zone};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Queries that may run at once; more wait.
 pub const RUNNING: usize = 2;
@@ -23,8 +23,11 @@ const LOCAL_OFFSET_MIN: i64 = 8 * 60;
 /// Ranges longer than this many days run on polars' streaming engine.
 pub const STREAMING_FROM_DAYS: i64 = 2;
 
+pub mod sql;
+pub mod worker;
+
 /// A time bucket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Bucket {
     M1,
     M10,
@@ -55,11 +58,11 @@ impl Bucket {
     }
 }
 
-/// One history query.
-#[derive(Clone, Debug, PartialEq)]
+/// One history query (it goes to a [`worker`] as JSON).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Query {
     /// Of [`HISTORY_COUNTS`].
-    pub metrics: Vec<&'static str>,
+    pub metrics: Vec<String>,
     /// The level rows are grouped at.
     pub level: Level,
     /// Only micro-grids under this node.
@@ -105,7 +108,6 @@ pub struct History {
     nodes: DataFrame,
     /// The SQL table `nodes`.
     registry_table: DataFrame,
-    pub gate: tokio::sync::Semaphore,
 }
 
 /// The local date (YYYY-MM-DD) of Unix minute `m`.
@@ -143,8 +145,7 @@ impl History {
         Ok(History {
             dir,
             nodes: DataFrame::new(n, columns)?,
-            registry_table: registry_table(reg)?,
-            gate: tokio::sync::Semaphore::new(RUNNING),
+            registry_table: sql::registry_table(reg)?,
         })
     }
 
@@ -176,7 +177,7 @@ impl History {
     pub fn run(&self, q: &Query) -> PolarsResult<DataFrame> {
         let files = self.files("minutes", q.from, q.to - 1);
         let mut names: Vec<&str> = vec!["bucket", level_column(q.level)];
-        names.extend(q.metrics.iter().copied());
+        names.extend(q.metrics.iter().map(String::as_str));
         if files.is_empty() {
             let cols = names
                 .iter()
@@ -223,7 +224,12 @@ impl History {
         let lf = lf
             .with_column(bucket)
             .group_by([col("bucket"), col(group)])
-            .agg(q.metrics.iter().map(|m| col(*m).sum()).collect::<Vec<_>>())
+            .agg(
+                q.metrics
+                    .iter()
+                    .map(|m| col(m.as_str()).sum())
+                    .collect::<Vec<_>>(),
+            )
             .sort(["bucket", group], SortMultipleOptions::default());
         let streaming = (q.to - q.from) > STREAMING_FROM_DAYS * 1440;
         let engine = if streaming {
@@ -240,181 +246,9 @@ impl History {
     }
 }
 
-/// The columns of each SQL table, for when it has no part yet.
-#[derive(Clone, Copy)]
-enum Kind {
-    Str,
-    I64,
-    U32,
-    U64,
-}
-
-fn empty(cols: &[(&str, Kind)]) -> PolarsResult<DataFrame> {
-    let columns = cols
-        .iter()
-        .map(|(n, k)| match k {
-            Kind::Str => Column::new((*n).into(), Vec::<&str>::new()),
-            Kind::I64 => Column::new((*n).into(), Vec::<i64>::new()),
-            Kind::U32 => Column::new((*n).into(), Vec::<u32>::new()),
-            Kind::U64 => Column::new((*n).into(), Vec::<u64>::new()),
-        })
-        .collect();
-    DataFrame::new(0, columns)
-}
-
-impl History {
-    /// Every part of `table`, every day kept.
-    fn all_files(&self, table: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let Ok(days) = std::fs::read_dir(self.dir.join(table)) else {
-            return out;
-        };
-        for day in days.flatten() {
-            if let Ok(parts) = std::fs::read_dir(day.path()) {
-                out.extend(parts.flatten().map(|e| e.path()).filter(|p| is_part(p)));
-            }
-        }
-        out.sort();
-        out
-    }
-
-    /// `table`'s parts as one lazy frame (empty with `cols` when none).
-    fn table(&self, table: &str, cols: &[(&str, Kind)]) -> PolarsResult<LazyFrame> {
-        let files = self.all_files(table);
-        if files.is_empty() {
-            return Ok(empty(cols)?.lazy());
-        }
-        let scans = files
-            .iter()
-            .map(|f| LazyFrame::scan_parquet(PlRefPath::try_from_path(f)?, scan_args()))
-            .collect::<PolarsResult<Vec<_>>>()?;
-        concat(scans, UnionArgs::default())
-    }
-
-    /// The SQL tables: `history` (the `minutes` rows), `nodes` (the
-    /// registry without people), `zones`, `incidents`, `orders`.
-    pub fn sql_context(&self) -> PolarsResult<polars::sql::SQLContext> {
-        use Kind::*;
-        let ctx = polars::sql::SQLContext::new();
-        let mut minutes = vec![("node", Str), ("minute", I64), ("zone", Str)];
-        minutes.extend(HISTORY_COUNTS.iter().map(|c| (*c, U64)));
-        ctx.register("history", self.table("minutes", &minutes)?);
-        ctx.register("nodes", self.registry_table.clone().lazy());
-        let zones = [
-            ("ts", I64),
-            ("node", Str),
-            ("zone", Str),
-            ("reason", Str),
-            ("event_id", Str),
-        ];
-        ctx.register("zones", self.table("zones", &zones)?);
-        let incidents = [
-            ("ts", I64),
-            ("node", Str),
-            ("incident_id", Str),
-            ("action", Str),
-            ("level", U32),
-            ("category", Str),
-            ("label", Str),
-            ("owner", Str),
-            ("due", I64),
-        ];
-        ctx.register("incidents", self.table("incidents", &incidents)?);
-        let orders = [
-            ("ts", I64),
-            ("node", Str),
-            ("flag_id", Str),
-            ("number", Str),
-            ("kind", Str),
-            ("severity", U32),
-            ("action", Str),
-            ("due", I64),
-        ];
-        ctx.register("orders", self.table("orders", &orders)?);
-        Ok(ctx)
-    }
-}
-
-/// The registry as the SQL table `nodes`: every node's id, level, names,
-/// parent, street, community, grid, population, households and registered
-/// zone (micro-grids) — no team members.
-fn registry_table(reg: &Registry) -> PolarsResult<DataFrame> {
-    let level = |d: usize| Level::from_depth(d).map(level_column).unwrap_or("");
-    let at = |i: u32, depth: usize| -> Option<&str> {
-        let mut k = Some(i);
-        while let Some(x) = k {
-            let n = reg.node(x);
-            if n.level.depth() == depth {
-                return Some(n.id.as_str());
-            }
-            k = n.parent;
-        }
-        None
-    };
-    let idx: Vec<u32> = (0..reg.nodes.len() as u32).collect();
-    let n = |i: &u32| reg.node(*i);
-    DataFrame::new(
-        idx.len(),
-        vec![
-            Column::new(
-                "node".into(),
-                idx.iter().map(|i| n(i).id.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "level".into(),
-                idx.iter()
-                    .map(|i| level(n(i).level.depth()))
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "name".into(),
-                idx.iter().map(|i| n(i).name.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "name_en".into(),
-                idx.iter()
-                    .map(|i| n(i).name_en.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "parent".into(),
-                idx.iter()
-                    .map(|i| n(i).parent.map(|p| reg.node(p).id.as_str()))
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "street".into(),
-                idx.iter().map(|i| at(*i, 1)).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "community".into(),
-                idx.iter().map(|i| at(*i, 2)).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "grid".into(),
-                idx.iter().map(|i| at(*i, 3)).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "population".into(),
-                idx.iter().map(|i| n(i).population).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "households".into(),
-                idx.iter().map(|i| n(i).households).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "zone".into(),
-                idx.iter()
-                    .map(|i| n(i).mg.as_ref().map(|m| m.zone.as_str()))
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    )
-}
-
 /// How a part is scanned: by its own columns (the `date=` directory is
 /// not read as a column: its day is in the rows' times).
-fn scan_args() -> ScanArgsParquet {
+pub(super) fn scan_args() -> ScanArgsParquet {
     ScanArgsParquet {
         hive_options: HiveOptions {
             enabled: Some(false),
@@ -425,7 +259,7 @@ fn scan_args() -> ScanArgsParquet {
 }
 
 /// Whether `p` names a finished part (not a `.tmp`).
-fn is_part(p: &Path) -> bool {
+pub(super) fn is_part(p: &Path) -> bool {
     p.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
@@ -451,9 +285,6 @@ fn node_depth(node: &str) -> usize {
 pub fn metric(name: &str) -> Option<&'static str> {
     HISTORY_COUNTS.iter().copied().find(|m| *m == name)
 }
-
-/// Shared between the routes.
-pub type Shared = Arc<History>;
 
 #[cfg(test)]
 mod tests {
@@ -507,7 +338,7 @@ mod tests {
         );
         let h = History::new(dir.path().to_path_buf(), &reg).expect("history");
         let mut q = Query {
-            metrics: vec!["samples"],
+            metrics: vec!["samples".into()],
             level: Level::Street,
             node: "beilun".into(),
             zone: None,

@@ -1,0 +1,268 @@
+//! The SQL side of the history: the tables polars SQL sees (`history`,
+//! `nodes`, `zones`, `incidents`, `orders`) and [`check`], which lets
+//! through one read-only query without table functions — for
+//! `POST /api/v1/sql` and the Postgres wire protocol alike.
+
+use gridwatch_model::api::HISTORY_COUNTS;
+use gridwatch_model::{Level, Registry};
+use polars::prelude::*;
+use sqlparser::ast::{Statement, TableFactor, Visit, Visitor};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use super::{History, is_part, level_column, scan_args};
+
+/// The longest statement taken, bytes.
+pub const SQL_MAX: usize = 16 * 1024;
+
+/// Finds what a read-only query may not have.
+struct Refuse(Option<String>);
+
+impl Visitor for Refuse {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+        let why = match t {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => Some(format!("`{name}(…)`: table functions are not allowed")),
+            TableFactor::TableFunction { .. } | TableFactor::Function { .. } => {
+                Some("table functions are not allowed".to_string())
+            }
+            _ => None,
+        };
+        match why {
+            Some(w) => {
+                self.0 = Some(w);
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// Checks `sql` is one read-only query without table functions (polars
+/// SQL reads files only through those); the parser's words when it is
+/// not SQL.
+pub fn check(sql: &str) -> Result<(), String> {
+    if sql.len() > SQL_MAX {
+        return Err(format!("the statement is over {SQL_MAX} bytes"));
+    }
+    let stmts = Parser::parse_sql(&GenericDialect, sql).map_err(|e| e.to_string())?;
+    let [stmt] = stmts.as_slice() else {
+        return Err(format!("one statement, not {}", stmts.len()));
+    };
+    if !matches!(stmt, Statement::Query(_)) {
+        return Err("only SELECT statements run here".into());
+    }
+    let mut r = Refuse(None);
+    let _ = stmt.visit(&mut r);
+    match r.0 {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
+}
+
+/// The columns of each SQL table, for when it has no part yet.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    I64,
+    U32,
+    U64,
+}
+
+fn empty(cols: &[(&str, Kind)]) -> PolarsResult<DataFrame> {
+    let columns = cols
+        .iter()
+        .map(|(n, k)| match k {
+            Kind::Str => Column::new((*n).into(), Vec::<&str>::new()),
+            Kind::I64 => Column::new((*n).into(), Vec::<i64>::new()),
+            Kind::U32 => Column::new((*n).into(), Vec::<u32>::new()),
+            Kind::U64 => Column::new((*n).into(), Vec::<u64>::new()),
+        })
+        .collect();
+    DataFrame::new(0, columns)
+}
+
+impl History {
+    /// Every part of `table`, every day kept.
+    fn all_files(&self, table: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let Ok(days) = std::fs::read_dir(self.dir.join(table)) else {
+            return out;
+        };
+        for day in days.flatten() {
+            if let Ok(parts) = std::fs::read_dir(day.path()) {
+                out.extend(parts.flatten().map(|e| e.path()).filter(|p| is_part(p)));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// `table`'s parts as one lazy frame (empty with `cols` when none).
+    fn table(&self, table: &str, cols: &[(&str, Kind)]) -> PolarsResult<LazyFrame> {
+        let files = self.all_files(table);
+        if files.is_empty() {
+            return Ok(empty(cols)?.lazy());
+        }
+        let scans = files
+            .iter()
+            .map(|f| LazyFrame::scan_parquet(PlRefPath::try_from_path(f)?, scan_args()))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        concat(scans, UnionArgs::default())
+    }
+
+    /// The SQL tables: `history` (the `minutes` rows), `nodes` (the
+    /// registry without people), `zones`, `incidents`, `orders`.
+    pub fn sql_context(&self) -> PolarsResult<polars::sql::SQLContext> {
+        use Kind::*;
+        let ctx = polars::sql::SQLContext::new();
+        let mut minutes = vec![("node", Str), ("minute", I64), ("zone", Str)];
+        minutes.extend(HISTORY_COUNTS.iter().map(|c| (*c, U64)));
+        ctx.register("history", self.table("minutes", &minutes)?);
+        ctx.register("nodes", self.registry_table.clone().lazy());
+        let zones = [
+            ("ts", I64),
+            ("node", Str),
+            ("zone", Str),
+            ("reason", Str),
+            ("event_id", Str),
+        ];
+        ctx.register("zones", self.table("zones", &zones)?);
+        let incidents = [
+            ("ts", I64),
+            ("node", Str),
+            ("incident_id", Str),
+            ("action", Str),
+            ("level", U32),
+            ("category", Str),
+            ("label", Str),
+            ("owner", Str),
+            ("due", I64),
+        ];
+        ctx.register("incidents", self.table("incidents", &incidents)?);
+        let orders = [
+            ("ts", I64),
+            ("node", Str),
+            ("flag_id", Str),
+            ("number", Str),
+            ("kind", Str),
+            ("severity", U32),
+            ("action", Str),
+            ("due", I64),
+        ];
+        ctx.register("orders", self.table("orders", &orders)?);
+        Ok(ctx)
+    }
+}
+
+/// The registry as the SQL table `nodes`: every node's id, level, names,
+/// parent, street, community, grid, population, households and registered
+/// zone (micro-grids) — no team members.
+pub(super) fn registry_table(reg: &Registry) -> PolarsResult<DataFrame> {
+    let level = |d: usize| Level::from_depth(d).map(level_column).unwrap_or("");
+    let at = |i: u32, depth: usize| -> Option<&str> {
+        let mut k = Some(i);
+        while let Some(x) = k {
+            let n = reg.node(x);
+            if n.level.depth() == depth {
+                return Some(n.id.as_str());
+            }
+            k = n.parent;
+        }
+        None
+    };
+    let idx: Vec<u32> = (0..reg.nodes.len() as u32).collect();
+    let n = |i: &u32| reg.node(*i);
+    DataFrame::new(
+        idx.len(),
+        vec![
+            Column::new(
+                "node".into(),
+                idx.iter().map(|i| n(i).id.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "level".into(),
+                idx.iter()
+                    .map(|i| level(n(i).level.depth()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "name".into(),
+                idx.iter().map(|i| n(i).name.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "name_en".into(),
+                idx.iter()
+                    .map(|i| n(i).name_en.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "parent".into(),
+                idx.iter()
+                    .map(|i| n(i).parent.map(|p| reg.node(p).id.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "street".into(),
+                idx.iter().map(|i| at(*i, 1)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "community".into(),
+                idx.iter().map(|i| at(*i, 2)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "grid".into(),
+                idx.iter().map(|i| at(*i, 3)).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "population".into(),
+                idx.iter().map(|i| n(i).population).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "households".into(),
+                idx.iter().map(|i| n(i).households).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "zone".into(),
+                idx.iter()
+                    .map(|i| n(i).mg.as_ref().map(|m| m.zone.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    #[test]
+    fn only_one_select_without_table_functions_passes() {
+        assert!(
+            check(
+                "SELECT street, sum(samples) FROM history JOIN nodes USING (node) GROUP BY street"
+            )
+            .is_ok()
+        );
+        assert!(check("WITH t AS (SELECT * FROM zones) SELECT count(*) FROM t").is_ok());
+        for bad in [
+            "DROP TABLE history",
+            "CREATE TABLE x AS SELECT 1",
+            "DELETE FROM history",
+            "SELECT 1; SELECT 2",
+            "SELECT * FROM read_parquet('/etc/passwd')",
+            "SELECT * FROM history WHERE node IN (SELECT node FROM read_csv('/x'))",
+            "SELEC 1",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+        assert!(check(&format!("SELECT '{}'", "x".repeat(20_000))).is_err());
+    }
+}

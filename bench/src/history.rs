@@ -1,0 +1,387 @@
+//! Analyst queries over 30 simulated days of history: through Gridwatch
+//! (HTTP: `GET /api/v1/query` or `POST /api/v1/sql`, Arrow IPC answers,
+//! each in a query worker) and through DuckDB (Python `duckdb`, the same
+//! Parquet files, in process, `fetch_arrow_table`), in the same run,
+//! median of 5 after a warm-up. The history is the product's own: the
+//! simulator's days through gridwatch-ingest.
+
+use anyhow::{Context, Result, bail, ensure};
+use async_nats::jetstream;
+use gridwatch_ingest::sim::{Pace, SimConfig};
+use gridwatch_model::kv::META_KEY;
+use gridwatch_model::stats::IngestStats;
+use gridwatch_tests::procs::{self, Nats};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Unix minute of 2022-10-15 00:00 in Beilun (UTC+8).
+const D0: i64 = 1_665_763_200 / 60;
+
+/// One query, as each side runs it.
+struct Q {
+    what: &'static str,
+    /// Gridwatch: a GET path, or SQL for POST /api/v1/sql.
+    gridwatch: Ask,
+    /// DuckDB's SQL (`{m}`: the minutes files, `{o}`: the orders files,
+    /// `{day}`: one day's minutes files; `nodes` is a table).
+    duckdb: String,
+}
+
+enum Ask {
+    Get(String),
+    Sql(String),
+}
+
+fn queries(days: i64) -> Vec<Q> {
+    let end = D0 + days * 1440;
+    let last = chrono::NaiveDate::from_ymd_opt(2022, 10, 15)
+        .and_then(|d| d.checked_add_days(chrono::Days::new(days as u64)))
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let end_ms = end * 60_000;
+    let top20 = |history: &str, orders: &str| {
+        let _ = history;
+        format!(
+            "WITH r AS (SELECT flag_id, min(ts) AS raised FROM {orders} WHERE action = 'raised' GROUP BY flag_id), \
+             c AS (SELECT flag_id, max(ts) AS closed FROM {orders} WHERE action = 'rectified' GROUP BY flag_id), \
+             f AS (SELECT flag_id, min(node) AS node FROM {orders} GROUP BY flag_id) \
+             SELECT f.node, sum((coalesce(c.closed, {end_ms}) - r.raised) / 60000.0) AS open_minutes \
+             FROM r JOIN f ON r.flag_id = f.flag_id LEFT JOIN c ON r.flag_id = c.flag_id \
+             GROUP BY f.node ORDER BY open_minutes DESC, f.node LIMIT 20"
+        )
+    };
+    let curve = |history: &str| {
+        format!(
+            "SELECT street, day, t, sum(samples) AS samples, \
+             sum(sum(samples)) OVER (PARTITION BY street, day ORDER BY t) AS cumulative \
+             FROM (SELECT h.minute - (h.minute + 480) % 1440 AS day, h.minute - (h.minute + 480) % 10 AS t, n.street, h.samples \
+                   FROM {history} h JOIN nodes n ON h.node = n.node \
+                   WHERE (h.minute + 480) % 1440 >= 360 AND (h.minute + 480) % 1440 < 600) \
+             GROUP BY street, day, t ORDER BY street, day, t"
+        )
+    };
+    let grid_hour = |history: &str| {
+        format!(
+            "SELECT node, hour, sum(samples) AS samples, sum(patrols) AS patrols \
+             FROM (SELECT node, (minute + 480) % 1440 - (minute + 480) % 60 AS hour, samples, patrols FROM {history}) \
+             GROUP BY node, hour ORDER BY node, hour"
+        )
+    };
+    vec![
+        Q {
+            what: "daily samples per street, 30 days",
+            gridwatch: Ask::Get(format!(
+                "/api/v1/query?metric=samples&level=street&from=2022-10-15&to={last}&bucket=1d&format=arrow"
+            )),
+            duckdb: format!(
+                "SELECT h.minute - (h.minute + 480) % 1440 AS bucket, n.street, sum(h.samples) AS samples \
+                 FROM read_parquet({{m}}) h JOIN nodes n ON h.node = n.node \
+                 WHERE h.minute >= {D0} AND h.minute < {end} GROUP BY ALL ORDER BY bucket, n.street"
+            ),
+        },
+        Q {
+            what: "patrols per 10 min in sealed micro-grids, one day",
+            gridwatch: Ask::Get(
+                "/api/v1/query?metric=patrols&level=district&zone=sealed&from=2022-10-20&to=2022-10-21&bucket=10m&format=arrow".into(),
+            ),
+            duckdb: format!(
+                "SELECT minute - (minute + 480) % 10 AS bucket, sum(patrols) AS patrols \
+                 FROM read_parquet({{day}}) WHERE zone = 'sealed' AND minute >= {a} AND minute < {b} \
+                 GROUP BY ALL ORDER BY bucket",
+                a = D0 + 5 * 1440,
+                b = D0 + 6 * 1440
+            ),
+        },
+        Q {
+            what: "top 20 micro-grids by flag-open minutes",
+            gridwatch: Ask::Sql(top20("history", "orders")),
+            duckdb: top20("", "read_parquet({o})"),
+        },
+        Q {
+            what: "06:00–10:00 testing curve per street, each day",
+            gridwatch: Ask::Sql(curve("history")),
+            duckdb: curve("read_parquet({m})"),
+        },
+        Q {
+            what: "micro-grid × hour of day, 30 days",
+            gridwatch: Ask::Sql(grid_hour("history")),
+            duckdb: grid_hour("read_parquet({m})"),
+        },
+    ]
+}
+
+/// DuckDB's side: each query once to warm, then `reps` times; prints a
+/// JSON line per query: times (s), rows.
+const DUCKDB: &str = r#"
+import duckdb, json, sys, time
+spec = json.load(open(sys.argv[1]))
+print(json.dumps({"version": duckdb.__version__}), flush=True)
+con = duckdb.connect()
+con.execute("SET threads = 2")
+con.execute(f"CREATE TABLE nodes AS SELECT * FROM read_parquet('{spec['nodes']}')")
+for q in spec['queries']:
+    sql = q.replace('{m}', repr(spec['minutes'])).replace('{o}', repr(spec['orders'])).replace('{day}', repr(spec['day']))
+    con.execute(sql).fetch_arrow_table()
+    times = []
+    for _ in range(spec['reps']):
+        t = time.perf_counter()
+        rows = con.execute(sql).fetch_arrow_table().num_rows
+        times.append(time.perf_counter() - t)
+    print(json.dumps({"times": times, "rows": rows}), flush=True)
+"#;
+
+/// The history of `days` simulated days, through gridwatch-ingest.
+async fn make_history(nats: &Nats, days: u32, data: &Path, logs: &Path) -> Result<u64> {
+    nats.ops()
+        .await?
+        .get_or_create_stream(gridwatch_ingest::nats::events_stream(
+            &gridwatch_ingest::Config::default(),
+        ))
+        .await?;
+    let js = jetstream::new(nats.client().await?);
+    let reg = gridwatch_runtime::registry::load(None)?;
+    let t = Instant::now();
+    let sent = gridwatch_ingest::sim::run(
+        js.clone(),
+        &reg,
+        SimConfig {
+            seed: 20221015,
+            date: chrono::NaiveDate::from_ymd_opt(2022, 10, 15),
+            from: None,
+            pace: Pace::Rate(1e12),
+            bad_share: 0.0,
+            limit: None,
+            days,
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await?;
+    let last = js
+        .get_stream(super::STREAM)
+        .await?
+        .get_info()
+        .await?
+        .state
+        .last_sequence;
+    eprintln!(
+        "history: {sent} events of {days} days published in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut p = procs::ingest_with_env(
+        nats,
+        data,
+        logs,
+        &["--clock", "replay"],
+        &[("GRIDWATCH__SNAPSHOT_S", "2"), ("RUST_LOG", "warn")],
+    )?;
+    let ops = nats.ops().await?;
+    let deadline = Instant::now() + Duration::from_secs(3 * 3600);
+    loop {
+        let seen = async {
+            let kv = ops
+                .get_key_value(gridwatch_model::kv::DEFAULT_BUCKET)
+                .await
+                .ok()?;
+            let v = kv.get(META_KEY).await.ok()??;
+            serde_json::from_slice::<IngestStats>(&v).ok()
+        }
+        .await;
+        if seen.is_some_and(|m| m.last_seq >= last) {
+            break;
+        }
+        if Instant::now() > deadline || !p.running() {
+            bail!("ingest did not finish:\n{}", p.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Each closed day merged into one part (the last one is open).
+    let minutes = data.join("history/minutes");
+    let merged = || -> usize {
+        std::fs::read_dir(&minutes)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|d| {
+                        std::fs::read_dir(d.path())
+                            .map(|ps| ps.count() == 1)
+                            .unwrap_or(false)
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while merged() + 1 < days as usize && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    p.terminate();
+    eprintln!(
+        "history: ingested and compacted in {:.0} s total",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(sent)
+}
+
+/// Every part of `table`, as a list for DuckDB.
+fn parts(history: &Path, table: &str, day: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(days) = std::fs::read_dir(history.join(table)) else {
+        return out;
+    };
+    for d in days.flatten() {
+        if day.is_some_and(|x| d.file_name().to_string_lossy() != format!("date={x}")) {
+            continue;
+        }
+        if let Ok(ps) = std::fs::read_dir(d.path()) {
+            out.extend(
+                ps.flatten()
+                    .map(|p| p.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                    .map(|p| p.display().to_string()),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The section.
+pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
+    let nats = Nats::start()?;
+    let tmp = tempfile::tempdir()?;
+    let (data, logs) = (tmp.path().join("data"), tmp.path().join("logs"));
+    let events = make_history(&nats, days, &data, &logs).await?;
+    let history = data.join("history");
+    let port = procs::free_port()?;
+    let _backend = procs::backend_with_env(
+        &nats,
+        port,
+        &logs,
+        &[("GRIDWATCH__HISTORY_DIR", &history.display().to_string())],
+    )?;
+    let token = nats.accounts()?.analyst.token.clone();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    // The registry table, for DuckDB, from Gridwatch's own `nodes`.
+    let nodes = tmp.path().join("nodes.parquet");
+    let r = http
+        .post(format!("{base}/api/v1/sql"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"sql": "SELECT * FROM nodes", "format": "parquet"}))
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "nodes: {}", r.status());
+    std::fs::write(&nodes, r.bytes().await?)?;
+
+    let qs = queries(i64::from(days));
+    let ask = |q: &Q, format: &str| {
+        let req = match &q.gridwatch {
+            Ask::Get(path) => http.get(format!(
+                "{base}{}",
+                path.replace("format=arrow", &format!("format={format}"))
+            )),
+            Ask::Sql(sql) => http
+                .post(format!("{base}/api/v1/sql"))
+                .json(&serde_json::json!({"sql": sql, "format": format})),
+        };
+        req.bearer_auth(&token).send()
+    };
+    let mut gw: Vec<(f64, usize, String)> = Vec::new();
+    for q in &qs {
+        // Rows, from a CSV answer (not timed).
+        let r = ask(q, "csv").await?;
+        let status = r.status();
+        let text = r.text().await?;
+        ensure!(status == 200, "{}: {status} {text}", q.what);
+        let rows = text.lines().count().saturating_sub(1);
+        let first = text.lines().nth(1).unwrap_or_default().to_string();
+        ask(q, "arrow").await?.bytes().await?;
+        let mut times = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            let r = ask(q, "arrow").await?;
+            ensure!(r.status() == 200, "{}: {}", q.what, r.status());
+            r.bytes().await?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        gw.push((median(&mut times), rows, first));
+    }
+    let spec = serde_json::json!({
+        "nodes": nodes.display().to_string(),
+        "minutes": parts(&history, "minutes", None),
+        "orders": parts(&history, "orders", None),
+        "day": parts(&history, "minutes", Some("2022-10-20")),
+        "reps": reps,
+        "queries": qs.iter().map(|q| q.duckdb.clone()).collect::<Vec<_>>(),
+    });
+    let spec_file = tmp.path().join("duckdb.json");
+    std::fs::write(&spec_file, serde_json::to_vec(&spec)?)?;
+    let out = std::process::Command::new(procs::python())
+        .arg("-c")
+        .arg(DUCKDB)
+        .arg(&spec_file)
+        .output()
+        .context("python with duckdb (scripts/setup.sh)")?;
+    ensure!(
+        out.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect();
+    let version = answers
+        .first()
+        .and_then(|v| v["version"].as_str())
+        .unwrap_or("?")
+        .to_string();
+    let duck: Vec<(f64, usize)> = answers
+        .iter()
+        .skip(1)
+        .map(|v| {
+            let mut t: Vec<f64> = v["times"]
+                .as_array()
+                .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+                .unwrap_or_default();
+            (median(&mut t), v["rows"].as_u64().unwrap_or(0) as usize)
+        })
+        .collect();
+    ensure!(
+        duck.len() == qs.len(),
+        "duckdb answered {} queries",
+        duck.len()
+    );
+
+    let minutes_bytes = super::dir_bytes(&history.join("minutes"));
+    let files = parts(&history, "minutes", None).len();
+    writeln!(md, "## History queries\n")?;
+    writeln!(
+        md,
+        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day). Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process: `GET /api/v1/query` or `POST /api/v1/sql`). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `fetch_arrow_table()`. Median of {reps} after one warm-up each, same run.\n",
+        minutes_bytes as f64 / 1e6,
+        version
+    )?;
+    writeln!(
+        md,
+        "| query | rows (Gridwatch / DuckDB) | Gridwatch, ms | DuckDB, ms | ratio |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|")?;
+    for ((q, (g, rows, _)), (d, drows)) in qs.iter().zip(&gw).zip(&duck) {
+        writeln!(
+            md,
+            "| {} | {rows} / {drows} | {:.1} | {:.1} | {:.2} |",
+            q.what,
+            g * 1e3,
+            d * 1e3,
+            g / d
+        )?;
+    }
+    writeln!(md, "\nGoal: Gridwatch's time ≤ DuckDB's (ratio ≤ 1).\n")?;
+    Ok(())
+}
