@@ -141,6 +141,18 @@ fn describe() {
         "WebSocket clients connected to the backend."
     );
     describe_counter!(
+        "gridwatch_pg_sign_ins_total",
+        "Sign-ins over the Postgres protocol by outcome: ok, refused, forbidden."
+    );
+    describe_counter!(
+        "gridwatch_pg_queries_total",
+        "Queries run over the Postgres protocol."
+    );
+    describe_counter!(
+        "gridwatch_pg_connections_cut_total",
+        "Postgres connections cut for a message past the size bound."
+    );
+    describe_counter!(
         "gridwatch_ws_frames_sent_total",
         "WebSocket frames the backend sent, by type."
     );
