@@ -6,8 +6,6 @@
 //! simulator's days through gridwatch-ingest.
 
 use anyhow::{Context, Result, bail, ensure};
-use async_nats::jetstream;
-use gridwatch_ingest::sim::{Pace, SimConfig};
 use gridwatch_model::kv::META_KEY;
 use gridwatch_model::stats::IngestStats;
 use gridwatch_tests::procs::{self, Nats};
@@ -133,37 +131,8 @@ for q in spec['queries']:
 
 /// The history of `days` simulated days, through gridwatch-ingest.
 async fn make_history(nats: &Nats, days: u32, data: &Path, logs: &Path) -> Result<u64> {
-    nats.ops()
-        .await?
-        .get_or_create_stream(gridwatch_ingest::nats::events_stream(
-            &gridwatch_ingest::Config::default(),
-        ))
-        .await?;
-    let js = jetstream::new(nats.client().await?);
-    let reg = gridwatch_runtime::registry::load(None)?;
     let t = Instant::now();
-    let sent = gridwatch_ingest::sim::run(
-        js.clone(),
-        &reg,
-        SimConfig {
-            seed: 20221015,
-            date: chrono::NaiveDate::from_ymd_opt(2022, 10, 15),
-            from: None,
-            pace: Pace::Rate(1e12),
-            bad_share: 0.0,
-            limit: None,
-            days,
-        },
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await?;
-    let last = js
-        .get_stream(super::STREAM)
-        .await?
-        .get_info()
-        .await?
-        .state
-        .last_sequence;
+    let (sent, last) = super::prefill(nats, None, days).await?;
     eprintln!(
         "history: {sent} events of {days} days published in {:.0} s",
         t.elapsed().as_secs_f64()
@@ -321,18 +290,9 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
     });
     let spec_file = tmp.path().join("duckdb.json");
     std::fs::write(&spec_file, serde_json::to_vec(&spec)?)?;
-    let out = std::process::Command::new(procs::python())
-        .arg("-c")
-        .arg(DUCKDB)
-        .arg(&spec_file)
-        .output()
-        .context("python with duckdb (scripts/setup.sh)")?;
-    ensure!(
-        out.status.success(),
-        "duckdb: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+    let out =
+        procs::python_run(DUCKDB, &[&spec_file.display().to_string()]).context("DuckDB's side")?;
+    let answers: Vec<serde_json::Value> = out
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .collect();

@@ -147,7 +147,10 @@ fn stat(v: &[f64]) -> Stat {
     }
 }
 
-async fn prefill(nats: &Nats, n: usize) -> Result<u64> {
+/// Fills the events stream with the simulator's days from 2022-10-15, as
+/// fast as it goes: `days` of them, or `limit` events. Returns the events
+/// sent and the stream's last sequence.
+pub(crate) async fn prefill(nats: &Nats, limit: Option<usize>, days: u32) -> Result<(u64, u64)> {
     // The simulator's own user may not make streams: ops makes it.
     nats.ops()
         .await?
@@ -155,13 +158,8 @@ async fn prefill(nats: &Nats, n: usize) -> Result<u64> {
             &gridwatch_ingest::Config::default(),
         ))
         .await?;
-    let client = nats.client().await?;
-    let js = jetstream::new(client);
-    let cfg = gridwatch_ingest::Config::default();
-    js.get_or_create_stream(gridwatch_ingest::nats::events_stream(&cfg))
-        .await?;
+    let js = jetstream::new(nats.client().await?);
     let reg = gridwatch_runtime::registry::load(None)?;
-    let days = (n / 140_000 + 2) as u32;
     let sent = gridwatch_ingest::sim::run(
         js.clone(),
         &reg,
@@ -171,7 +169,7 @@ async fn prefill(nats: &Nats, n: usize) -> Result<u64> {
             from: None,
             pace: Pace::Rate(1e12),
             bad_share: 0.0,
-            limit: Some(n),
+            limit,
             days,
         },
         tokio_util::sync::CancellationToken::new(),
@@ -182,7 +180,7 @@ async fn prefill(nats: &Nats, n: usize) -> Result<u64> {
         "pre-filled {sent} events; the stream holds {} messages",
         info.state.messages
     );
-    Ok(info.state.last_sequence)
+    Ok((sent, info.state.last_sequence))
 }
 
 /// The product: gridwatch-ingest from start to the stream's end.
@@ -309,7 +307,7 @@ async fn throughput(args: &Args, md: &mut String) -> Result<()> {
         }
     })
     .context("starting nats-server")?;
-    let last = prefill(&nats, args.events).await?;
+    let (_, last) = prefill(&nats, Some(args.events), (args.events / 140_000 + 2) as u32).await?;
     // The raw limit's best configuration: each candidate once (receive
     // only), after one warm-up read of the stream.
     let url = raw::Server {

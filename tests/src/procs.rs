@@ -402,6 +402,23 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
+/// Runs a Python script (`python -c`) with `args` in [`python`]; its
+/// stdout, trimmed. Fails with its stderr when it fails.
+pub fn python_run(script: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .context("running python (DuckDB, pyarrow, psycopg from scripts/setup.sh)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Starts `gridwatch-backend` on `port`, and waits until it listens.
 pub fn backend(nats: &Nats, port: u16, logs: &Path) -> Result<Proc> {
     backend_with_env(nats, port, logs, &[])
