@@ -214,10 +214,12 @@ pub fn Header(
     #[prop(optional)] clock: bool,
     #[prop(optional, into)] subtitle: Option<Signal<String>>,
 ) -> impl IntoView {
-    let conn_text = move || match live.conn.get() {
-        Conn::Open => tr("已连接", "live"),
-        Conn::Connecting => tr("连接中", "connecting"),
-        Conn::Closed => tr("已断开", "offline"),
+    let conn_text = move || match (live.conn.get(), live.replay) {
+        (Conn::Open, false) => tr("已连接", "live"),
+        (Conn::Open, true) => tr("历史数据", "from history"),
+        (Conn::Connecting, _) => tr("连接中", "connecting"),
+        (Conn::Closed, false) => tr("已断开", "offline"),
+        (Conn::Closed, true) => tr("无此时刻的历史", "no history then"),
     };
     let data_age = move || {
         let last = live.last_frame_ms.get();

@@ -70,7 +70,9 @@ pub fn DeadlineBoard(state: Memo<Option<NodeState>>, live: Live) -> impl IntoVie
     // The oldest open incident: the soonest due (due follows the report).
     let oldest: RwSignal<Option<OpenList>> = RwSignal::new(None);
     let ask = move || {
-        if public() {
+        // A replay shows the figures as they were; today's open list and
+        // the reminders just sent are not kept for the past.
+        if public() || live.replay {
             return;
         }
         let node = live.node.get_untracked();
@@ -152,7 +154,9 @@ pub fn DeadlineBoard(state: Memo<Option<NodeState>>, live: Live) -> impl IntoVie
             <Show when=move || oldest_text().is_some()>
                 <p class="deadline-oldest" data-testid="dl-oldest">{move || format!("{} {}", tr("最早未办结", "oldest open:"), oldest_text().unwrap_or_default())}</p>
             </Show>
-            <RecentReminders live=live clock=clock/>
+            <Show when=move || !live.replay>
+                <RecentReminders live=live clock=clock/>
+            </Show>
         </Tile>
     }
 }

@@ -43,6 +43,8 @@ pub struct Live {
     pub frames: RwSignal<u64>,
     /// The node followed; set it to follow another on the same socket.
     pub node: RwSignal<String>,
+    /// A past minute shown instead of the live state (`?at=`).
+    pub replay: bool,
 }
 
 impl Live {
@@ -73,6 +75,9 @@ const RELOAD_CHECK_MS: f64 = 30_000.0;
 impl Live {
     /// Whether no frame arrived for [`STALE_AFTER_MS`].
     pub fn stale(&self) -> bool {
+        if self.replay {
+            return false;
+        }
         let last = self.last_frame_ms.get();
         last == 0.0 || self.now_ms.get() - last > STALE_AFTER_MS
     }
@@ -98,6 +103,9 @@ struct Inner {
     opened_ms: f64,
     /// `Date.now()` of the last frame on the socket, for any node.
     heard_ms: f64,
+    /// The past minute every subscription is read at, from the history
+    /// (`?at=`); no WebSocket then.
+    replay: Option<String>,
     // Keep the callbacks alive as long as their socket.
     _callbacks: Vec<Box<dyn std::any::Any>>,
 }
@@ -130,8 +138,10 @@ fn ws_url() -> String {
 
 impl Socket {
     /// Opens the page's socket; it reconnects by itself for the page's
-    /// lifetime.
+    /// lifetime. With `?at=<time>` in the URL it opens none: every node
+    /// followed is read as it was then, from the history.
     pub fn open() -> Socket {
+        let replay = crate::route::query("at").filter(|a| !a.is_empty());
         let socket = Socket {
             inner: Rc::new(RefCell::new(Inner {
                 subs: Vec::new(),
@@ -139,11 +149,17 @@ impl Socket {
                 backoff_ms: 500,
                 opened_ms: 0.0,
                 heard_ms: 0.0,
+                replay: replay.clone(),
                 _callbacks: Vec::new(),
             })),
             conn: RwSignal::new(Conn::Connecting),
             now_ms: RwSignal::new(now()),
         };
+        if replay.is_some() {
+            let ticking = socket.now_ms;
+            set_interval(move || ticking.set(now()), Duration::from_secs(1));
+            return socket;
+        }
         // Tick the clock, and reopen a socket that is open but silent well
         // past its heartbeats (a half-dead connection never closes by
         // itself).
@@ -211,6 +227,7 @@ impl Socket {
             as_of: RwSignal::new(String::new()),
             frames: RwSignal::new(0),
             node: RwSignal::new(node.to_string()),
+            replay: self.inner.borrow().replay.is_some(),
         };
         let index = {
             let mut i = self.inner.borrow_mut();
@@ -225,6 +242,9 @@ impl Socket {
             subscribe(&i, index);
             index
         };
+        if let Some(at) = self.inner.borrow().replay.clone() {
+            read_past(self.inner.clone(), self.conn, index, node.to_string(), at);
+        }
         // Following another node: unsubscribe, forget the old state,
         // subscribe.
         let inner = self.inner.clone();
@@ -245,15 +265,51 @@ impl Socket {
                 send(ws, &ClientMsg::Unsubscribe { node: old.clone() });
             }
             let sub = &mut i.subs[index];
-            sub.node = node;
+            sub.node = node.clone();
             // The old node's figures stay until the new snapshot replaces
             // them.
             sub.raw = None;
             sub.seq = None;
             subscribe(&i, index);
+            if let Some(at) = i.replay.clone() {
+                read_past(inner.clone(), live.conn, index, node, at);
+            }
         });
         live
     }
+}
+
+/// Reads subscription `index`'s `node` as it was at `at` and hands it on
+/// as a snapshot (the header says disconnected when the history has none).
+fn read_past(
+    inner: Rc<RefCell<Inner>>,
+    conn: RwSignal<Conn>,
+    index: usize,
+    node: String,
+    at: String,
+) {
+    leptos::task::spawn_local(async move {
+        let url = format!(
+            "/api/v1/state?node={}&at={}",
+            String::from(js_sys::encode_uri_component(&node)),
+            String::from(js_sys::encode_uri_component(&at))
+        );
+        let got = fetch::<Value>(&url).await;
+        let mut i = inner.borrow_mut();
+        let Some(sub) = i.subs.get_mut(index).filter(|s| s.node == node) else {
+            return;
+        };
+        let Some(state) = got else {
+            conn.set(Conn::Closed);
+            return;
+        };
+        conn.set(Conn::Open);
+        sub.live.last_frame_ms.set(now());
+        sub.live.frames.update(|f| *f += 1);
+        sub.seq = state.get("seq").and_then(Value::as_u64);
+        sub.raw = Some(state);
+        publish_state(sub, None);
+    });
 }
 
 fn send(ws: &WebSocket, msg: &ClientMsg) {

@@ -71,6 +71,7 @@ pub fn WallPage() -> impl IntoView {
             Duration::from_secs(secs),
         );
     }
+    let replay_mode = live.replay;
     let state = Memo::new(move |_| live.state.get());
     let stale = move || live.stale();
     let subtitle = Signal::derive(move || {
@@ -98,9 +99,28 @@ pub fn WallPage() -> impl IntoView {
         geo.get()
             .map(|g| view! { <MapView geo=g feed=feed.clone() focus=focus/> })
     };
+    // `?at=2022-10-15T14:00`: the wall as it was at that minute.
+    let replay = query("at").filter(|a| !a.is_empty()).map(|at| {
+        let (day, time) = at.split_once('T').unwrap_or((at.as_str(), ""));
+        let shown = format!("{} {}", day, time.get(..5).unwrap_or(time));
+        view! {
+            <div class="replay-banner" data-testid="replay-banner">
+                <b>{move || format!("{} {}", tr("回放", "replay"), shown)}</b>
+                <span>{move || tr("历史画面，非实时", "from history, not live")}</span>
+                <a href="/wall">{move || tr("回到实时", "back to live")}</a>
+            </div>
+        }
+    });
+    let class = move || match (replay_mode, stale()) {
+        (true, _) => "wall replay",
+        (false, true) => "wall stale",
+        (false, false) => "wall",
+    };
     view! {
-        <main class=move || if stale() { "wall stale" } else { "wall" } data-testid="wall">
-            <Header live=live clock=true subtitle=subtitle/>
+        <main class=class data-testid="wall">
+            {replay}
+            // A replay shows its own minute, not the time now.
+            <Header live=live clock=!replay_mode subtitle=subtitle/>
             <div class="wall-grid">
                 <div class="wall-zones">
                     <ZonePanel zone=Zone::Sealed state=state live=live/>

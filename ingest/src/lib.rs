@@ -70,7 +70,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), IngestE
     let store = nats::ensure_streams(&js, &cfg).await?;
     let stream_created_ns = nats::stream_created_ns(&js, &cfg).await?;
     let (live, checkpoints_set_aside) = resume(&cfg, registry.microgrids.len(), stream_created_ns)?;
-    let removed = history::remove_uncommitted(&cfg.data_dir, live.last_seq)?;
+    let removed = history::remove_uncommitted(&cfg.data_dir, live.last_seq)?
+        + history::states::remove_torn(&cfg.data_dir)?;
     if removed > 0 {
         tracing::info!(
             removed,

@@ -23,6 +23,7 @@ const LOCAL_OFFSET_MIN: i64 = 8 * 60;
 /// Ranges longer than this many days run on polars' streaming engine.
 pub const STREAMING_FROM_DAYS: i64 = 2;
 
+pub mod past;
 pub mod sql;
 pub mod worker;
 

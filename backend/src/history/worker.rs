@@ -43,6 +43,9 @@ pub enum Job {
     /// The columns a checked statement's answer would have, without
     /// running it (the Postgres protocol describes before it executes).
     Schema { sql: String },
+    /// A node's newest published state before Unix second `before`: one
+    /// row with its JSON in `state`, or none.
+    StateAt { node: String, before: i64 },
 }
 
 /// Why a job gave no answer.
@@ -118,6 +121,14 @@ fn work(h: &History, job: Job) -> Result<DataFrame, (u8, String)> {
                 .and_then(|mut lf| lf.collect_schema())
                 .map_err(bad)?;
             Ok(DataFrame::empty_with_schema(&schema))
+        }
+        Job::StateAt { node, before } => {
+            let state: Vec<String> = h
+                .state_at(&node, before)
+                .map_err(bad)?
+                .into_iter()
+                .collect();
+            DataFrame::new(state.len(), vec![Column::new("state".into(), state)]).map_err(bad)
         }
     }
 }

@@ -7,7 +7,9 @@
 //!   action, level, category, label, owner, due`);
 //! - `orders`: every supervision-order step (`ts, node, flag_id, number,
 //!   kind, severity, action, due`);
-//! - `zones`: every designation (`ts, node, zone, reason, event_id`).
+//! - `zones`: every designation (`ts, node, zone, reason, event_id`);
+//! - `states`: the node states as published, the last of each minute
+//!   (see [`states`]: not tied to the stream's sequence, so kept apart).
 //!
 //! Times are Unix seconds (`minute`: Unix minutes). No user names or
 //! notes: analysts read these tables.
@@ -27,6 +29,7 @@
 
 mod compact;
 mod rows;
+pub mod states;
 mod write;
 
 use chrono::DateTime;
@@ -38,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 pub use compact::{compact, retain};
 pub use rows::{EventRows, IncidentRow, OrderRow, ZoneRow};
+pub use states::StateLog;
 
 use crate::aggregate::COUNT_COLS;
 use crate::error::IngestError;

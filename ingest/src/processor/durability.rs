@@ -79,13 +79,17 @@ impl Processor {
         let data_dir = self.cfg.data_dir.clone();
         let running = d.compacting.clone();
         std::thread::spawn(move || {
-            match history::compact(&data_dir, before) {
+            let merged = history::compact(&data_dir, before)
+                .and_then(|n| Ok(n + history::states::compact(&data_dir, before)?));
+            match merged {
                 Ok(n) if n > 0 => tracing::info!(days = n, %before, "history compacted"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "compacting history"),
             }
             if let Some(k) = keep_from {
-                match history::retain(&data_dir, k) {
+                let removed = history::retain(&data_dir, k)
+                    .and_then(|n| Ok(n + history::states::retain(&data_dir, k)?));
+                match removed {
                     Ok(n) if n > 0 => {
                         tracing::info!(days = n, keep_from = %k, "old history removed")
                     }
@@ -136,14 +140,17 @@ impl Processor {
         out: &mpsc::Sender<Outbound>,
         force: bool,
     ) -> Result<(), IngestError> {
-        let d = &mut st.durable;
+        let d = &st.durable;
         let snapshot_due = d.last_snapshot.elapsed() >= Duration::from_secs(self.cfg.snapshot_s);
         // Nothing new: nothing to do, unless history waits for a snapshot
         // (a quiet hour must not keep the last rows out of the Parquet).
+        let now = self.clock.now(self.live.replay_now);
         let history_waits = snapshot_due
-            && !(self.live.pending_history.is_empty() && self.live.pending_events.is_empty());
+            && !(self.live.pending_history.is_empty()
+                && self.live.pending_events.is_empty()
+                && !st.emit.log.waiting(now));
         if self.live.last_seq == d.checkpoint_seq && !force && !history_waits {
-            d.last_checkpoint = Instant::now();
+            st.durable.last_checkpoint = Instant::now();
             return Ok(());
         }
         let last_seq = self.live.last_seq;
@@ -151,8 +158,8 @@ impl Processor {
             || snapshot_due
             || self.journal.len() + self.journal.pending() as u64
                 > self.cfg.snapshot_journal_mb << 20;
-        let stages = &mut st.stats.stages;
         if snapshot {
+            let stages = &mut st.stats.stages;
             let t = Instant::now();
             history::flush(
                 &self.cfg.data_dir,
@@ -161,12 +168,17 @@ impl Processor {
                 &mut self.live,
                 last_seq,
             )?;
+            // The states published: at shutdown (`force`) every one.
+            st.emit
+                .log
+                .flush(&self.cfg.data_dir, if force { None } else { now })?;
             stages.history_us += us(t);
             let t = Instant::now();
-            if let Some(now) = self.clock.now(self.live.replay_now) {
+            if let Some(now) = now {
                 self.live.prune(now, self.cfg.lateness_s);
             }
             // The dead letters still unsettled go into the snapshot.
+            let d = &mut st.durable;
             self.forget_settled(&mut d.dead_dropped);
             checkpoint::save(&self.cfg.data_dir, &self.live, self.stream_created_ns)?;
             // The snapshot covers every journal record, committed or not.
@@ -177,8 +189,9 @@ impl Processor {
         } else {
             let t = Instant::now();
             self.journal.commit()?;
-            stages.checkpoint_us += us(t);
+            st.stats.stages.checkpoint_us += us(t);
         }
+        let d = &mut st.durable;
         d.checkpoint_seq = last_seq;
         d.last_checkpoint = Instant::now();
         if let Some(msg) = d.pending_ack.take() {

@@ -17,6 +17,7 @@ use super::{Processor, Stages, stats::us};
 use crate::aggregate::{RollupCache, Scope, compute_states};
 use crate::board::Board;
 use crate::error::IngestError;
+use crate::history::StateLog;
 use crate::items::ItemIndex;
 use crate::pipeline::Outbound;
 use crate::state::{LiveState, Topology};
@@ -47,6 +48,8 @@ pub struct Emitter {
     last_full: Instant,
     /// Last time every micro-grid's metrics moved on with the clock.
     last_refresh: Instant,
+    /// Every state published, for the `states` history table.
+    pub log: StateLog,
 }
 
 fn serialize<T: serde::Serialize>(
@@ -89,6 +92,7 @@ impl Emitter {
             rollup: RollupCache::new(reg, topo, items),
             last_full: Instant::now(),
             last_refresh: Instant::now(),
+            log: StateLog::default(),
         }
     }
 
@@ -116,6 +120,10 @@ impl Emitter {
             None => published.get(&s.node).copied().unwrap_or(0) + 1,
         };
         let bytes = serialize(&mut self.buf, "a state", &s)?;
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.as_of) {
+            self.log
+                .record(&s.node, t.timestamp(), s.seq, bytes.clone());
+        }
         changed.push((node_key(&s.node), bytes));
         self.prev[i] = Some(s);
         self.published_at[i] = Some(Instant::now());
@@ -288,6 +296,7 @@ impl Processor {
                 .update(&self.registry, &self.live, now, |i| rollup.samples_today(i))
         {
             let bytes = serialize(&mut em.buf, "the testing board", board)?;
+            em.log.record(TESTING_NODE, now, board.seq, bytes.clone());
             changed.push((node_key(TESTING_NODE), bytes));
         }
         if map_moved {
@@ -296,6 +305,7 @@ impl Processor {
                 chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
             );
             let bytes = serialize(&mut em.buf, "the map", &em.map)?;
+            em.log.record(MAP_NODE, now, em.map.seq, bytes.clone());
             changed.push((node_key(MAP_NODE), bytes));
         }
         st.stats.stages.diff_serialize_us += us(t);

@@ -23,6 +23,8 @@
 //! - [`metrics`]: both `/metrics` endpoints through `promtool check metrics`;
 //! - [`recount`]: `gridwatch-recount` against the live states;
 //! - [`websocket`]: snapshot, deltas and resume against the REST state;
+//! - [`past`]: the wall as it was at a past minute, against the states
+//!   recorded live during a replay;
 //! - [`browser`]: the wall, the tablet and the district page in headless
 //!   Chromium; [`tasks`]: the supervisor acting on the tablet, online and
 //!   offline.
@@ -37,6 +39,7 @@ mod limits;
 mod matrix;
 mod metrics;
 mod notify;
+mod past;
 mod pipeline;
 mod recount;
 mod sqlwire;

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, ensure};
 use gridwatch_tests::Http;
-use gridwatch_tests::procs::{self, free_port, python};
+use gridwatch_tests::procs::{self, free_port, python_run as py};
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -18,34 +18,30 @@ const PER_STREET: &str = "SELECT n.street, sum(h.samples) AS samples FROM histor
 
 /// `psql -At -F,` as `user` with `password`: exit ok, stdout, stderr.
 fn psql(port: u16, user: &str, password: &str, sql: &str) -> Result<(bool, String, String)> {
-    let out = Command::new("psql")
+    use std::io::Write;
+    // On standard input: an argument may not be over 128 KiB.
+    let mut child = Command::new("psql")
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "10")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user])
-        .args(["-d", "gridwatch", "-w", "-At", "-F", ",", "-X", "-c", sql])
-        .output()
+        .args(["-d", "gridwatch", "-w", "-At", "-F", ",", "-X"])
+        .args(["-v", "ON_ERROR_STOP=1", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .context("running psql (Debian postgresql-client)")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A server that hangs up early closes the pipe: psql says why.
+        let _ = stdin.write_all(sql.as_bytes());
+        let _ = stdin.write_all(b";\n");
+    }
+    let out = child.wait_with_output()?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     ))
-}
-
-/// Runs a Python script with `args`; its stdout.
-fn py(script: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .context("running python (DuckDB, pyarrow, psycopg from scripts/setup.sh)")?;
-    ensure!(
-        out.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// `want`: each street's samples as the raw events add up.
@@ -143,6 +139,31 @@ pub async fn outside_and_bounds(sys: &System, want: &BTreeMap<String, u64>) -> R
         "SELECT 1",
     )?;
     ensure!(!ok && err.contains("analysts"), "a supervisor: {err}");
+
+    // Messages past the bound are cut at their header with the reason,
+    // statements past 16 KiB refused by the checker; the server answers on.
+    let huge = format!("SELECT '{}' AS x", "x".repeat(300 << 10));
+    let (ok, _, err) = psql(pg_port, &acc.analyst.user, &acc.analyst.token, &huge)?;
+    ensure!(
+        !ok && err.contains("connection closed: a message of"),
+        "a 300 KiB statement: {err}"
+    );
+    let long = format!("SELECT '{}' AS x", "x".repeat(20 << 10));
+    let (ok, _, err) = psql(pg_port, &acc.analyst.user, &acc.analyst.token, &long)?;
+    ensure!(
+        !ok && err.contains("over 16384 bytes"),
+        "a 20 KiB statement: {err}"
+    );
+    let (ok, out, err) = psql(
+        pg_port,
+        &acc.analyst.user,
+        &acc.analyst.token,
+        "SHOW TimeZone",
+    )?;
+    ensure!(
+        ok && out.trim() == "Asia/Shanghai",
+        "after a cut: {out:?} {err}"
+    );
 
     // psycopg: the extended protocol (parse, describe, bind, execute),
     // typed answers.
