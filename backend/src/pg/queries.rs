@@ -125,6 +125,17 @@ impl Queries {
         }
     }
 
+    /// The fields a statement's answer will have, for a signed-in client.
+    async fn describe_for<C: ClientInfo>(
+        &self,
+        client: &C,
+        sql: &str,
+        format: &PgFormat,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Self::caller(client)?;
+        self.describe(sql, format).await
+    }
+
     /// The fields a statement's answer will have.
     async fn describe(&self, sql: &str, format: &PgFormat) -> PgWireResult<Vec<FieldInfo>> {
         match plan(sql)? {
@@ -180,9 +191,8 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        Self::caller(client)?;
         let f = self
-            .describe(&target.statement, &PgFormat::UnifiedText)
+            .describe_for(client, &target.statement, &PgFormat::UnifiedText)
             .await?;
         // No fields: "no data", as for a session command.
         Ok(DescribeStatementResponse::new(Vec::new(), f))
@@ -199,9 +209,12 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        Self::caller(client)?;
         let f = self
-            .describe(&target.statement.statement, &target.result_column_format)
+            .describe_for(
+                client,
+                &target.statement.statement,
+                &target.result_column_format,
+            )
             .await?;
         Ok(DescribePortalResponse::new(f))
     }

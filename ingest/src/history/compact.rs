@@ -6,7 +6,7 @@ use polars::prelude::*;
 use std::fs;
 use std::path::Path;
 
-use super::{day_dirs, io_err, parts, read_table, sum_minutes, write_part};
+use super::{TABLES, day_dirs, day_dirs_of, io_err, parts, read_table, replace_parts, sum_minutes};
 use crate::error::IngestError;
 
 /// Merges the parts of every day before `before` (local dates, closed:
@@ -34,22 +34,21 @@ pub fn compact(data_dir: &Path, before: NaiveDate) -> Result<usize, IngestError>
             )
             .collect()?
         };
-        write_part(&day, &format!("part-{from:012}-{to:012}.parquet"), &mut df)?;
-        for (_, p) in &ps {
-            fs::remove_file(p).map_err(|e| io_err(p, e))?;
-        }
-        fs::File::open(&day)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io_err(&day, e))?;
+        let old: Vec<_> = ps.into_iter().map(|(_, p)| p).collect();
+        let name = format!("part-{from:012}-{to:012}.parquet");
+        replace_parts(&day, &name, &mut df, &old)?;
         merged += 1;
     }
     Ok(merged)
 }
 
-/// Removes every day before `keep_from`. Returns the days removed.
+/// Removes every day before `keep_from`, of every table (`states` too).
+/// Returns the day directories removed.
 pub fn retain(data_dir: &Path, keep_from: NaiveDate) -> Result<usize, IngestError> {
     let mut removed = 0;
-    for (_, date, day) in day_dirs(data_dir) {
+    let mut tables = TABLES.to_vec();
+    tables.push(super::states::TABLE);
+    for (_, date, day) in day_dirs_of(data_dir, &tables) {
         if NaiveDate::parse_from_str(&date, "%Y-%m-%d").is_ok_and(|d| d < keep_from) {
             fs::remove_dir_all(&day).map_err(|e| io_err(&day, e))?;
             removed += 1;

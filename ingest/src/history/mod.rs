@@ -76,8 +76,13 @@ fn range_of(name: &str) -> Option<(u64, u64)> {
 
 /// Every `date=` directory of every table: (table, date, path).
 fn day_dirs(data_dir: &Path) -> Vec<(&'static str, String, PathBuf)> {
+    day_dirs_of(data_dir, &TABLES)
+}
+
+/// Every `date=` directory of `tables`: (table, date, path).
+fn day_dirs_of(data_dir: &Path, tables: &[&'static str]) -> Vec<(&'static str, String, PathBuf)> {
     let mut out = Vec::new();
-    for table in TABLES {
+    for &table in tables {
         let Ok(days) = fs::read_dir(table_dir(data_dir, table)) else {
             continue;
         };
@@ -142,6 +147,23 @@ fn day_of(ts: i64) -> String {
     DateTime::from_timestamp(ts, 0)
         .map(|t| local_date(t).to_string())
         .unwrap_or_else(|| "invalid".into())
+}
+
+/// Puts `df` in place of the parts `old` of day directory `day`: written
+/// as `name` (atomically) before any of them is removed.
+fn replace_parts(
+    day: &Path,
+    name: &str,
+    df: &mut DataFrame,
+    old: &[PathBuf],
+) -> Result<(), IngestError> {
+    let new = write_part(day, name, df)?;
+    for p in old.iter().filter(|p| **p != new) {
+        fs::remove_file(p).map_err(|e| io_err(p, e))?;
+    }
+    fs::File::open(day)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(day, e))
 }
 
 /// Writes `df` as `<dir>/<name>` atomically (temp file, fsync, rename,

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use super::{io_err, table_dir, write_part};
+use super::{day_dirs_of, io_err, replace_parts, table_dir, write_part};
 use crate::error::IngestError;
 
 /// The table's directory name under `history/`.
@@ -224,19 +224,10 @@ fn parts(day: &Path) -> Vec<(String, std::path::PathBuf)> {
 
 /// Every `date=` of the table: (date, path).
 fn days(data_dir: &Path) -> Vec<(NaiveDate, std::path::PathBuf)> {
-    let Ok(rd) = fs::read_dir(table_dir(data_dir, TABLE)) else {
-        return Vec::new();
-    };
-    let mut out: Vec<_> = rd
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let d = NaiveDate::parse_from_str(name.strip_prefix("date=")?, "%Y-%m-%d").ok()?;
-            Some((d, e.path()))
-        })
-        .collect();
-    out.sort();
-    out
+    day_dirs_of(data_dir, &[TABLE])
+        .into_iter()
+        .filter_map(|(_, d, p)| Some((NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()?, p)))
+        .collect()
 }
 
 /// Merges the parts of every day before `before` into one (rows twice —
@@ -260,30 +251,11 @@ pub fn compact(data_dir: &Path, before: NaiveDate) -> Result<usize, IngestError>
             .unique_stable(Some(cols(["node", "ts", "seq"])), UniqueKeepStrategy::First)
             .sort(["node", "ts", "seq"], SortMultipleOptions::default())
             .collect()?;
-        write_part(&day, MERGED, &mut df)?;
-        for (name, p) in &ps {
-            if name != MERGED {
-                fs::remove_file(p).map_err(|e| io_err(p, e))?;
-            }
-        }
-        fs::File::open(&day)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io_err(&day, e))?;
+        let old: Vec<_> = ps.into_iter().map(|(_, p)| p).collect();
+        replace_parts(&day, MERGED, &mut df, &old)?;
         merged += 1;
     }
     Ok(merged)
-}
-
-/// Removes every day before `keep_from`. Returns the days removed.
-pub fn retain(data_dir: &Path, keep_from: NaiveDate) -> Result<usize, IngestError> {
-    let mut removed = 0;
-    for (date, day) in days(data_dir) {
-        if date < keep_from {
-            fs::remove_dir_all(&day).map_err(|e| io_err(&day, e))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 /// Removes `.tmp` files a crash left mid-write.
@@ -397,7 +369,7 @@ mod tests {
                 ("beilun/daqi".into(), nine + 10, 7, "d".into()),
             ]
         );
-        assert_eq!(retain(dir.path(), d16).expect("retain"), 1);
+        assert_eq!(super::super::retain(dir.path(), d16).expect("retain"), 1);
         assert!(!d15.exists());
     }
 }

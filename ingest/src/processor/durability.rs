@@ -87,9 +87,7 @@ impl Processor {
                 Err(e) => tracing::warn!(error = %e, "compacting history"),
             }
             if let Some(k) = keep_from {
-                let removed = history::retain(&data_dir, k)
-                    .and_then(|n| Ok(n + history::states::retain(&data_dir, k)?));
-                match removed {
+                match history::retain(&data_dir, k) {
                     Ok(n) if n > 0 => {
                         tracing::info!(days = n, keep_from = %k, "old history removed")
                     }
