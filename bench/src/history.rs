@@ -18,7 +18,7 @@ const D0: i64 = 1_665_763_200 / 60;
 
 /// One query, as each side runs it.
 struct Q {
-    what: &'static str,
+    what: String,
     /// Gridwatch: a GET path, or SQL for POST /api/v1/sql.
     gridwatch: Ask,
     /// DuckDB's SQL (`{m}`: the minutes files, `{o}`: the orders files,
@@ -68,7 +68,7 @@ fn queries(days: i64) -> Vec<Q> {
     };
     vec![
         Q {
-            what: "daily samples per street, 30 days",
+            what: format!("daily samples per street, {days} days"),
             gridwatch: Ask::Get(format!(
                 "/api/v1/query?metric=samples&level=street&from=2022-10-15&to={last}&bucket=1d&format=arrow"
             )),
@@ -79,7 +79,7 @@ fn queries(days: i64) -> Vec<Q> {
             ),
         },
         Q {
-            what: "patrols per 10 min in sealed micro-grids, one day",
+            what: "patrols per 10 min in sealed micro-grids, one day".into(),
             gridwatch: Ask::Get(
                 "/api/v1/query?metric=patrols&level=district&zone=sealed&from=2022-10-20&to=2022-10-21&bucket=10m&format=arrow".into(),
             ),
@@ -92,17 +92,17 @@ fn queries(days: i64) -> Vec<Q> {
             ),
         },
         Q {
-            what: "top 20 micro-grids by flag-open minutes",
+            what: "top 20 micro-grids by flag-open minutes".into(),
             gridwatch: Ask::Sql(top20("history", "orders")),
             duckdb: top20("", "read_parquet({o})"),
         },
         Q {
-            what: "06:00–10:00 testing curve per street, each day",
+            what: "06:00–10:00 testing curve per street, each day".into(),
             gridwatch: Ask::Sql(curve("history")),
             duckdb: curve("read_parquet({m})"),
         },
         Q {
-            what: "micro-grid × hour of day, 30 days",
+            what: format!("micro-grid × hour of day, {days} days"),
             gridwatch: Ask::Sql(grid_hour("history")),
             duckdb: grid_hour("read_parquet({m})"),
         },
@@ -130,7 +130,9 @@ for q in spec['queries']:
 "#;
 
 /// The history of `days` simulated days, through gridwatch-ingest.
-async fn make_history(nats: &Nats, days: u32, data: &Path, logs: &Path) -> Result<u64> {
+/// Returns the events and the seconds from the first publish to the last
+/// day compacted.
+async fn make_history(nats: &Nats, days: u32, data: &Path, logs: &Path) -> Result<(u64, f64)> {
     let t = Instant::now();
     let (sent, last) = super::prefill(nats, None, days).await?;
     eprintln!(
@@ -184,11 +186,9 @@ async fn make_history(nats: &Nats, days: u32, data: &Path, logs: &Path) -> Resul
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     p.terminate();
-    eprintln!(
-        "history: ingested and compacted in {:.0} s total",
-        t.elapsed().as_secs_f64()
-    );
-    Ok(sent)
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!("history: ingested and compacted in {secs:.0} s total");
+    Ok((sent, secs))
 }
 
 /// Every part of `table`, as a list for DuckDB.
@@ -224,7 +224,7 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
     let nats = Nats::start()?;
     let tmp = tempfile::tempdir()?;
     let (data, logs) = (tmp.path().join("data"), tmp.path().join("logs"));
-    let events = make_history(&nats, days, &data, &logs).await?;
+    let (events, made_s) = make_history(&nats, days, &data, &logs).await?;
     let history = data.join("history");
     let port = procs::free_port()?;
     let _backend = procs::backend_with_env(
@@ -319,12 +319,14 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
     );
 
     let minutes_bytes = super::dir_bytes(&history.join("minutes"));
+    let states_bytes = super::dir_bytes(&history.join("states"));
     let files = parts(&history, "minutes", None).len();
     writeln!(md, "## History queries\n")?;
     writeln!(
         md,
-        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day). Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process: `GET /api/v1/query` or `POST /api/v1/sql`). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `fetch_arrow_table()`. Median of {reps} after one warm-up each, same run.\n",
+        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest, published and ingested as fast as they go in {made_s:.0} s: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day); the `states` table (every state published, the last of each node's minute: in a replay this fast nearly every publish) {:.1} MB. Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process: `GET /api/v1/query` or `POST /api/v1/sql`). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `fetch_arrow_table()`. Median of {reps} after one warm-up each, same run.\n",
         minutes_bytes as f64 / 1e6,
+        states_bytes as f64 / 1e6,
         version
     )?;
     writeln!(

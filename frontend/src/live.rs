@@ -138,10 +138,15 @@ fn ws_url() -> String {
 
 impl Socket {
     /// Opens the page's socket; it reconnects by itself for the page's
-    /// lifetime. With `?at=<time>` in the URL it opens none: every node
-    /// followed is read as it was then, from the history.
+    /// lifetime.
     pub fn open() -> Socket {
-        let replay = crate::route::query("at").filter(|a| !a.is_empty());
+        Self::open_at(None)
+    }
+
+    /// With `replay` (a past minute, as `?at=` gives it) no socket: every
+    /// node followed is read as it was then, from the history, once.
+    /// Without, [`Socket::open`].
+    pub fn open_at(replay: Option<String>) -> Socket {
         let socket = Socket {
             inner: Rc::new(RefCell::new(Inner {
                 subs: Vec::new(),

@@ -4,7 +4,9 @@
 //! every micro-grid, the alert ticker, testing completion by street. With
 //! `?rotate=N` it shows the district, then each street in turn for N
 //! seconds: the map zooms on the street and the panels show its figures
-//! and its communities.
+//! and its communities. With `?at=2022-10-15T14:00` it shows the wall as
+//! it was at the end of that minute, from the history, under a replay
+//! banner, and nothing live.
 
 use gridwatch_model::ids::DISTRICT_ID;
 use gridwatch_model::state::{ChildSummary, TestingBoard};
@@ -28,7 +30,9 @@ use crate::route::query;
 #[component]
 pub fn WallPage() -> impl IntoView {
     // One socket for everything the wall shows.
-    let socket = Socket::open();
+    // `?at=2022-10-15T14:00`: the wall as it was at that minute.
+    let at = query("at").filter(|a| !a.is_empty());
+    let socket = Socket::open_at(at.clone());
     let live = socket.follow(DISTRICT_ID);
     let feed = MapFeed::follow(&socket);
     let (board_live, board) = board::follow(&socket);
@@ -99,8 +103,7 @@ pub fn WallPage() -> impl IntoView {
         geo.get()
             .map(|g| view! { <MapView geo=g feed=feed.clone() focus=focus/> })
     };
-    // `?at=2022-10-15T14:00`: the wall as it was at that minute.
-    let replay = query("at").filter(|a| !a.is_empty()).map(|at| {
+    let replay = at.map(|at| {
         let (day, time) = at.split_once('T').unwrap_or((at.as_str(), ""));
         let shown = format!("{} {}", day, time.get(..5).unwrap_or(time));
         view! {
