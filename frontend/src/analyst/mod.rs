@@ -263,11 +263,11 @@ pub fn AnalystPage() -> impl IntoView {
                     </select>
                 </label>
                 {select("区类 zone", "q-zone", zone, zones)}
-                <label class="analyst-field">{move || tr("从", "from")}
+                <label class="analyst-field">"从 from"
                     <input type="datetime-local" data-testid="q-from" prop:value=move || from.get()
                         on:change=move |ev| from.set(event_target_value(&ev))/>
                 </label>
-                <label class="analyst-field">{move || tr("到", "to")}
+                <label class="analyst-field">"到 to"
                     <input type="datetime-local" data-testid="q-to" prop:value=move || to.get()
                         on:change=move |ev| to.set(event_target_value(&ev))/>
                 </label>
