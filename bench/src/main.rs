@@ -175,27 +175,14 @@ pub(crate) async fn prefill(nats: &Nats, limit: Option<usize>, days: u32) -> Res
         tokio_util::sync::CancellationToken::new(),
     )
     .await?;
-    // Right after millions of publishes the server may take longer than a
-    // request's timeout to answer: ask again for a minute.
-    let mut tries = 0;
-    let info = loop {
-        let asked = async {
-            js.get_stream(STREAM)
-                .await?
-                .get_info()
-                .await
-                .map_err(anyhow::Error::from)
-        };
-        match asked.await {
-            Ok(i) => break i,
-            Err(e) if tries < 12 => {
-                tries += 1;
-                eprintln!("the stream's info: {e}; asking again");
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    // The simulator's user may publish, not read the stream's info.
+    let info = nats
+        .ops()
+        .await?
+        .get_stream(STREAM)
+        .await?
+        .get_info()
+        .await?;
     eprintln!(
         "pre-filled {sent} events; the stream holds {} messages",
         info.state.messages
