@@ -147,6 +147,18 @@ fn stat(v: &[f64]) -> Stat {
     }
 }
 
+/// The events stream's info, asked as ops (the simulator's user may only
+/// publish).
+async fn stream_info(nats: &Nats) -> Result<jetstream::stream::Info> {
+    Ok(nats
+        .ops()
+        .await?
+        .get_stream(STREAM)
+        .await?
+        .get_info()
+        .await?)
+}
+
 /// Fills the events stream with the simulator's days from 2022-10-15, as
 /// fast as it goes: `days` of them, or `limit` events. Returns the events
 /// sent and the stream's last sequence.
@@ -175,14 +187,7 @@ pub(crate) async fn prefill(nats: &Nats, limit: Option<usize>, days: u32) -> Res
         tokio_util::sync::CancellationToken::new(),
     )
     .await?;
-    // The simulator's user may publish, not read the stream's info.
-    let info = nats
-        .ops()
-        .await?
-        .get_stream(STREAM)
-        .await?
-        .get_info()
-        .await?;
+    let info = stream_info(nats).await?;
     eprintln!(
         "pre-filled {sent} events; the stream holds {} messages",
         info.state.messages
@@ -322,13 +327,7 @@ async fn throughput(args: &Args, md: &mut String) -> Result<()> {
         nkey_file: nats.seed(Service::Ops),
     };
     let server = nats.pid();
-    let info = nats
-        .ops()
-        .await?
-        .get_stream(STREAM)
-        .await?
-        .get_info()
-        .await?;
+    let info = stream_info(&nats).await?;
     let mean_bytes = info.state.bytes as f64 / info.state.messages.max(1) as f64;
     let warm = raw::Setup {
         pull: raw::Pull::Messages { batch: 2_000 },
