@@ -33,7 +33,8 @@ pub struct Emitter {
     published_at: Vec<Option<Instant>>,
     /// Changed community, grid and micro-grid states waiting for
     /// `detail_publish_ms` to pass since their node's last publish.
-    held: Vec<Option<NodeState>>,
+    /// (the state, the clock second it was computed at).
+    held: Vec<Option<(NodeState, i64)>>,
     /// The nodes in `held` (an index may repeat or be stale: `held` decides).
     held_order: VecDeque<u32>,
     /// One serialization buffer for every state.
@@ -107,11 +108,11 @@ impl Emitter {
     }
 
     /// Serializes a changed state at its next version and books it as
-    /// published.
+    /// published; the state log keeps it at `ts`, its clock second.
     fn publish(
         &mut self,
         i: usize,
-        mut s: NodeState,
+        (mut s, ts): (NodeState, i64),
         published: &HashMap<String, u64>,
         changed: &mut Changed,
     ) -> Result<(), IngestError> {
@@ -120,10 +121,7 @@ impl Emitter {
             None => published.get(&s.node).copied().unwrap_or(0) + 1,
         };
         let bytes = serialize(&mut self.buf, "a state", &s)?;
-        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.as_of) {
-            self.log
-                .record(&s.node, t.timestamp(), s.seq, bytes.clone());
-        }
+        self.log.record(&s.node, ts, s.seq, bytes.clone());
         changed.push((node_key(&s.node), bytes));
         self.prev[i] = Some(s);
         self.published_at[i] = Some(Instant::now());
@@ -279,13 +277,13 @@ impl Processor {
             let detail = !matches!(s.level, Level::District | Level::Street);
             let recent = em.published_at[i].is_some_and(|at| now_i.duration_since(at) < every);
             if detail && recent {
-                if em.held[i].replace(s).is_none() {
+                if em.held[i].replace((s, now)).is_none() {
                     em.held_order.push_back(i as u32);
                 }
                 continue;
             }
             em.held[i] = None;
-            em.publish(i, s, &self.published, &mut changed)?;
+            em.publish(i, (s, now), &self.published, &mut changed)?;
         }
         em.release_held(every, &self.published, &mut changed, false)?;
         // The testing board moves on with the clock, once a tick.
