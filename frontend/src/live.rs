@@ -18,6 +18,13 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
+mod http;
+mod past;
+
+pub use http::fetch;
+use http::reload_if_server_up;
+use past::read_past;
+
 /// Connection state shown in the header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conn {
@@ -284,39 +291,6 @@ impl Socket {
     }
 }
 
-/// Reads subscription `index`'s `node` as it was at `at` and hands it on
-/// as a snapshot (the header says disconnected when the history has none).
-fn read_past(
-    inner: Rc<RefCell<Inner>>,
-    conn: RwSignal<Conn>,
-    index: usize,
-    node: String,
-    at: String,
-) {
-    leptos::task::spawn_local(async move {
-        let url = format!(
-            "/api/v1/state?node={}&at={}",
-            String::from(js_sys::encode_uri_component(&node)),
-            String::from(js_sys::encode_uri_component(&at))
-        );
-        let got = fetch::<Value>(&url).await;
-        let mut i = inner.borrow_mut();
-        let Some(sub) = i.subs.get_mut(index).filter(|s| s.node == node) else {
-            return;
-        };
-        let Some(state) = got else {
-            conn.set(Conn::Closed);
-            return;
-        };
-        conn.set(Conn::Open);
-        sub.live.last_frame_ms.set(now());
-        sub.live.frames.update(|f| *f += 1);
-        sub.seq = state.get("seq").and_then(Value::as_u64);
-        sub.raw = Some(state);
-        publish_state(sub, None);
-    });
-}
-
 fn send(ws: &WebSocket, msg: &ClientMsg) {
     if let Ok(text) = serde_json::to_string(msg) {
         let _ = ws.send_with_str(&text);
@@ -478,35 +452,4 @@ fn reconnect_later(socket: Socket) {
         w
     };
     set_timeout(move || open(&socket), Duration::from_millis(wait));
-}
-
-/// GETs `url` and parses it as `T`; `None` when the server cannot be
-/// reached or answers an error or something else.
-pub async fn fetch<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
-    use wasm_bindgen_futures::JsFuture;
-    let window = web_sys::window()?;
-    let resp = JsFuture::from(window.fetch_with_str(url)).await.ok()?;
-    let resp: web_sys::Response = resp.dyn_into().ok()?;
-    if !resp.ok() {
-        return None;
-    }
-    let text = JsFuture::from(resp.text().ok()?).await.ok()?.as_string()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Reloads the page when `/healthz` answers 200.
-async fn reload_if_server_up() {
-    use wasm_bindgen_futures::JsFuture;
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let Ok(resp) = JsFuture::from(window.fetch_with_str("/healthz")).await else {
-        return;
-    };
-    if let Ok(resp) = resp.dyn_into::<web_sys::Response>()
-        && resp.ok()
-    {
-        leptos::logging::warn!("no data for minutes while the server is up: reloading");
-        let _ = window.location().reload();
-    }
 }
