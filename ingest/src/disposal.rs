@@ -666,6 +666,11 @@ mod tests {
         crate::history::flush(dir.path(), reg, &fx.topo, &mut live, 6).expect("flush");
         let read = |t| crate::history::read_table(dir.path(), t, "2022-10-15").expect("read");
         let inc = read("incidents");
+        use crate::history::tests::assert_columns;
+        use gridwatch_model::tables;
+        assert_columns(&inc, &tables::INCIDENTS);
+        assert_columns(&read("orders"), &tables::ORDERS);
+        assert_columns(&read("zones"), &tables::ZONES);
         let col = |df: &polars::prelude::DataFrame, c: &str| -> Vec<String> {
             df.column(c)
                 .and_then(|c| c.cast(&polars::prelude::DataType::String))

@@ -21,6 +21,7 @@
 //! - [`fmt`]: numbers as the screens show them.
 //! - [`kv`]: the state bucket and its keys (`node.<id>`, `meta.ingest`).
 //! - [`stats`]: ingest's statistics record (`meta.ingest`).
+//! - [`tables`]: the history tables' columns (Parquet and SQL).
 
 pub mod api;
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod merge_patch;
 pub mod registry;
 pub mod state;
 pub mod stats;
+pub mod tables;
 pub mod time;
 pub mod ws;
 

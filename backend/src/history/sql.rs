@@ -3,7 +3,7 @@
 //! through one read-only query without table functions — for
 //! `POST /api/v1/sql` and the Postgres wire protocol alike.
 
-use gridwatch_model::api::HISTORY_COUNTS;
+use gridwatch_model::tables::{self, ColKind};
 use gridwatch_model::{Level, Registry};
 use polars::prelude::*;
 use sqlparser::ast::{Statement, TableFactor, Visit, Visitor};
@@ -67,23 +67,15 @@ pub fn check(sql: &str) -> Result<(), String> {
     }
 }
 
-/// The columns of each SQL table, for when it has no part yet.
-#[derive(Clone, Copy)]
-enum Kind {
-    Str,
-    I64,
-    U32,
-    U64,
-}
-
-fn empty(cols: &[(&str, Kind)]) -> PolarsResult<DataFrame> {
+/// A table with no part yet: its columns, no rows.
+fn empty(cols: &[(&str, ColKind)]) -> PolarsResult<DataFrame> {
     let columns = cols
         .iter()
         .map(|(n, k)| match k {
-            Kind::Str => Column::new((*n).into(), Vec::<&str>::new()),
-            Kind::I64 => Column::new((*n).into(), Vec::<i64>::new()),
-            Kind::U32 => Column::new((*n).into(), Vec::<u32>::new()),
-            Kind::U64 => Column::new((*n).into(), Vec::<u64>::new()),
+            ColKind::Str => Column::new((*n).into(), Vec::<&str>::new()),
+            ColKind::I64 => Column::new((*n).into(), Vec::<i64>::new()),
+            ColKind::U32 => Column::new((*n).into(), Vec::<u32>::new()),
+            ColKind::U64 => Column::new((*n).into(), Vec::<u64>::new()),
         })
         .collect();
     DataFrame::new(0, columns)
@@ -106,7 +98,7 @@ impl History {
     }
 
     /// `table`'s parts as one lazy frame (empty with `cols` when none).
-    fn table(&self, table: &str, cols: &[(&str, Kind)]) -> PolarsResult<LazyFrame> {
+    fn table(&self, table: &str, cols: &[(&str, ColKind)]) -> PolarsResult<LazyFrame> {
         let files = self.all_files(table);
         if files.is_empty() {
             return Ok(empty(cols)?.lazy());
@@ -121,43 +113,12 @@ impl History {
     /// The SQL tables: `history` (the `minutes` rows), `nodes` (the
     /// registry without people), `zones`, `incidents`, `orders`.
     pub fn sql_context(&self) -> PolarsResult<polars::sql::SQLContext> {
-        use Kind::*;
         let ctx = polars::sql::SQLContext::new();
-        let mut minutes = vec![("node", Str), ("minute", I64), ("zone", Str)];
-        minutes.extend(HISTORY_COUNTS.iter().map(|c| (*c, U64)));
-        ctx.register("history", self.table("minutes", &minutes)?);
+        ctx.register("history", self.table("minutes", &tables::minutes())?);
         ctx.register("nodes", self.registry_table.clone().lazy());
-        let zones = [
-            ("ts", I64),
-            ("node", Str),
-            ("zone", Str),
-            ("reason", Str),
-            ("event_id", Str),
-        ];
-        ctx.register("zones", self.table("zones", &zones)?);
-        let incidents = [
-            ("ts", I64),
-            ("node", Str),
-            ("incident_id", Str),
-            ("action", Str),
-            ("level", U32),
-            ("category", Str),
-            ("label", Str),
-            ("owner", Str),
-            ("due", I64),
-        ];
-        ctx.register("incidents", self.table("incidents", &incidents)?);
-        let orders = [
-            ("ts", I64),
-            ("node", Str),
-            ("flag_id", Str),
-            ("number", Str),
-            ("kind", Str),
-            ("severity", U32),
-            ("action", Str),
-            ("due", I64),
-        ];
-        ctx.register("orders", self.table("orders", &orders)?);
+        ctx.register("zones", self.table("zones", &tables::ZONES)?);
+        ctx.register("incidents", self.table("incidents", &tables::INCIDENTS)?);
+        ctx.register("orders", self.table("orders", &tables::ORDERS)?);
         Ok(ctx)
     }
 }

@@ -250,15 +250,38 @@ fn sum_minutes(df: LazyFrame) -> LazyFrame {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aggregate::fold_batch;
     use crate::state::{Bucket, Row};
     use chrono::NaiveDate;
     use gridwatch_model::Zone;
+    use gridwatch_model::tables::ColKind;
 
     fn samples(df: &DataFrame) -> Option<u64> {
         df.column("samples").ok()?.u64().ok()?.sum()
+    }
+
+    /// `df`'s columns are `cols` (the model's list for its table), in order.
+    pub(crate) fn assert_columns(df: &DataFrame, cols: &[(&str, ColKind)]) {
+        let want: Vec<(String, DataType)> = cols
+            .iter()
+            .map(|(n, k)| {
+                let t = match k {
+                    ColKind::Str => DataType::String,
+                    ColKind::I64 => DataType::Int64,
+                    ColKind::U32 => DataType::UInt32,
+                    ColKind::U64 => DataType::UInt64,
+                };
+                (n.to_string(), t)
+            })
+            .collect();
+        let got: Vec<(String, DataType)> = df
+            .schema()
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
@@ -284,6 +307,7 @@ mod tests {
         fold_batch(&mut live, &[row(0, 10)]).expect("fold");
         flush(dir.path(), &reg, &topo, &mut live, 4).expect("flush");
         let df = read_day(dir.path(), "2022-10-15").expect("read");
+        assert_columns(&df, &gridwatch_model::tables::minutes());
         assert_eq!(df.height(), 2);
         assert_eq!(samples(&df), Some(23));
         // A part beyond the checkpointed sequence goes away, and so does a
