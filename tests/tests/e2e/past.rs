@@ -139,7 +139,7 @@ async fn the_wall_at_a_past_minute_is_what_it_showed_then() -> Result<()> {
             let want = shown(&seen, node, t + 60)
                 .with_context(|| format!("{node} showed nothing before {label}"))?;
             let path = format!("/api/v1/state?node={node}&at={label}");
-            wait_for(
+            let found = wait_for(
                 &format!("{node} at {label} from the history"),
                 WAIT,
                 || async {
@@ -147,11 +147,11 @@ async fn the_wall_at_a_past_minute_is_what_it_showed_then() -> Result<()> {
                     (s == 200 && v == want).then_some(())
                 },
             )
-            .await
-            .with_context(|| {
-                let now = futures::executor::block_on(sys.http.get(&path));
-                format!("expected {want}\ngot {now:?}")
-            })?;
+            .await;
+            if let Err(e) = found {
+                let got = sys.http.get(&path).await;
+                return Err(e.context(format!("expected {want}\ngot {got:?}")));
+            }
         }
     }
     // It is the past, not now: the district's figures moved on since.
