@@ -166,10 +166,10 @@ async fn make_history(nats: &Nats, days: u32, data: &Path, logs: &Path) -> Resul
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // Each closed day merged into one part (the last one is open).
-    let minutes = data.join("history/minutes");
-    let merged = || -> usize {
-        std::fs::read_dir(&minutes)
+    // Each closed day of both tables merged into one part (the last day
+    // is open); then a graceful stop, whose snapshot writes the rest.
+    let merged = |table: &str| -> usize {
+        std::fs::read_dir(data.join("history").join(table))
             .map(|rd| {
                 rd.flatten()
                     .filter(|d| {
@@ -181,11 +181,21 @@ async fn make_history(nats: &Nats, days: u32, data: &Path, logs: &Path) -> Resul
             })
             .unwrap_or(0)
     };
-    while merged() + 1 < days as usize && Instant::now() < deadline {
+    while ["minutes", "states"]
+        .iter()
+        .any(|t| merged(t) + 1 < days as usize)
+    {
+        ensure!(
+            Instant::now() < deadline && p.running(),
+            "history not compacted:\n{}",
+            p.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    p.terminate();
+    ensure!(
+        p.terminate_within(Duration::from_secs(60)).is_some(),
+        "ingest did not stop within 60 s"
+    );
     let secs = t.elapsed().as_secs_f64();
     eprintln!("history: ingested and compacted in {secs:.0} s total");
     Ok((sent, secs))
