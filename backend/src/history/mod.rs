@@ -191,46 +191,41 @@ impl History {
                 .collect();
             return DataFrame::new(0, cols);
         }
-        let scans = files
-            .iter()
-            .map(|f| LazyFrame::scan_parquet(PlRefPath::try_from_path(f)?, scan_args()))
-            .collect::<PolarsResult<Vec<_>>>()?;
         let k = q.bucket.minutes();
         let group = level_column(q.level);
-        let anchor = self
-            .nodes
-            .column(level_column(
-                Level::from_depth(node_depth(&q.node)).unwrap_or(Level::District),
-            ))?
-            .name()
-            .clone();
-        let mut lf = concat(scans, UnionArgs::default())?
-            .filter(
-                col("minute")
-                    .gt_eq(lit(q.from))
-                    .and(col("minute").lt(lit(q.to))),
-            )
-            .join(
-                self.nodes.clone().lazy(),
-                [col("node")],
-                [col("node")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .filter(col(anchor.as_str()).eq(lit(q.node.clone())));
+        let mut lf = scan_all(&files)?.filter(
+            col("minute")
+                .gt_eq(lit(q.from))
+                .and(col("minute").lt(lit(q.to))),
+        );
+        // Under the node asked (ids are paths down the tree).
+        if node_depth(&q.node) > 0 {
+            lf = lf.filter(
+                col("node")
+                    .eq(lit(q.node.clone()))
+                    .or(col("node").str().starts_with(lit(format!("{}/", q.node)))),
+            );
+        }
         if let Some(z) = q.zone {
             lf = lf.filter(col("zone").eq(lit(z.as_str())));
         }
         let bucket =
             (col("minute") - ((col("minute") + lit(LOCAL_OFFSET_MIN)) % lit(k))).alias("bucket");
+        // By micro-grid first, then the few groups left meet the registry
+        // for their level (the join runs on those, not on every row).
+        let sums = |c: &str| col(c).sum();
         let lf = lf
             .with_column(bucket)
-            .group_by([col("bucket"), col(group)])
-            .agg(
-                q.metrics
-                    .iter()
-                    .map(|m| col(m.as_str()).sum())
-                    .collect::<Vec<_>>(),
+            .group_by([col("bucket"), col("node")])
+            .agg(q.metrics.iter().map(|m| sums(m)).collect::<Vec<_>>())
+            .join(
+                self.nodes.clone().lazy().select([col("node"), col(group)]),
+                [col("node")],
+                [col("node")],
+                JoinArgs::new(JoinType::Inner),
             )
+            .group_by([col("bucket"), col(group)])
+            .agg(q.metrics.iter().map(|m| sums(m)).collect::<Vec<_>>())
             .sort(["bucket", group], SortMultipleOptions::default());
         let streaming = (q.to - q.from) > STREAMING_FROM_DAYS * 1440;
         let engine = if streaming {
@@ -249,7 +244,7 @@ impl History {
 
 /// How a part is scanned: by its own columns (the `date=` directory is
 /// not read as a column: its day is in the rows' times).
-pub(super) fn scan_args() -> ScanArgsParquet {
+fn scan_args() -> ScanArgsParquet {
     ScanArgsParquet {
         hive_options: HiveOptions {
             enabled: Some(false),
@@ -257,6 +252,16 @@ pub(super) fn scan_args() -> ScanArgsParquet {
         },
         ..Default::default()
     }
+}
+
+/// Every file in `files` as one lazy scan (one plan node, read in
+/// parallel; `files` not empty).
+pub(super) fn scan_all(files: &[PathBuf]) -> PolarsResult<LazyFrame> {
+    let paths = files
+        .iter()
+        .map(|f| PlRefPath::try_from_path(f))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    LazyFrame::scan_parquet_files(paths.into(), scan_args())
 }
 
 /// Whether `p` names a finished part (not a `.tmp`).

@@ -7,7 +7,7 @@
 
 use polars::prelude::*;
 
-use super::{History, local_day, scan_args};
+use super::{History, local_day, scan_all};
 
 /// How many days before the asked one a lookup reads at most.
 pub const LOOKBACK_DAYS: u64 = 31;
@@ -35,11 +35,7 @@ impl History {
                 .unwrap_or_default();
             files.sort();
             if !files.is_empty() {
-                let scans = files
-                    .iter()
-                    .map(|f| LazyFrame::scan_parquet(PlRefPath::try_from_path(f)?, scan_args()))
-                    .collect::<PolarsResult<Vec<_>>>()?;
-                let df = concat(scans, UnionArgs::default())?
+                let df = scan_all(&files)?
                     .filter(
                         col("node")
                             .eq(lit(node.to_string()))

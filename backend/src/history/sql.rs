@@ -12,7 +12,7 @@ use sqlparser::parser::Parser;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use super::{History, is_part, level_column, scan_args};
+use super::{History, is_part, level_column, scan_all};
 
 /// The longest statement taken, bytes.
 pub const SQL_MAX: usize = 16 * 1024;
@@ -103,11 +103,7 @@ impl History {
         if files.is_empty() {
             return Ok(empty(cols)?.lazy());
         }
-        let scans = files
-            .iter()
-            .map(|f| LazyFrame::scan_parquet(PlRefPath::try_from_path(f)?, scan_args()))
-            .collect::<PolarsResult<Vec<_>>>()?;
-        concat(scans, UnionArgs::default())
+        scan_all(&files)
     }
 
     /// The SQL tables: `history` (the `minutes` rows), `nodes` (the
