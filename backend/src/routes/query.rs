@@ -248,6 +248,14 @@ pub fn render(mut df: DataFrame, format: Format, name: &str) -> Result<Response,
     let (body, ctype, ext) = match format {
         Format::Json => return Ok(Json(to_json(&df)).into_response()),
         Format::Csv => {
+            // A list or struct column has no CSV form: the asker's to fix.
+            if let Some(c) = df.columns().iter().find(|c| c.dtype().is_nested()) {
+                return Err(ApiError::BadRequest(format!(
+                    "column `{}` is {}: CSV cannot carry it; ask for format json, arrow or parquet, or flatten it",
+                    c.name(),
+                    c.dtype()
+                )));
+            }
             let mut buf = Vec::new();
             CsvWriter::new(&mut buf).finish(&mut df).map_err(internal)?;
             (buf, "text/csv; charset=utf-8", "csv")

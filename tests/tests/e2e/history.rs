@@ -281,6 +281,40 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
         s == 200 && v["rows"] == serde_json::json!([["sealed", 1]]),
         "{s} {v}"
     );
+    // A plain count over the many parts the ingest wrote (polars' count
+    // over a union of scans failed on it once).
+    let (s, _, v) = analyst
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/sql",
+            Some(&sql("SELECT count(*) AS n, count(node) AS m FROM history")),
+            &[],
+        )
+        .await?;
+    let (n, m) = (&v["rows"][0][0], &v["rows"][0][1]);
+    ensure!(
+        s == 200 && n == m && n.as_u64().is_some_and(|n| n > 0),
+        "{s} {v}"
+    );
+    // A nested answer has no CSV form: 400, saying which column.
+    let (s, _, v) = analyst
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/sql",
+            Some(&serde_json::json!({
+                "sql": "SELECT zone, sum(sum(samples)) OVER (PARTITION BY zone) AS x FROM history GROUP BY zone",
+                "format": "csv"
+            })),
+            &[],
+        )
+        .await?;
+    ensure!(
+        s == 400
+            && v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("CSV cannot carry")),
+        "{s} {v}"
+    );
     for (bad, says) in [
         ("DROP TABLE history", "only SELECT"),
         (
