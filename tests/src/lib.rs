@@ -166,6 +166,14 @@ impl Http {
     }
 
     /// GETs `path`: the status and the body as JSON (or a string value).
+    /// POSTs `body` as JSON: (status, body).
+    pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let (s, _, v) = self
+            .send(reqwest::Method::POST, path, Some(body), &[])
+            .await?;
+        Ok((s, v))
+    }
+
     pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
         let (s, _, v) = self.send(reqwest::Method::GET, path, None, &[]).await?;
         Ok((s, v))

@@ -246,14 +246,7 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
     let analyst = Http::with_token(sys.port, &acc.analyst.token);
     let sql = |q: &str| serde_json::json!({ "sql": q });
     let per_street = "SELECT n.street, sum(h.samples) AS samples FROM history h JOIN nodes n ON h.node = n.node GROUP BY n.street ORDER BY n.street";
-    let (s, _, v) = analyst
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/sql",
-            Some(&sql(per_street)),
-            &[],
-        )
-        .await?;
+    let (s, v) = analyst.post("/api/v1/sql", &sql(per_street)).await?;
     let total = |street: &str| -> u64 {
         want.iter()
             .filter(|((_, st), _)| *st == street)
@@ -269,12 +262,10 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
                 ]),
         "{s} {v}"
     );
-    let (s, _, v) = analyst
-        .send(
-            reqwest::Method::POST,
+    let (s, v) = analyst
+        .post(
             "/api/v1/sql",
-            Some(&sql("SELECT zone, count(*) AS n FROM zones GROUP BY zone")),
-            &[],
+            &sql("SELECT zone, count(*) AS n FROM zones GROUP BY zone"),
         )
         .await?;
     ensure!(
@@ -283,12 +274,10 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
     );
     // A plain count over the many parts the ingest wrote (polars' count
     // over a union of scans failed on it once).
-    let (s, _, v) = analyst
-        .send(
-            reqwest::Method::POST,
+    let (s, v) = analyst
+        .post(
             "/api/v1/sql",
-            Some(&sql("SELECT count(*) AS n, count(node) AS m FROM history")),
-            &[],
+            &sql("SELECT count(*) AS n, count(node) AS m FROM history"),
         )
         .await?;
     let (n, m) = (&v["rows"][0][0], &v["rows"][0][1]);
@@ -297,17 +286,10 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
         "{s} {v}"
     );
     // A nested answer has no CSV form: 400, saying which column.
-    let (s, _, v) = analyst
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/sql",
-            Some(&serde_json::json!({
+    let (s, v) = analyst.post("/api/v1/sql", &serde_json::json!({
                 "sql": "SELECT zone, sum(sum(samples)) OVER (PARTITION BY zone) AS x FROM history GROUP BY zone",
                 "format": "csv"
-            })),
-            &[],
-        )
-        .await?;
+            })).await?;
     ensure!(
         s == 400
             && v["error"]["message"]
@@ -325,20 +307,11 @@ async fn history_answers_as_asked_then_exactly() -> Result<()> {
         ("SELECT * FROM nowhere", "nowhere"),
         ("SELECT 1; SELECT 2", "one statement"),
     ] {
-        let (s, _, v) = analyst
-            .send(reqwest::Method::POST, "/api/v1/sql", Some(&sql(bad)), &[])
-            .await?;
+        let (s, v) = analyst.post("/api/v1/sql", &sql(bad)).await?;
         let m = v["error"]["message"].as_str().unwrap_or_default();
         ensure!(s == 400 && m.contains(says), "{bad}: {s} {v}");
     }
-    let (s, _, _) = sup
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/sql",
-            Some(&sql("SELECT 1")),
-            &[],
-        )
-        .await?;
+    let (s, _) = sup.post("/api/v1/sql", &sql("SELECT 1")).await?;
     ensure!(s == 403, "a street's supervisor: {s}");
 
     // From outside: DuckDB and pyarrow on the export, psql and psycopg
