@@ -31,7 +31,21 @@ enum Ask {
     Sql(String),
 }
 
+/// The one day of the one-day query: the sixth (2022-10-20), or the last
+/// of a shorter run: its offset from the first day, its date, the next.
+fn one_day(days: i64) -> (i64, String, String) {
+    let k = (days - 1).clamp(0, 5);
+    let date = |k: i64| {
+        chrono::NaiveDate::from_ymd_opt(2022, 10, 15)
+            .and_then(|d| d.checked_add_days(chrono::Days::new(k as u64)))
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    };
+    (k, date(k), date(k + 1))
+}
+
 fn queries(days: i64) -> Vec<Q> {
+    let (k, day, next) = one_day(days);
     let end = D0 + days * 1440;
     let last = chrono::NaiveDate::from_ymd_opt(2022, 10, 15)
         .and_then(|d| d.checked_add_days(chrono::Days::new(days as u64)))
@@ -82,15 +96,15 @@ fn queries(days: i64) -> Vec<Q> {
         },
         Q {
             what: "patrols per 10 min in sealed micro-grids, one day".into(),
-            gridwatch: Ask::Get(
-                "/api/v1/query?metric=patrols&level=district&zone=sealed&from=2022-10-20&to=2022-10-21&bucket=10m&format=arrow".into(),
-            ),
+            gridwatch: Ask::Get(format!(
+                "/api/v1/query?metric=patrols&level=district&zone=sealed&from={day}&to={next}&bucket=10m&format=arrow"
+            )),
             duckdb: format!(
                 "SELECT minute - (minute + 480) % 10 AS bucket, sum(patrols) AS patrols \
                  FROM read_parquet({{day}}) WHERE zone = 'sealed' AND minute >= {a} AND minute < {b} \
                  GROUP BY ALL ORDER BY bucket",
-                a = D0 + 5 * 1440,
-                b = D0 + 6 * 1440
+                a = D0 + k * 1440,
+                b = D0 + (k + 1) * 1440
             ),
         },
         Q {
@@ -112,9 +126,11 @@ fn queries(days: i64) -> Vec<Q> {
 }
 
 /// DuckDB's side: each query once to warm, then `reps` times; prints a
-/// JSON line per query: times (s), rows.
+/// JSON line per query: times (s), rows, and the sum of its last column
+/// (to check that both sides answered the same).
 const DUCKDB: &str = r#"
 import duckdb, json, sys, time
+import pyarrow.compute as pc
 spec = json.load(open(sys.argv[1]))
 print(json.dumps({"version": duckdb.__version__}), flush=True)
 con = duckdb.connect()
@@ -122,13 +138,14 @@ con.execute("SET threads = 2")
 con.execute(f"CREATE TABLE nodes AS SELECT * FROM read_parquet('{spec['nodes']}')")
 for q in spec['queries']:
     sql = q.replace('{m}', repr(spec['minutes'])).replace('{o}', repr(spec['orders'])).replace('{day}', repr(spec['day']))
-    con.sql(sql).to_arrow_table()
+    last = con.sql(sql).to_arrow_table()
+    total = pc.sum(last.column(last.num_columns - 1)).as_py() or 0
     times = []
     for _ in range(spec['reps']):
         t = time.perf_counter()
         rows = con.sql(sql).to_arrow_table().num_rows
         times.append(time.perf_counter() - t)
-    print(json.dumps({"times": times, "rows": rows}), flush=True)
+    print(json.dumps({"times": times, "rows": rows, "sum": float(total)}), flush=True)
 "#;
 
 /// The history of `days` simulated days, through gridwatch-ingest.
@@ -226,6 +243,15 @@ fn parts(history: &Path, table: &str, day: Option<&str>) -> Vec<String> {
     out
 }
 
+/// The sum of a CSV answer's last column (a number in every row).
+fn last_column_sum(csv: &str) -> f64 {
+    csv.lines()
+        .skip(1)
+        .filter_map(|l| l.rsplit(',').next())
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -272,7 +298,7 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
         };
         req.bearer_auth(&token).send()
     };
-    let mut gw: Vec<(f64, usize, String)> = Vec::new();
+    let mut gw: Vec<(f64, usize, f64)> = Vec::new();
     for q in &qs {
         // Rows, from a CSV answer (not timed).
         let r = ask(q, "csv").await?;
@@ -285,7 +311,7 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
             backend.log_tail()
         );
         let rows = text.lines().count().saturating_sub(1);
-        let first = text.lines().nth(1).unwrap_or_default().to_string();
+        let sum = last_column_sum(&text);
         ask(q, "arrow").await?.bytes().await?;
         let mut times = Vec::new();
         for _ in 0..reps {
@@ -295,13 +321,13 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
             r.bytes().await?;
             times.push(t.elapsed().as_secs_f64());
         }
-        gw.push((median(&mut times), rows, first));
+        gw.push((median(&mut times), rows, sum));
     }
     let spec = serde_json::json!({
         "nodes": nodes.display().to_string(),
         "minutes": parts(&history, "minutes", None),
         "orders": parts(&history, "orders", None),
-        "day": parts(&history, "minutes", Some("2022-10-20")),
+        "day": parts(&history, "minutes", Some(&one_day(i64::from(days)).1)),
         "reps": reps,
         "queries": qs.iter().map(|q| q.duckdb.clone()).collect::<Vec<_>>(),
     });
@@ -318,7 +344,7 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
         .and_then(|v| v["version"].as_str())
         .unwrap_or("?")
         .to_string();
-    let duck: Vec<(f64, usize)> = answers
+    let duck: Vec<(f64, usize, f64)> = answers
         .iter()
         .skip(1)
         .map(|v| {
@@ -326,7 +352,11 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
                 .as_array()
                 .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
                 .unwrap_or_default();
-            (median(&mut t), v["rows"].as_u64().unwrap_or(0) as usize)
+            (
+                median(&mut t),
+                v["rows"].as_u64().unwrap_or(0) as usize,
+                v["sum"].as_f64().unwrap_or(f64::NAN),
+            )
         })
         .collect();
     ensure!(
@@ -334,6 +364,14 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
         "duckdb answered {} queries",
         duck.len()
     );
+    // Timing two different answers would mean nothing.
+    for ((q, (_, rows, sum)), (_, drows, dsum)) in qs.iter().zip(&gw).zip(&duck) {
+        ensure!(
+            rows == drows && (sum - dsum).abs() <= 1e-9 * sum.abs().max(1.0),
+            "{}: Gridwatch {rows} rows summing to {sum}, DuckDB {drows} rows summing to {dsum}",
+            q.what
+        );
+    }
 
     let minutes_bytes = super::dir_bytes(&history.join("minutes"));
     let states_bytes = super::dir_bytes(&history.join("states"));
@@ -341,20 +379,20 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
     writeln!(md, "## History queries\n")?;
     writeln!(
         md,
-        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest, published and ingested as fast as they go in {made_s:.0} s: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day; the last two days, still open to late events for 24 h, in parts); the `states` table (every state published, the last of each node's minute: in a replay this fast nearly every publish) {:.1} MB. Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process, on polars' streaming engine: `GET /api/v1/query` or `POST /api/v1/sql`). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `to_arrow_table()`. Median of {reps} after one warm-up each, same run.\n",
+        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest, published and ingested as fast as they go in {made_s:.0} s: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day; the last two days, still open to late events for 24 h, in parts); the `states` table (every state published, the last of each node's minute: in a replay this fast nearly every publish) {:.1} MB. Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process, on polars' streaming engine: `GET /api/v1/query` or `POST /api/v1/sql`). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `to_arrow_table()`. Median of {reps} after one warm-up each, same run. Both answers checked equal first: the same rows, the same sum of the last column.\n",
         minutes_bytes as f64 / 1e6,
         states_bytes as f64 / 1e6,
         version
     )?;
     writeln!(
         md,
-        "| query | rows (Gridwatch / DuckDB) | Gridwatch, ms | DuckDB, ms | ratio |"
+        "| query | rows (both) | Gridwatch, ms | DuckDB, ms | ratio |"
     )?;
     writeln!(md, "|---|---|---|---|---|")?;
-    for ((q, (g, rows, _)), (d, drows)) in qs.iter().zip(&gw).zip(&duck) {
+    for ((q, (g, rows, _)), (d, _, _)) in qs.iter().zip(&gw).zip(&duck) {
         writeln!(
             md,
-            "| {} | {rows} / {drows} | {:.1} | {:.1} | {:.2} |",
+            "| {} | {rows} | {:.1} | {:.1} | {:.2} |",
             q.what,
             g * 1e3,
             d * 1e3,
