@@ -213,11 +213,11 @@ impl History {
             (col("minute") - ((col("minute") + lit(LOCAL_OFFSET_MIN)) % lit(k))).alias("bucket");
         // By micro-grid first, then the few groups left meet the registry
         // for their level (the join runs on those, not on every row).
-        let sums = |c: &str| col(c).sum();
+        let sums: Vec<Expr> = q.metrics.iter().map(|m| col(m.as_str()).sum()).collect();
         let lf = lf
             .with_column(bucket)
             .group_by([col("bucket"), col("node")])
-            .agg(q.metrics.iter().map(|m| sums(m)).collect::<Vec<_>>())
+            .agg(sums.clone())
             .join(
                 self.nodes.clone().lazy().select([col("node"), col(group)]),
                 [col("node")],
@@ -225,19 +225,12 @@ impl History {
                 JoinArgs::new(JoinType::Inner),
             )
             .group_by([col("bucket"), col(group)])
-            .agg(q.metrics.iter().map(|m| sums(m)).collect::<Vec<_>>())
+            .agg(sums)
             .sort(["bucket", group], SortMultipleOptions::default());
-        let streaming = (q.to - q.from) > STREAMING_FROM_DAYS * 1440;
-        let engine = if streaming {
-            Engine::Streaming
+        if (q.to - q.from) > STREAMING_FROM_DAYS * 1440 {
+            collect_streaming(lf)
         } else {
-            Engine::InMemory
-        };
-        match lf.collect_with_engine(engine)? {
-            polars_core::query_result::QueryResult::Single(df) => Ok(df),
-            polars_core::query_result::QueryResult::Multiple(_) => {
-                polars_bail!(ComputeError: "one answer expected")
-            }
+            lf.collect()
         }
     }
 }
@@ -262,6 +255,21 @@ pub(super) fn scan_all(files: &[PathBuf]) -> PolarsResult<LazyFrame> {
         .map(|f| PlRefPath::try_from_path(f))
         .collect::<PolarsResult<Vec<_>>>()?;
     LazyFrame::scan_parquet_files(paths.into(), scan_args())
+}
+
+/// Runs `lf` on polars' streaming engine (on these group-bys and joins
+/// over many days about twice as fast as in memory: bench/ANALYSIS.md);
+/// a plan the streaming engine cannot take (it panics) runs in memory.
+pub(super) fn collect_streaming(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    let streamed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lf.clone().collect_with_engine(Engine::Streaming)
+    }));
+    match streamed {
+        Ok(Ok(polars_core::query_result::QueryResult::Single(df))) => Ok(df),
+        Ok(Ok(_)) => polars_bail!(ComputeError: "one answer expected"),
+        Ok(Err(e)) => Err(e),
+        Err(_) => lf.collect(),
+    }
 }
 
 /// Whether `p` names a finished part (not a `.tmp`).

@@ -104,7 +104,7 @@ fn work(h: &History, job: Job) -> Result<DataFrame, (u8, String)> {
             let mut ctx = h.sql_context().map_err(bad)?;
             let df = ctx
                 .execute(&sql)
-                .and_then(|lf| collect_streaming(lf.limit(ROWS_MAX as IdxSize + 1)))
+                .and_then(|lf| super::collect_streaming(lf.limit(ROWS_MAX as IdxSize + 1)))
                 .map_err(bad)?;
             if df.height() > ROWS_MAX {
                 return Err((
@@ -130,21 +130,6 @@ fn work(h: &History, job: Job) -> Result<DataFrame, (u8, String)> {
                 .collect();
             DataFrame::new(state.len(), vec![Column::new("state".into(), state)]).map_err(bad)
         }
-    }
-}
-
-/// Runs `lf` on polars' streaming engine (on these group-bys and joins
-/// over many days about twice as fast as in memory: bench/RESULTS.md);
-/// a plan the streaming engine cannot take (it panics) runs in memory.
-fn collect_streaming(lf: LazyFrame) -> PolarsResult<DataFrame> {
-    let streamed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        lf.clone().collect_with_engine(Engine::Streaming)
-    }));
-    match streamed {
-        Ok(Ok(polars_core::query_result::QueryResult::Single(df))) => Ok(df),
-        Ok(Ok(_)) => polars_bail!(ComputeError: "one answer expected"),
-        Ok(Err(e)) => Err(e),
-        Err(_) => lf.collect(),
     }
 }
 
