@@ -23,6 +23,7 @@ const LOCAL_OFFSET_MIN: i64 = 8 * 60;
 /// Ranges longer than this many days run on polars' streaming engine.
 pub const STREAMING_FROM_DAYS: i64 = 2;
 
+pub mod cache;
 pub mod past;
 pub mod sql;
 pub mod worker;
@@ -109,6 +110,8 @@ pub struct History {
     nodes: DataFrame,
     /// The SQL table `nodes`.
     registry_table: DataFrame,
+    /// The columns already decoded.
+    cache: cache::Cache,
 }
 
 /// The local date (YYYY-MM-DD) of Unix minute `m`.
@@ -143,11 +146,33 @@ impl History {
             .zip(cols)
             .map(|(name, c)| Column::new((*name).into(), c))
             .collect();
+        let nodes = DataFrame::new(n, columns)?
+            .lazy()
+            .with_columns(
+                names
+                    .iter()
+                    .map(|c| col(*c).cast(node_type()))
+                    .collect::<Vec<_>>(),
+            )
+            .collect()?;
         Ok(History {
             dir,
-            nodes: DataFrame::new(n, columns)?,
+            nodes,
             registry_table: sql::registry_table(reg)?,
+            cache: cache::Cache::new(0),
         })
+    }
+
+    /// Keeps up to `bytes` of decoded columns for the next queries (a
+    /// query worker: half its memory bound).
+    pub fn keep_decoded(mut self, bytes: usize) -> History {
+        self.cache = cache::Cache::new(bytes);
+        self
+    }
+
+    /// The bytes of decoded columns kept.
+    pub fn kept_bytes(&self) -> usize {
+        self.cache.bytes()
     }
 
     /// The parts of `table` on the local days `from..=to`.
@@ -193,17 +218,30 @@ impl History {
         }
         let k = q.bucket.minutes();
         let group = level_column(q.level);
-        let mut lf = scan_all(&files)?.filter(
+        let mut columns: Vec<PlSmallStr> = vec!["node".into(), "minute".into()];
+        if q.zone.is_some() {
+            columns.push("zone".into());
+        }
+        columns.extend(q.metrics.iter().map(|m| PlSmallStr::from(m.as_str())));
+        let mut lf = self.cache.frame(&files, &columns)?.filter(
             col("minute")
                 .gt_eq(lit(q.from))
                 .and(col("minute").lt(lit(q.to))),
         );
-        // Under the node asked (ids are paths down the tree).
-        if node_depth(&q.node) > 0 {
-            lf = lf.filter(
-                col("node")
-                    .eq(lit(q.node.clone()))
-                    .or(col("node").str().starts_with(lit(format!("{}/", q.node)))),
+        // Under the node asked: its micro-grids (an inner join on the
+        // ids, integers both sides).
+        if let Some(l) = Level::from_depth(node_depth(&q.node)).filter(|l| l.depth() > 0) {
+            let under = self
+                .nodes
+                .clone()
+                .lazy()
+                .filter(col(level_column(l)).eq(lit(q.node.clone())))
+                .select([col("node")]);
+            lf = lf.join(
+                under,
+                [col("node")],
+                [col("node")],
+                JoinArgs::new(JoinType::Inner),
             );
         }
         if let Some(z) = q.zone {
@@ -270,6 +308,27 @@ pub(super) fn collect_streaming(lf: LazyFrame) -> PolarsResult<DataFrame> {
         Ok(Err(e)) => Err(e),
         Err(_) => lf.collect(),
     }
+}
+
+/// The type node ids are kept and joined as: a categorical (one global
+/// dictionary).
+pub(super) fn node_type() -> DataType {
+    DataType::from_categories(Categories::global())
+}
+
+/// `df` with its dictionary (categorical) columns as plain strings.
+pub(super) fn plain_strings(df: DataFrame) -> DataFrame {
+    let cols = df
+        .columns()
+        .iter()
+        .map(|c| match c.dtype() {
+            DataType::Categorical(..) | DataType::Enum(..) => {
+                c.cast(&DataType::String).unwrap_or_else(|_| c.clone())
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    DataFrame::new(df.height(), cols).unwrap_or(df)
 }
 
 /// Whether `p` names a finished part (not a `.tmp`).
@@ -389,5 +448,63 @@ mod tests {
         q.zone = None;
         q.node = "beilun/xinqi".into();
         assert_eq!(h.run(&q).expect("run").height(), 0);
+    }
+
+    #[test]
+    fn sql_joins_groups_and_string_functions_over_node_ids_as_strings() {
+        let reg = gridwatch_runtime::registry::load(None).expect("registry");
+        let dir = tempfile::tempdir().expect("dir");
+        let mgs: Vec<String> = reg
+            .microgrids
+            .iter()
+            .map(|&m| reg.node(m).id.to_string())
+            .filter(|n| n.starts_with("beilun/daqi/"))
+            .take(2)
+            .collect();
+        let nine = 1_665_795_600 / 60;
+        part(
+            dir.path(),
+            "2022-10-15",
+            &[
+                (&mgs[0], nine, "sealed", 5),
+                (&mgs[1], nine, "sealed", 7),
+                (&mgs[1], nine + 1, "sealed", 1),
+            ],
+        );
+        let h = History::new(dir.path().to_path_buf(), &reg)
+            .expect("history")
+            .keep_decoded(1 << 20);
+        let run = |sql: &str| {
+            h.sql(sql, |lf| lf.collect())
+                .map(plain_strings)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        };
+        for _ in 0..2 {
+            // A join and a group-by on the ids (categoricals inside), the
+            // answer in plain strings.
+            let df = run(
+                "SELECT n.street, h.node, sum(h.samples) AS s FROM history h \
+                 JOIN nodes n ON h.node = n.node GROUP BY 1, 2 ORDER BY h.node",
+            );
+            let nodes = df.column("node").and_then(|c| c.str()).expect("str");
+            assert_eq!(nodes.get(0), Some(mgs[0].as_str()));
+            let streets = df.column("street").and_then(|c| c.str()).expect("str");
+            assert_eq!(streets.get(1), Some("beilun/daqi"));
+            let s = df.column("s").and_then(|c| c.u64()).expect("u64");
+            assert_eq!(s.get(1), Some(8));
+            // String functions on the ids run over plain strings.
+            let df = run(&format!(
+                "SELECT upper(node) AS u, count(*) AS c FROM history \
+                 WHERE node LIKE '{}%' GROUP BY 1",
+                mgs[1]
+            ));
+            let u = df.column("u").and_then(|c| c.str()).expect("str");
+            assert_eq!(u.get(0), Some(mgs[1].to_uppercase().as_str()));
+        }
+        assert!(h.kept_bytes() > 0);
+        // Bad SQL still gets polars' own words.
+        let e = h.sql("SELECT nope FROM history", |lf| lf.collect());
+        let e = e.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("nope"), "{e}");
     }
 }

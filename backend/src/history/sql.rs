@@ -12,7 +12,7 @@ use sqlparser::parser::Parser;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use super::{History, is_part, level_column, scan_all};
+use super::{History, cache, is_part, level_column, node_type};
 
 /// The longest statement taken, bytes.
 pub const SQL_MAX: usize = 16 * 1024;
@@ -78,7 +78,14 @@ fn empty(cols: &[(&str, ColKind)]) -> PolarsResult<DataFrame> {
             ColKind::U64 => Column::new((*n).into(), Vec::<u64>::new()),
         })
         .collect();
-    DataFrame::new(0, columns)
+    let df = DataFrame::new(0, columns)?;
+    if df.schema().contains("node") {
+        df.lazy()
+            .with_column(col("node").cast(node_type()))
+            .collect()
+    } else {
+        Ok(df)
+    }
 }
 
 impl History {
@@ -97,25 +104,102 @@ impl History {
         out
     }
 
-    /// `table`'s parts as one lazy frame (empty with `cols` when none).
-    fn table(&self, table: &str, cols: &[(&str, ColKind)]) -> PolarsResult<LazyFrame> {
+    /// `table`'s parts as one lazy frame, with the columns `sql` may need
+    /// (empty with `cols` when there is no part).
+    fn table(
+        &self,
+        table: &str,
+        cols: &[(&str, ColKind)],
+        sql: &str,
+        ids: Ids,
+    ) -> PolarsResult<LazyFrame> {
         let files = self.all_files(table);
-        if files.is_empty() {
-            return Ok(empty(cols)?.lazy());
-        }
-        scan_all(&files)
+        let lf = if files.is_empty() {
+            empty(cols)?.lazy()
+        } else {
+            self.table_parts(&files, cols, sql)?
+        };
+        Ok(ids.apply(lf, &["node"]))
     }
 
-    /// The SQL tables: `history` (the `minutes` rows), `nodes` (the
-    /// registry without people), `zones`, `incidents`, `orders`.
-    pub fn sql_context(&self) -> PolarsResult<polars::sql::SQLContext> {
+    fn table_parts(
+        &self,
+        files: &[PathBuf],
+        cols: &[(&str, ColKind)],
+        sql: &str,
+    ) -> PolarsResult<LazyFrame> {
+        let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+        let columns: Vec<PlSmallStr> = match cache::wanted(sql, &names) {
+            // A query naming none of its columns (`count(*)`) still needs
+            // its rows: the smallest column carries them.
+            Some(w) if w.is_empty() => vec![names.get(1).copied().unwrap_or("node").into()],
+            Some(w) => w.into_iter().map(PlSmallStr::from).collect(),
+            None => names.into_iter().map(PlSmallStr::from).collect(),
+        };
+        self.cache.frame(files, &columns)
+    }
+
+    /// The SQL tables for `sql`: `history` (the `minutes` rows), `nodes`
+    /// (the registry without people), `zones`, `incidents`, `orders`.
+    fn sql_context(&self, sql: &str, ids: Ids) -> PolarsResult<polars::sql::SQLContext> {
         let ctx = polars::sql::SQLContext::new();
-        ctx.register("history", self.table("minutes", &tables::minutes())?);
-        ctx.register("nodes", self.registry_table.clone().lazy());
-        ctx.register("zones", self.table("zones", &tables::ZONES)?);
-        ctx.register("incidents", self.table("incidents", &tables::INCIDENTS)?);
-        ctx.register("orders", self.table("orders", &tables::ORDERS)?);
+        ctx.register(
+            "history",
+            self.table("minutes", &tables::minutes(), sql, ids)?,
+        );
+        ctx.register(
+            "nodes",
+            ids.apply(self.registry_table.clone().lazy(), &NODE_ID_COLUMNS),
+        );
+        ctx.register("zones", self.table("zones", &tables::ZONES, sql, ids)?);
+        ctx.register(
+            "incidents",
+            self.table("incidents", &tables::INCIDENTS, sql, ids)?,
+        );
+        ctx.register("orders", self.table("orders", &tables::ORDERS, sql, ids)?);
         Ok(ctx)
+    }
+
+    /// Runs `sql` through `run` (collect it, or ask its schema) over the
+    /// SQL tables with node ids as categoricals (joins and group-bys on
+    /// integers); a query that fails so (polars' string functions, `LIKE`
+    /// or `upper(node)`, take no categoricals) runs again over plain
+    /// strings, whose answer or error is the one told.
+    pub fn sql<T>(&self, sql: &str, run: impl Fn(LazyFrame) -> PolarsResult<T>) -> PolarsResult<T> {
+        let over = |ids| {
+            self.sql_context(sql, ids)
+                .and_then(|mut ctx| ctx.execute(sql))
+                .and_then(&run)
+        };
+        over(Ids::Dictionary).or_else(|_| over(Ids::Plain))
+    }
+}
+
+/// The registry table's columns holding node ids.
+const NODE_ID_COLUMNS: [&str; 5] = ["node", "parent", "street", "community", "grid"];
+
+/// How the SQL tables carry node ids.
+#[derive(Clone, Copy)]
+enum Ids {
+    /// As kept: categoricals.
+    Dictionary,
+    /// As plain strings.
+    Plain,
+}
+
+impl Ids {
+    /// `lf` with those of `columns` it has carrying ids this way.
+    fn apply(self, mut lf: LazyFrame, columns: &[&str]) -> LazyFrame {
+        let Ids::Plain = self else { return lf };
+        let Ok(schema) = lf.collect_schema() else {
+            return lf;
+        };
+        let casts: Vec<Expr> = columns
+            .iter()
+            .filter(|c| schema.contains(c))
+            .map(|c| col(*c).cast(DataType::String))
+            .collect();
+        lf.with_columns(casts)
     }
 }
 
@@ -137,7 +221,7 @@ pub(super) fn registry_table(reg: &Registry) -> PolarsResult<DataFrame> {
     };
     let idx: Vec<u32> = (0..reg.nodes.len() as u32).collect();
     let n = |i: &u32| reg.node(*i);
-    DataFrame::new(
+    let df = DataFrame::new(
         idx.len(),
         vec![
             Column::new(
@@ -193,7 +277,11 @@ pub(super) fn registry_table(reg: &Registry) -> PolarsResult<DataFrame> {
                     .collect::<Vec<_>>(),
             ),
         ],
-    )
+    )?;
+    // Node ids as the history tables have them (joins on integers).
+    df.lazy()
+        .with_columns(NODE_ID_COLUMNS.map(|c| col(c).cast(node_type())))
+        .collect()
 }
 
 #[cfg(test)]

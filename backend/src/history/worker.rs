@@ -101,10 +101,10 @@ fn work(h: &History, job: Job) -> Result<DataFrame, (u8, String)> {
             .and_then(crate::routes::query::with_time)
             .map_err(bad),
         Job::Sql { sql } => {
-            let mut ctx = h.sql_context().map_err(bad)?;
-            let df = ctx
-                .execute(&sql)
-                .and_then(|lf| super::collect_streaming(lf.limit(ROWS_MAX as IdxSize + 1)))
+            let df = h
+                .sql(&sql, |lf| {
+                    super::collect_streaming(lf.limit(ROWS_MAX as IdxSize + 1))
+                })
                 .map_err(bad)?;
             if df.height() > ROWS_MAX {
                 return Err((
@@ -115,12 +115,8 @@ fn work(h: &History, job: Job) -> Result<DataFrame, (u8, String)> {
             Ok(df)
         }
         Job::Schema { sql } => {
-            let mut ctx = h.sql_context().map_err(bad)?;
-            let schema = ctx
-                .execute(&sql)
-                .and_then(|mut lf| lf.collect_schema())
-                .map_err(bad)?;
-            Ok(DataFrame::empty_with_schema(&schema))
+            let schema = h.sql(&sql, |mut lf| lf.collect_schema()).map_err(bad)?;
+            Ok(super::plain_strings(DataFrame::empty_with_schema(&schema)))
         }
         Job::StateAt { node, before } => {
             let state: Vec<String> = h
@@ -152,7 +148,8 @@ pub fn main(args: &[OsString]) -> anyhow::Result<()> {
         },
     )?;
     let reg = gridwatch_runtime::registry::load(rest.first().map(std::path::Path::new))?;
-    let h = History::new(PathBuf::from(dir), &reg)?;
+    // Half the bound holds decoded columns, half runs the queries.
+    let h = History::new(PathBuf::from(dir), &reg)?.keep_decoded((bytes / 2) as usize);
     drop(reg);
     let mut out = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
@@ -163,7 +160,8 @@ pub fn main(args: &[OsString]) -> anyhow::Result<()> {
             Err(e) => Err((BAD, format!("the job: {e}"))),
         };
         let (status, payload) = match answer {
-            Ok(mut df) => {
+            Ok(df) => {
+                let mut df = super::plain_strings(df);
                 let mut buf = Vec::new();
                 match IpcWriter::new(&mut buf).finish(&mut df) {
                     Ok(()) => (OK, buf),
