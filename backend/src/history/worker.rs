@@ -11,9 +11,11 @@
 //! The worker is this binary run as `gridwatch-backend query-worker …`. It
 //! loads the registry and the history's tables once, then answers one job
 //! (a JSON line on stdin) after another: a status byte, a length (u64 LE)
-//! and an Arrow IPC frame (or the error's words) on stdout. [`Pool`] keeps
-//! [`RUNNING`](super::RUNNING) of them warm; one that was killed or died
-//! is replaced by a fresh one.
+//! and an Arrow IPC frame (or the error's words) on stdout. Half its
+//! memory bound holds the columns it has decoded ([`super::cache`]), so a
+//! worker answers faster the longer it lives. [`Pool`] keeps
+//! [`RUNNING`](super::RUNNING) of them warm (the last one used goes
+//! first); one that was killed or died is replaced by a fresh one.
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -280,6 +282,16 @@ impl Pool {
 
     /// Runs `job` in a worker within the bounds.
     pub async fn run(&self, job: &Job) -> Result<DataFrame, Failure> {
+        let ipc = self.run_ipc(job).await?;
+        IpcReader::new(Cursor::new(&ipc))
+            .finish()
+            .map_err(|e| Failure::Broken(format!("reading its answer: {e}")))
+    }
+
+    /// Runs `job` in a worker within the bounds: its answer as the worker
+    /// wrote it, an Arrow IPC file (passed on as is when that is what was
+    /// asked for).
+    pub async fn run_ipc(&self, job: &Job) -> Result<Vec<u8>, Failure> {
         let permit = tokio::time::timeout(self.within, self.gate.acquire())
             .await
             .map_err(|_| Failure::Busy)?
@@ -302,9 +314,7 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(w);
         let text = || String::from_utf8_lossy(&payload).to_string();
         match status {
-            OK => IpcReader::new(Cursor::new(&payload))
-                .finish()
-                .map_err(|e| Failure::Broken(format!("reading its answer: {e}"))),
+            OK => Ok(payload),
             ROWS => Err(Failure::TooManyRows(text())),
             _ => Err(Failure::Bad(text())),
         }

@@ -243,7 +243,7 @@ fn to_json(df: &DataFrame) -> serde_json::Value {
 
 /// The frame in `format`, with its content type and (for a download) a
 /// file name.
-pub fn render(mut df: DataFrame, format: Format, name: &str) -> Result<Response, ApiError> {
+fn render(mut df: DataFrame, format: Format, name: &str) -> Result<Response, ApiError> {
     let internal = |e: PolarsError| ApiError::Internal(format!("writing the answer: {e}"));
     let (body, ctype, ext) = match format {
         Format::Json => return Ok(Json(to_json(&df)).into_response()),
@@ -270,16 +270,10 @@ pub fn render(mut df: DataFrame, format: Format, name: &str) -> Result<Response,
         Format::Arrow => {
             let mut buf = Vec::new();
             IpcWriter::new(&mut buf).finish(&mut df).map_err(internal)?;
-            (buf, "application/vnd.apache.arrow.file", "arrow")
+            (buf, ARROW.0, ARROW.1)
         }
     };
-    let mut r = Response::new(Body::from(body));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{ext}\"")) {
-        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(r)
+    Ok(download(body, (ctype, ext), name))
 }
 
 /// Who may query history: analysts, admins, supervisors (in scope).
@@ -311,8 +305,40 @@ pub async fn get(
     let Query(p) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (q, format) = parse(p, &app.registry)?;
     may_query(&caller, &q.node)?;
-    let df = queries_of(&app)?
-        .run(&history::worker::Job::Query(q))
-        .await?;
-    render(df, format, "gridwatch-query")
+    answer(
+        &app,
+        &history::worker::Job::Query(q),
+        format,
+        "gridwatch-query",
+    )
+    .await
+}
+
+/// Runs `job` and answers in `format`: an Arrow answer is the worker's
+/// own IPC file, passed on without decoding it.
+pub async fn answer(
+    app: &AppState,
+    job: &history::worker::Job,
+    format: Format,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let pool = queries_of(app)?;
+    if let Format::Arrow = format {
+        return Ok(download(pool.run_ipc(job).await?, ARROW, name));
+    }
+    render(pool.run(job).await?, format, name)
+}
+
+/// The content type and extension of an Arrow IPC file.
+const ARROW: (&str, &str) = ("application/vnd.apache.arrow.file", "arrow");
+
+/// `body` as a download of `name`.
+fn download(body: Vec<u8>, (ctype, ext): (&'static str, &str), name: &str) -> Response {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{ext}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }

@@ -23,7 +23,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::history::sql::check;
 use crate::history::worker::Job;
-use crate::routes::query::{Format, may_query, queries_of, render};
+use crate::routes::query::{self, Format, may_query};
 
 /// The body.
 #[derive(Debug, Deserialize)]
@@ -72,6 +72,5 @@ async fn answer(app: &AppState, b: Body) -> Result<Response, ApiError> {
             )));
         }
     };
-    let df = queries_of(app)?.run(&Job::Sql { sql: b.sql }).await?;
-    render(df, format, "gridwatch-sql")
+    query::answer(app, &Job::Sql { sql: b.sql }, format, "gridwatch-sql").await
 }

@@ -73,6 +73,25 @@ pub async fn outside_and_bounds(sys: &System, want: &BTreeMap<String, u64>) -> R
         arrow == lines.trim(),
         "pyarrow read {arrow:?}, want {lines:?}"
     );
+    // As Arrow IPC (the worker's own file, passed on): the same, the
+    // street a plain string.
+    let file = sys.work.dir.path().join("per-street.arrow");
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/v1/sql", sys.port))
+        .bearer_auth(&acc.analyst.token)
+        .json(&serde_json::json!({ "sql": PER_STREET, "format": "arrow" }))
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "arrow export: {}", r.status());
+    std::fs::write(&file, r.bytes().await?)?;
+    let ipc = py(
+        "import pyarrow as pa, sys\nt = pa.ipc.open_file(sys.argv[1]).read_all()\nassert pa.types.is_string(t.schema.field('street').type) or pa.types.is_large_string(t.schema.field('street').type) or str(t.schema.field('street').type) == 'string_view', t.schema\nt = t.to_pydict()\nfor s, n in zip(t['street'], t['samples']): print(f'{s},{n}')",
+        &[&file.display().to_string()],
+    )?;
+    ensure!(
+        ipc == lines.trim(),
+        "pyarrow read the IPC file {ipc:?}, want {lines:?}"
+    );
 
     // A second backend on the same history, with the Postgres protocol on
     // a port of its own and tight bounds.
