@@ -258,11 +258,32 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// The section.
-pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
+pub async fn history(days: u32, reps: usize, keep: Option<&Path>, md: &mut String) -> Result<()> {
     let nats = Nats::start()?;
     let tmp = tempfile::tempdir()?;
-    let (data, logs) = (tmp.path().join("data"), tmp.path().join("logs"));
-    let (events, made_s) = make_history(&nats, days, &data, &logs).await?;
+    let logs = tmp.path().join("logs");
+    let data = keep.map_or_else(|| tmp.path().join("data"), Path::to_path_buf);
+    // What made the history: kept beside it, for a run that reuses it.
+    let made_file = data.join("bench-history.json");
+    let (events, made_s, reused) = match std::fs::read(&made_file) {
+        Ok(b) if keep.is_some() => {
+            let m: serde_json::Value = serde_json::from_slice(&b).context("bench-history.json")?;
+            ensure!(
+                m["days"].as_u64() == Some(u64::from(days)),
+                "{} holds {} days, not {days}",
+                data.display(),
+                m["days"]
+            );
+            let events = m["events"].as_u64().unwrap_or(0);
+            (events, m["made_s"].as_f64().unwrap_or(f64::NAN), true)
+        }
+        _ => {
+            let (events, made_s) = make_history(&nats, days, &data, &logs).await?;
+            let m = serde_json::json!({"days": days, "events": events, "made_s": made_s});
+            std::fs::write(&made_file, serde_json::to_vec(&m)?)?;
+            (events, made_s, false)
+        }
+    };
     let history = data.join("history");
     let port = procs::free_port()?;
     let backend = procs::backend_with_env(
@@ -377,9 +398,14 @@ pub async fn history(days: u32, reps: usize, md: &mut String) -> Result<()> {
     let states_bytes = super::dir_bytes(&history.join("states"));
     let files = parts(&history, "minutes", None).len();
     writeln!(md, "## History queries\n")?;
+    let made = if reused {
+        ", made by an earlier run of this bench (`--history-dir`) and queried again".to_string()
+    } else {
+        String::new()
+    };
     writeln!(
         md,
-        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest, published and ingested as fast as they go in {made_s:.0} s: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day; the last two days, still open to late events for 24 h, in parts); the `states` table (every state published, the last of each node's minute: in a replay this fast nearly every publish) {:.1} MB. Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process, on polars' streaming engine: `GET /api/v1/query` or `POST /api/v1/sql`; the worker keeps the columns it has decoded, node ids as categoricals, for the next queries — within half its memory bound — so after the warm-up it reads memory, while DuckDB reads the files each time). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `to_arrow_table()`. Median of {reps} after one warm-up each, same run. Both answers checked equal first: the same rows, the same sum of the last column.\n",
+        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest{made}, published and ingested as fast as they go in {made_s:.0} s: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day; the last two days, still open to late events for 24 h, in parts); the `states` table (every state published, the last of each node's minute: in a replay this fast nearly every publish) {:.1} MB. Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process, on polars' streaming engine: `GET /api/v1/query` or `POST /api/v1/sql`; the worker keeps the columns it has decoded, node ids as categoricals, for the next queries — within half its memory bound — so after the warm-up it reads memory, while DuckDB reads the files each time). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `to_arrow_table()`. Median of {reps} after one warm-up each, same run. Both answers checked equal first: the same rows, the same sum of the last column.\n",
         minutes_bytes as f64 / 1e6,
         states_bytes as f64 / 1e6,
         version

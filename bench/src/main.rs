@@ -108,6 +108,10 @@ struct Args {
     /// Repetitions of each analyst query (after one warm-up).
     #[arg(long, default_value_t = 5)]
     history_reps: usize,
+    /// A data dir for the analyst queries' history: made there and kept if
+    /// it has none, else reused (made by an earlier run; ~35 minutes saved).
+    #[arg(long)]
+    history_dir: Option<PathBuf>,
     /// Where to write the results.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
@@ -706,7 +710,13 @@ async fn main() -> Result<()> {
     }
     if on("history") {
         let mut section = String::new();
-        history::history(args.history_days, args.history_reps, &mut section).await?;
+        history::history(
+            args.history_days,
+            args.history_reps,
+            args.history_dir.as_deref(),
+            &mut section,
+        )
+        .await?;
         if args.only.len() == 1 {
             // Alone: the section replaces its namesake in the results
             // (the other sections stay as their runs wrote them).

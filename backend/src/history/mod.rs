@@ -228,40 +228,27 @@ impl History {
                 .gt_eq(lit(q.from))
                 .and(col("minute").lt(lit(q.to))),
         );
-        // Under the node asked: its micro-grids (an inner join on the
-        // ids, integers both sides).
-        if let Some(l) = Level::from_depth(node_depth(&q.node)).filter(|l| l.depth() > 0) {
-            let under = self
-                .nodes
-                .clone()
-                .lazy()
-                .filter(col(level_column(l)).eq(lit(q.node.clone())))
-                .select([col("node")]);
-            lf = lf.join(
-                under,
-                [col("node")],
-                [col("node")],
-                JoinArgs::new(JoinType::Inner),
-            );
-        }
         if let Some(z) = q.zone {
             lf = lf.filter(col("zone").eq(lit(z.as_str())));
         }
         let bucket =
             (col("minute") - ((col("minute") + lit(LOCAL_OFFSET_MIN)) % lit(k))).alias("bucket");
-        // By micro-grid first, then the few groups left meet the registry
-        // for their level (the join runs on those, not on every row).
+        // Each row meets the registry for its level, only the micro-grids
+        // under the node asked: a join on the ids' integer codes; then the
+        // few groups of (bucket, level) sum.
+        let mut reg = self.nodes.clone().lazy();
+        if let Some(l) = Level::from_depth(node_depth(&q.node)).filter(|l| l.depth() > 0) {
+            reg = reg.filter(col(level_column(l)).eq(lit(q.node.clone())));
+        }
         let sums: Vec<Expr> = q.metrics.iter().map(|m| col(m.as_str()).sum()).collect();
         let lf = lf
-            .with_column(bucket)
-            .group_by([col("bucket"), col("node")])
-            .agg(sums.clone())
             .join(
-                self.nodes.clone().lazy().select([col("node"), col(group)]),
+                reg.select([col("node"), col(group)]),
                 [col("node")],
                 [col("node")],
                 JoinArgs::new(JoinType::Inner),
             )
+            .with_column(bucket)
             .group_by([col("bucket"), col(group)])
             .agg(sums)
             .sort(["bucket", group], SortMultipleOptions::default());
