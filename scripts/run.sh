@@ -28,7 +28,7 @@ if [ "${1:-}" = "--speed" ]; then SPEED="${2:?--speed needs a factor}"; fi
 log() { printf '\033[1;34m[run]\033[0m %s\n' "$*"; }
 
 # The dev profile (opt-level 1) shares the test build; GRIDWATCH_PROFILE=release
-# for full speed (a cold release build takes ~12 minutes on 2 cores).
+# for full speed (a cold release build, fat LTO, takes ~27 minutes on 2 cores).
 PROFILE="${GRIDWATCH_PROFILE:-dev}"
 log "building ($PROFILE)"
 bash scripts/build-frontend.sh

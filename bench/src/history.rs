@@ -399,7 +399,7 @@ pub async fn history(days: u32, reps: usize, keep: Option<&Path>, md: &mut Strin
     let files = parts(&history, "minutes", None).len();
     writeln!(md, "## History queries\n")?;
     let made = if reused {
-        ", made by an earlier run of this bench (`--history-dir`) and queried again".to_string()
+        " (made by an earlier run of this bench and kept: `--history-dir`)".to_string()
     } else {
         String::new()
     };
