@@ -27,17 +27,21 @@ fn part(dir: &Path, day: &str, rows: &[(&str, i64, &str, u64)]) {
     ParquetWriter::new(f).finish(&mut df).expect("write");
 }
 
-#[test]
-fn a_query_sums_by_bucket_and_level_with_its_filters() {
-    let reg = gridwatch_runtime::registry::load(None).expect("registry");
-    let dir = tempfile::tempdir().expect("dir");
-    let mgs: Vec<String> = reg
-        .microgrids
+/// Two micro-grids of the Daqi street.
+fn daqi_microgrids(reg: &gridwatch_model::Registry) -> Vec<String> {
+    reg.microgrids
         .iter()
         .map(|&m| reg.node(m).id.to_string())
         .filter(|n| n.starts_with("beilun/daqi/"))
         .take(2)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_query_sums_by_bucket_and_level_with_its_filters() {
+    let reg = gridwatch_runtime::registry::load(None).expect("registry");
+    let dir = tempfile::tempdir().expect("dir");
+    let mgs = daqi_microgrids(&reg);
     let nine = 1_665_795_600 / 60; // 2022-10-15 09:00 local
     part(
         dir.path(),
@@ -93,13 +97,7 @@ fn a_query_sums_by_bucket_and_level_with_its_filters() {
 fn sql_joins_groups_and_string_functions_over_node_ids_as_strings() {
     let reg = gridwatch_runtime::registry::load(None).expect("registry");
     let dir = tempfile::tempdir().expect("dir");
-    let mgs: Vec<String> = reg
-        .microgrids
-        .iter()
-        .map(|&m| reg.node(m).id.to_string())
-        .filter(|n| n.starts_with("beilun/daqi/"))
-        .take(2)
-        .collect();
+    let mgs = daqi_microgrids(&reg);
     let nine = 1_665_795_600 / 60;
     part(
         dir.path(),

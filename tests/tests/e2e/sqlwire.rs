@@ -44,21 +44,27 @@ fn psql(port: u16, user: &str, password: &str, sql: &str) -> Result<(bool, Strin
     ))
 }
 
+/// `PER_STREET` answered in `format`, saved to a file.
+async fn export(sys: &System, token: &str, format: &str) -> Result<std::path::PathBuf> {
+    let file = sys.work.dir.path().join(format!("per-street.{format}"));
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/v1/sql", sys.port))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "sql": PER_STREET, "format": format }))
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "{format} export: {}", r.status());
+    std::fs::write(&file, r.bytes().await?)?;
+    Ok(file)
+}
+
 /// `want`: each street's samples as the raw events add up.
 pub async fn outside_and_bounds(sys: &System, want: &BTreeMap<String, u64>) -> Result<()> {
     let acc = sys.nats.accounts()?.clone();
     let lines: String = want.iter().map(|(s, n)| format!("{s},{n}\n")).collect();
 
     // The SQL answer as Parquet, read by DuckDB and by pyarrow.
-    let file = sys.work.dir.path().join("per-street.parquet");
-    let r = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/api/v1/sql", sys.port))
-        .bearer_auth(&acc.analyst.token)
-        .json(&serde_json::json!({ "sql": PER_STREET, "format": "parquet" }))
-        .send()
-        .await?;
-    ensure!(r.status() == 200, "parquet export: {}", r.status());
-    std::fs::write(&file, r.bytes().await?)?;
+    let file = export(sys, &acc.analyst.token, "parquet").await?;
     let f = file.display().to_string();
     let duck = py(
         "import duckdb, sys\nfor s, n in duckdb.sql(f\"SELECT street, sum(samples) FROM read_parquet('{sys.argv[1]}') GROUP BY street ORDER BY street\").fetchall(): print(f'{s},{n}')",
@@ -75,15 +81,7 @@ pub async fn outside_and_bounds(sys: &System, want: &BTreeMap<String, u64>) -> R
     );
     // As Arrow IPC (the worker's own file, passed on): the same, the
     // street a plain string.
-    let file = sys.work.dir.path().join("per-street.arrow");
-    let r = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/api/v1/sql", sys.port))
-        .bearer_auth(&acc.analyst.token)
-        .json(&serde_json::json!({ "sql": PER_STREET, "format": "arrow" }))
-        .send()
-        .await?;
-    ensure!(r.status() == 200, "arrow export: {}", r.status());
-    std::fs::write(&file, r.bytes().await?)?;
+    let file = export(sys, &acc.analyst.token, "arrow").await?;
     let ipc = py(
         "import pyarrow as pa, sys\nt = pa.ipc.open_file(sys.argv[1]).read_all()\nassert pa.types.is_string(t.schema.field('street').type) or pa.types.is_large_string(t.schema.field('street').type) or str(t.schema.field('street').type) == 'string_view', t.schema\nt = t.to_pydict()\nfor s, n in zip(t['street'], t['samples']): print(f'{s},{n}')",
         &[&file.display().to_string()],
