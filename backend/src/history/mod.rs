@@ -25,6 +25,7 @@ pub const STREAMING_FROM_DAYS: i64 = 2;
 
 pub mod cache;
 pub mod past;
+mod plan;
 pub mod sql;
 pub mod worker;
 

@@ -169,6 +169,7 @@ impl History {
         let over = |ids| {
             self.sql_context(sql, ids)
                 .and_then(|mut ctx| ctx.execute(sql))
+                .map(super::plan::one_reduction_sums)
                 .and_then(&run)
         };
         over(Ids::Dictionary).or_else(|_| over(Ids::Plain))
