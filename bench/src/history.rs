@@ -125,9 +125,10 @@ fn queries(days: i64) -> Vec<Q> {
     ]
 }
 
-/// DuckDB's side: each query once to warm, then `reps` times; prints a
-/// JSON line per query: times (s), rows, and the sum of its last column
-/// (to check that both sides answered the same).
+/// DuckDB's side: each query once to warm (a JSON line per query: its
+/// rows and the sum of its last column, to check that both sides answer
+/// the same), then, for each line `i` on stdin, query `i` once: a JSON
+/// line with its time (s).
 const DUCKDB: &str = r#"
 import duckdb, json, sys, time
 import pyarrow.compute as pc
@@ -136,17 +137,63 @@ print(json.dumps({"version": duckdb.__version__}), flush=True)
 con = duckdb.connect()
 con.execute("SET threads = 2")
 con.execute(f"CREATE TABLE nodes AS SELECT * FROM read_parquet('{spec['nodes']}')")
-for q in spec['queries']:
-    sql = q.replace('{m}', repr(spec['minutes'])).replace('{o}', repr(spec['orders'])).replace('{day}', repr(spec['day']))
+sqls = [q.replace('{m}', repr(spec['minutes'])).replace('{o}', repr(spec['orders'])).replace('{day}', repr(spec['day'])) for q in spec['queries']]
+for sql in sqls:
     last = con.sql(sql).to_arrow_table()
     total = pc.sum(last.column(last.num_columns - 1)).as_py() or 0
-    times = []
-    for _ in range(spec['reps']):
-        t = time.perf_counter()
-        rows = con.sql(sql).to_arrow_table().num_rows
-        times.append(time.perf_counter() - t)
-    print(json.dumps({"times": times, "rows": rows, "sum": float(total)}), flush=True)
+    print(json.dumps({"rows": last.num_rows, "sum": float(total)}), flush=True)
+for line in sys.stdin:
+    t = time.perf_counter()
+    con.sql(sqls[int(line)]).to_arrow_table()
+    print(json.dumps({"t": time.perf_counter() - t}), flush=True)
 "#;
+
+/// DuckDB in a Python process of its own, asked one query at a time.
+struct Duck {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Duck {
+    fn start(spec: &Path) -> Result<Duck> {
+        let mut child = tokio::process::Command::new(procs::python())
+            .arg("-c")
+            .arg(DUCKDB)
+            .arg(spec)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("running python (DuckDB, pyarrow from scripts/setup.sh)")?;
+        let stdin = child.stdin.take().context("python's stdin")?;
+        let stdout = child.stdout.take().context("python's stdout")?;
+        let lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        Ok(Duck {
+            child,
+            stdin,
+            lines,
+        })
+    }
+
+    /// Its next line, as JSON.
+    async fn line(&mut self) -> Result<serde_json::Value> {
+        let l = tokio::time::timeout(Duration::from_secs(600), self.lines.next_line())
+            .await
+            .context("DuckDB took over 10 minutes")??
+            .context("DuckDB's side ended early (its stderr is above)")?;
+        serde_json::from_str(&l).with_context(|| format!("DuckDB's side said {l:?}"))
+    }
+
+    /// Runs query `i` once: its time in seconds.
+    async fn time(&mut self, i: usize) -> Result<f64> {
+        use tokio::io::AsyncWriteExt as _;
+        self.stdin.write_all(format!("{i}\n").as_bytes()).await?;
+        self.stdin.flush().await?;
+        let v = self.line().await?;
+        v["t"].as_f64().context("DuckDB: no time")
+    }
+}
 
 /// The history of `days` simulated days, through gridwatch-ingest.
 /// Returns the events and the seconds from the first publish to the last
@@ -319,9 +366,35 @@ pub async fn history(days: u32, reps: usize, keep: Option<&Path>, md: &mut Strin
         };
         req.bearer_auth(&token).send()
     };
-    let mut gw: Vec<(f64, usize, f64)> = Vec::new();
-    for q in &qs {
-        // Rows, from a CSV answer (not timed).
+    let spec = serde_json::json!({
+        "nodes": nodes.display().to_string(),
+        "minutes": parts(&history, "minutes", None),
+        "orders": parts(&history, "orders", None),
+        "day": parts(&history, "minutes", Some(&one_day(i64::from(days)).1)),
+        "queries": qs.iter().map(|q| q.duckdb.clone()).collect::<Vec<_>>(),
+    });
+    let spec_file = tmp.path().join("duckdb.json");
+    std::fs::write(&spec_file, serde_json::to_vec(&spec)?)?;
+    let mut duck = Duck::start(&spec_file)?;
+    let version = duck.line().await?["version"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    let mut duck_answers = Vec::new();
+    for _ in &qs {
+        let v = duck.line().await?;
+        duck_answers.push((
+            v["rows"].as_u64().unwrap_or(0) as usize,
+            v["sum"].as_f64().unwrap_or(f64::NAN),
+        ));
+    }
+    // Per query: Gridwatch's answer checked against DuckDB's (timing two
+    // different answers would mean nothing), a warm-up, then the reps
+    // interleaved — Gridwatch then DuckDB, DuckDB then Gridwatch — so
+    // that the drift of a shared machine falls on both alike.
+    let mut gw: Vec<(f64, usize)> = Vec::new();
+    let mut dk: Vec<f64> = Vec::new();
+    for (i, (q, (drows, dsum))) in qs.iter().zip(&duck_answers).enumerate() {
         let r = ask(q, "csv").await?;
         let status = r.status();
         let text = r.text().await?;
@@ -333,66 +406,31 @@ pub async fn history(days: u32, reps: usize, keep: Option<&Path>, md: &mut Strin
         );
         let rows = text.lines().count().saturating_sub(1);
         let sum = last_column_sum(&text);
+        ensure!(
+            rows == *drows && (sum - dsum).abs() <= 1e-9 * sum.abs().max(1.0),
+            "{}: Gridwatch {rows} rows summing to {sum}, DuckDB {drows} rows summing to {dsum}",
+            q.what
+        );
         ask(q, "arrow").await?.bytes().await?;
-        let mut times = Vec::new();
-        for _ in 0..reps {
+        let (mut gt, mut dt) = (Vec::new(), Vec::new());
+        for rep in 0..reps {
+            if rep % 2 == 1 {
+                dt.push(duck.time(i).await?);
+            }
             let t = Instant::now();
             let r = ask(q, "arrow").await?;
             ensure!(r.status() == 200, "{}: {}", q.what, r.status());
             r.bytes().await?;
-            times.push(t.elapsed().as_secs_f64());
+            gt.push(t.elapsed().as_secs_f64());
+            if rep % 2 == 0 {
+                dt.push(duck.time(i).await?);
+            }
         }
-        gw.push((median(&mut times), rows, sum));
+        gw.push((median(&mut gt), rows));
+        dk.push(median(&mut dt));
     }
-    let spec = serde_json::json!({
-        "nodes": nodes.display().to_string(),
-        "minutes": parts(&history, "minutes", None),
-        "orders": parts(&history, "orders", None),
-        "day": parts(&history, "minutes", Some(&one_day(i64::from(days)).1)),
-        "reps": reps,
-        "queries": qs.iter().map(|q| q.duckdb.clone()).collect::<Vec<_>>(),
-    });
-    let spec_file = tmp.path().join("duckdb.json");
-    std::fs::write(&spec_file, serde_json::to_vec(&spec)?)?;
-    let out =
-        procs::python_run(DUCKDB, &[&spec_file.display().to_string()]).context("DuckDB's side")?;
-    let answers: Vec<serde_json::Value> = out
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .collect();
-    let version = answers
-        .first()
-        .and_then(|v| v["version"].as_str())
-        .unwrap_or("?")
-        .to_string();
-    let duck: Vec<(f64, usize, f64)> = answers
-        .iter()
-        .skip(1)
-        .map(|v| {
-            let mut t: Vec<f64> = v["times"]
-                .as_array()
-                .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-                .unwrap_or_default();
-            (
-                median(&mut t),
-                v["rows"].as_u64().unwrap_or(0) as usize,
-                v["sum"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect();
-    ensure!(
-        duck.len() == qs.len(),
-        "duckdb answered {} queries",
-        duck.len()
-    );
-    // Timing two different answers would mean nothing.
-    for ((q, (_, rows, sum)), (_, drows, dsum)) in qs.iter().zip(&gw).zip(&duck) {
-        ensure!(
-            rows == drows && (sum - dsum).abs() <= 1e-9 * sum.abs().max(1.0),
-            "{}: Gridwatch {rows} rows summing to {sum}, DuckDB {drows} rows summing to {dsum}",
-            q.what
-        );
-    }
+    drop(duck.stdin);
+    let _ = duck.child.wait().await;
 
     let minutes_bytes = super::dir_bytes(&history.join("minutes"));
     let states_bytes = super::dir_bytes(&history.join("states"));
@@ -405,7 +443,7 @@ pub async fn history(days: u32, reps: usize, keep: Option<&Path>, md: &mut Strin
     };
     writeln!(
         md,
-        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest{made}, published and ingested as fast as they go in {made_s:.0} s: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day; the last two days, still open to late events for 24 h, in parts); the `states` table (every state published, the last of each node's minute: in a replay this fast nearly every publish) {:.1} MB. Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process, on polars' streaming engine: `GET /api/v1/query` or `POST /api/v1/sql`; the worker keeps the columns it has decoded, node ids as categoricals, for the next queries — within half its memory bound — so after the warm-up it reads memory, while DuckDB reads the files each time). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `to_arrow_table()`. Median of {reps} after one warm-up each, same run. Both answers checked equal first: the same rows, the same sum of the last column.\n",
+        "{days} simulated days from 2022-10-15 ({events} events) through gridwatch-ingest{made}, published and ingested as fast as they go in {made_s:.0} s: the `minutes` table is {files} Parquet files, {:.1} MB (one per closed day; the last two days, still open to late events for 24 h, in parts); the `states` table (every state published, the last of each node's minute: in a replay this fast nearly every publish) {:.1} MB. Gridwatch: over HTTP on this machine (the answer as Arrow IPC, fully read; the query in a worker process, on polars' streaming engine: `GET /api/v1/query` or `POST /api/v1/sql`; the worker keeps the columns it has decoded, node ids as categoricals, for the next queries — within half its memory bound — so after the warm-up it reads memory, while DuckDB reads the files each time). DuckDB {}: in process (Python), the same files, `SET threads = 2`, the registry table in memory, `to_arrow_table()`. Both answers checked equal first: the same rows, the same sum of the last column. Then one warm-up each and {reps} reps, the two sides interleaved rep by rep (Gridwatch then DuckDB, then the other way round), so that the drift of this shared machine falls on both alike; the median of each.\n",
         minutes_bytes as f64 / 1e6,
         states_bytes as f64 / 1e6,
         version
@@ -415,7 +453,7 @@ pub async fn history(days: u32, reps: usize, keep: Option<&Path>, md: &mut Strin
         "| query | rows (both) | Gridwatch, ms | DuckDB, ms | ratio |"
     )?;
     writeln!(md, "|---|---|---|---|---|")?;
-    for ((q, (g, rows, _)), (d, _, _)) in qs.iter().zip(&gw).zip(&duck) {
+    for ((q, (g, rows)), d) in qs.iter().zip(&gw).zip(&dk) {
         writeln!(
             md,
             "| {} | {rows} | {:.1} | {:.1} | {:.2} |",

@@ -243,12 +243,8 @@ impl History {
         }
         let sums: Vec<Expr> = q.metrics.iter().map(|m| col(m.as_str()).sum()).collect();
         let lf = lf
-            .join(
-                reg.select([col("node"), col(group)]),
-                [col("node")],
-                [col("node")],
-                JoinArgs::new(JoinType::Inner),
-            )
+            .with_column(level_of(reg, group)?)
+            .filter(col(group).is_not_null())
             .with_column(bucket)
             .group_by([col("bucket"), col(group)])
             .agg(sums)
@@ -296,6 +292,29 @@ pub(super) fn collect_streaming(lf: LazyFrame) -> PolarsResult<DataFrame> {
         Ok(Err(e)) => Err(e),
         Err(_) => lf.collect(),
     }
+}
+
+/// The node of level column `group` each history row falls under, from
+/// the micro-grids of `reg` (null for a micro-grid not in it): what a join
+/// with `reg` gives, as one gather by the micro-grid id's code in the
+/// global dictionary (the join's hash probes were a third of the query).
+fn level_of(reg: LazyFrame, group: &str) -> PolarsResult<Expr> {
+    let reg = reg.select([col("node"), col(group)]).collect()?;
+    let codes = reg.column("node")?.to_physical_repr();
+    let codes = codes.u32()?;
+    // At least one entry (null), so that an empty registry gathers nulls.
+    let mut row: Vec<Option<IdxSize>> = vec![None; codes.max().map_or(1, |m| m as usize + 1)];
+    for (i, c) in codes.iter().enumerate() {
+        if let Some(slot) = c.and_then(|c| row.get_mut(c as usize)) {
+            *slot = Some(i as IdxSize);
+        }
+    }
+    let by_code = reg
+        .column(group)?
+        .take(&IdxCa::from_iter_options("row".into(), row.into_iter()))?;
+    Ok(lit(by_code.as_materialized_series().clone())
+        .gather(col("node").to_physical(), true)
+        .alias(group))
 }
 
 /// The type node ids are kept and joined as: a categorical (one global

@@ -91,6 +91,21 @@ fn a_query_sums_by_bucket_and_level_with_its_filters() {
     q.zone = None;
     q.node = "beilun/xinqi".into();
     assert_eq!(h.run(&q).expect("run").height(), 0);
+    // Each micro-grid its own row, under the street asked; a node with no
+    // micro-grid (not in the registry) has none.
+    q.level = Level::Microgrid;
+    q.node = "beilun/daqi".into();
+    q.bucket = Bucket::H1;
+    let df = plain_strings(h.run(&q).expect("run"));
+    let got: Vec<Option<&str>> = df
+        .column("microgrid")
+        .and_then(|c| c.str())
+        .expect("str")
+        .iter()
+        .collect();
+    assert_eq!(got, [Some(mgs[0].as_str()), Some(mgs[1].as_str())]);
+    q.node = "beilun/nowhere".into();
+    assert_eq!(h.run(&q).expect("run").height(), 0);
 }
 
 #[test]
