@@ -203,6 +203,17 @@ async fn act(
     a: Action,
 ) -> Result<Answer, ApiError> {
     let id = a.event.id.clone();
+    // The audit record of this action, with what became of it.
+    let audited = |what: &str| {
+        record(
+            &caller.name,
+            Some(caller.role.as_str()),
+            peer,
+            &a.name,
+            Some(&a.item),
+            what,
+        )
+    };
     let mut known = outcome(app, &id).await?;
     if known == Outcome::Unknown {
         let published = app
@@ -225,15 +236,7 @@ async fn act(
             }
         };
         if acked.is_none() {
-            let r = record(
-                &caller.name,
-                Some(caller.role.as_str()),
-                peer,
-                &a.name,
-                Some(&a.item),
-                "not stored",
-            );
-            app.audit.record(r).await;
+            app.audit.record(audited("not stored")).await;
             return Err(ApiError::Unavailable(
                 "the action could not be stored: send it again (the same key counts once)".into(),
             ));
@@ -252,15 +255,7 @@ async fn act(
         Outcome::Unknown => "pending".to_string(),
         Outcome::Rejected { reason, detail } => format!("rejected: {reason}: {detail}"),
     };
-    let r = record(
-        &caller.name,
-        Some(caller.role.as_str()),
-        peer,
-        &a.name,
-        Some(&a.item),
-        &said,
-    );
-    app.audit.record(r).await;
+    app.audit.record(audited(&said)).await;
     let answer = |status: StatusCode, s: &str| {
         Ok((
             status,
