@@ -234,9 +234,9 @@ impl History {
         }
         let bucket =
             (col("minute") - ((col("minute") + lit(LOCAL_OFFSET_MIN)) % lit(k))).alias("bucket");
-        // Each row meets the registry for its level, only the micro-grids
-        // under the node asked: a join on the ids' integer codes; then the
-        // few groups of (bucket, level) sum.
+        // Each row gets its node at the level (null outside the node asked:
+        // dropped) by `level_of`'s gather; then the few groups of (bucket,
+        // level) sum.
         let mut reg = self.nodes.clone().lazy();
         if let Some(l) = Level::from_depth(node_depth(&q.node)).filter(|l| l.depth() > 0) {
             reg = reg.filter(col(level_column(l)).eq(lit(q.node.clone())));
